@@ -55,12 +55,12 @@ type Result struct {
 }
 
 // Shorthands for authenticators.
-func Succeeded() Result                     { return Result{Status: Success} }
-func Skipped() Result                       { return Result{Status: Attempted} }
-func Show(page string, data any) Result     { return Result{Status: Challenge, Page: page, Data: data} }
-func Fail(userMessage string) Result        { return Result{Status: Failed, Message: userMessage} }
-func ForkTo(flow string) Result             { return Result{Status: Fork, Fork: flow} }
-func (r Result) String() string             { return r.Status.String() }
+func Succeeded() Result                 { return Result{Status: Success} }
+func Skipped() Result                   { return Result{Status: Attempted} }
+func Show(page string, data any) Result { return Result{Status: Challenge, Page: page, Data: data} }
+func Fail(userMessage string) Result    { return Result{Status: Failed, Message: userMessage} }
+func ForkTo(flow string) Result         { return Result{Status: Fork, Fork: flow} }
+func (r Result) String() string         { return r.Status.String() }
 
 // Authenticator is one login step. A non-nil error is an infrastructure
 // fault (database, mail): the server answers 500 and logs it.

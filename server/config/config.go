@@ -1,0 +1,365 @@
+// Package config loads and validates realm.yaml: the realm's whole
+// configuration. Every error names the file, the line and the field.
+package config
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"net/mail"
+	"net/url"
+	"os"
+	"reflect"
+	"regexp"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"latchkey/flows"
+)
+
+// Config is realm.yaml. The yaml keys are a contract: extend, never rename.
+type Config struct {
+	Realm    string                    `yaml:"realm"`
+	Server   Server                    `yaml:"server"`
+	Database Database                  `yaml:"database"`
+	SMTP     SMTP                      `yaml:"smtp"`
+	Tokens   Tokens                    `yaml:"tokens"`
+	Sessions Sessions                  `yaml:"sessions"`
+	Clients  []Client                  `yaml:"clients"`
+	Flows    map[string][]ExecutionDef `yaml:"flows"`
+	Bindings map[string]string         `yaml:"bindings"`
+	Users    []User                    `yaml:"users"`
+	Branding Branding                  `yaml:"branding"`
+
+	// FlowDefs are the flows, resolved against the authenticator registry.
+	FlowDefs map[string]*flows.Flow `yaml:"-"`
+	// File is the path the config was read from.
+	File string `yaml:"-"`
+}
+
+// Server is where Latchkey listens and how it is reached.
+type Server struct {
+	Listen    string `yaml:"listen"`
+	PublicURL string `yaml:"publicURL"`
+	// CookieSecret signs and encrypts cookies. Empty: generated once and
+	// kept in the database (one node); set it when running several nodes.
+	CookieSecret string `yaml:"cookieSecret"`
+}
+
+// Database selects the store.
+type Database struct {
+	Driver          string   `yaml:"driver"`
+	DSN             string   `yaml:"dsn"`
+	MaxOpenConns    int      `yaml:"maxOpenConns"`
+	MaxIdleConns    int      `yaml:"maxIdleConns"`
+	ConnMaxLifetime Duration `yaml:"connMaxLifetime"`
+}
+
+// SMTP is the outgoing mail server. An empty Host selects the development sink.
+type SMTP struct {
+	Host     string `yaml:"host"`
+	Port     int    `yaml:"port"`
+	TLS      string `yaml:"tls"`
+	Username string `yaml:"username"`
+	Password string `yaml:"password"`
+	From     string `yaml:"from"`
+}
+
+// Tokens sets token lifetimes and the signing algorithm.
+type Tokens struct {
+	AccessTokenTTL       Duration `yaml:"accessTokenTTL"`
+	IDTokenTTL           Duration `yaml:"idTokenTTL"`
+	RefreshTokenTTL      Duration `yaml:"refreshTokenTTL"`
+	AuthorizationCodeTTL Duration `yaml:"authorizationCodeTTL"`
+	SigningAlgorithm     string   `yaml:"signingAlgorithm"`
+}
+
+// Sessions sets browser session lifetimes.
+type Sessions struct {
+	// AuthSessionTTL bounds one login attempt (it must outlive its emailed links).
+	AuthSessionTTL Duration `yaml:"authSessionTTL"`
+	// SSOSessionTTL is how long a login is remembered for single sign-on.
+	SSOSessionTTL Duration `yaml:"ssoSessionTTL"`
+}
+
+// Client is a relying party.
+type Client struct {
+	ClientID               string   `yaml:"clientId"`
+	Name                   string   `yaml:"name"`
+	Secret                 string   `yaml:"secret"` // empty: public client, PKCE S256 required
+	RedirectURIs           []string `yaml:"redirectUris"`
+	PostLogoutRedirectURIs []string `yaml:"postLogoutRedirectUris"`
+	Scopes                 []string `yaml:"scopes"`
+}
+
+// Public reports whether the client has no secret.
+func (c Client) Public() bool { return c.Secret == "" }
+
+// ExecutionDef is one execution as written in realm.yaml.
+type ExecutionDef struct {
+	Authenticator string         `yaml:"authenticator"`
+	Flow          string         `yaml:"flow"`
+	Requirement   string         `yaml:"requirement"`
+	Executions    []ExecutionDef `yaml:"executions"`
+	Config        yaml.Node      `yaml:"config"`
+}
+
+// User is an account created at start when missing.
+type User struct {
+	Email           string   `yaml:"email"`
+	FirstName       string   `yaml:"firstName"`
+	LastName        string   `yaml:"lastName"`
+	EmailVerified   bool     `yaml:"emailVerified"`
+	Disabled        bool     `yaml:"disabled"`
+	PasswordHash    string   `yaml:"passwordHash"` // bcrypt; or set with `latchkey users set-password`
+	RequiredActions []string `yaml:"requiredActions"`
+}
+
+// Branding is how the hosted pages look.
+type Branding struct {
+	DisplayName  string `yaml:"displayName"`
+	PrimaryColor string `yaml:"primaryColor"`
+	// ThemeDir holds templates/ and static/ files that override the built-in ones by name.
+	ThemeDir string `yaml:"themeDir"`
+}
+
+// Issuer is the realm's OIDC issuer URL.
+func (c *Config) Issuer() string { return c.Server.PublicURL + "/realms/" + c.Realm }
+
+// Client returns the client with id.
+func (c *Config) Client(id string) (Client, bool) {
+	for _, cl := range c.Clients {
+		if cl.ClientID == id {
+			return cl, true
+		}
+	}
+	return Client{}, false
+}
+
+func defaults() Config {
+	return Config{
+		Server:   Server{Listen: "127.0.0.1:8080", PublicURL: "http://localhost:8080"},
+		Database: Database{Driver: "sqlite", DSN: "latchkey.db", MaxOpenConns: 16, MaxIdleConns: 16, ConnMaxLifetime: Duration(30 * time.Minute)},
+		SMTP:     SMTP{Port: 587, TLS: "starttls"},
+		Tokens: Tokens{
+			AccessTokenTTL: Duration(5 * time.Minute), IDTokenTTL: Duration(5 * time.Minute),
+			RefreshTokenTTL: Duration(720 * time.Hour), AuthorizationCodeTTL: Duration(time.Minute),
+			SigningAlgorithm: "RS256",
+		},
+		Sessions: Sessions{AuthSessionTTL: Duration(time.Hour), SSOSessionTTL: Duration(10 * time.Hour)},
+	}
+}
+
+// Options looks up an authenticator's config schema by id.
+type Options func(authenticator string) ([]flows.Option, bool)
+
+// FromRegistry adapts a registry for validation.
+func FromRegistry(r flows.Registry) Options {
+	return func(id string) ([]flows.Option, bool) {
+		f, ok := r.Lookup(id)
+		if !ok {
+			return nil, false
+		}
+		return f.Options(), true
+	}
+}
+
+// Load reads, expands and validates the file. Errors are of type Errors.
+func Load(path string, opts Options) (*Config, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	return Parse(path, raw, opts)
+}
+
+// Parse is Load for bytes already read; file names the source in errors.
+func Parse(file string, raw []byte, opts Options) (*Config, error) {
+	var root yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	if err := dec.Decode(&root); err != nil {
+		return nil, Errors{fmt.Sprintf("%s: %s", file, strings.TrimPrefix(err.Error(), "yaml: "))}
+	}
+	if len(root.Content) == 0 {
+		return nil, Errors{fmt.Sprintf("%s:1: the file is empty", file)}
+	}
+	d := &decoder{file: file, lines: map[string]int{}}
+	d.expandEnv(&root, "")
+	cfg := defaults()
+	d.decode(root.Content[0], reflect.ValueOf(&cfg).Elem(), "")
+	if len(d.errs) == 0 {
+		d.validate(&cfg, opts)
+	}
+	if len(d.errs) > 0 {
+		return nil, d.errs
+	}
+	cfg.File = file
+	return &cfg, nil
+}
+
+var realmName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+
+func (d *decoder) validate(c *Config, opts Options) {
+	if !realmName.MatchString(c.Realm) {
+		d.failAt("realm", "must be 1-63 lower-case letters, digits, '-' or '_'")
+	}
+	c.Server.PublicURL = strings.TrimSuffix(c.Server.PublicURL, "/")
+	if u, err := url.Parse(c.Server.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		d.failAt("server.publicURL", "must be an absolute http(s) URL without query, like https://id.example.com")
+	}
+	if _, _, err := net.SplitHostPort(c.Server.Listen); err != nil {
+		d.failAt("server.listen", "must be host:port, like 127.0.0.1:8080")
+	}
+	if s := c.Server.CookieSecret; s != "" && len(s) < 32 {
+		d.failAt("server.cookieSecret", "must be at least 32 characters (use: openssl rand -base64 48)")
+	}
+	switch c.Database.Driver {
+	case "sqlite", "postgres":
+	default:
+		d.failAt("database.driver", "must be sqlite or postgres")
+	}
+	if c.Database.DSN == "" {
+		d.failAt("database.dsn", "must not be empty")
+	}
+	if c.Database.MaxOpenConns < 1 {
+		d.failAt("database.maxOpenConns", "must be at least 1")
+	}
+	d.validateSMTP(c.SMTP)
+	for _, t := range []struct {
+		path string
+		v    Duration
+	}{
+		{"tokens.accessTokenTTL", c.Tokens.AccessTokenTTL}, {"tokens.idTokenTTL", c.Tokens.IDTokenTTL},
+		{"tokens.refreshTokenTTL", c.Tokens.RefreshTokenTTL}, {"tokens.authorizationCodeTTL", c.Tokens.AuthorizationCodeTTL},
+		{"sessions.authSessionTTL", c.Sessions.AuthSessionTTL}, {"sessions.ssoSessionTTL", c.Sessions.SSOSessionTTL},
+	} {
+		if t.v <= 0 {
+			d.failAt(t.path, "must be a positive duration")
+		}
+	}
+	if c.Tokens.AuthorizationCodeTTL.D() > 10*time.Minute {
+		d.failAt("tokens.authorizationCodeTTL", "must be at most 10m (codes are short-lived by design)")
+	}
+	switch c.Tokens.SigningAlgorithm {
+	case "RS256", "ES256", "EdDSA":
+	default:
+		d.failAt("tokens.signingAlgorithm", "must be RS256, ES256 or EdDSA")
+	}
+	d.validateClients(c)
+	d.validateFlows(c, opts)
+	d.validateUsers(c)
+}
+
+func (d *decoder) validateSMTP(s SMTP) {
+	switch s.TLS {
+	case "none", "starttls", "tls":
+	default:
+		d.failAt("smtp.tls", "must be none, starttls or tls")
+	}
+	if s.Port < 1 || s.Port > 65535 {
+		d.failAt("smtp.port", "must be a port number")
+	}
+	if s.Host != "" || s.From != "" {
+		if _, err := mail.ParseAddress(s.From); err != nil {
+			d.failAt("smtp.from", "must be an address like \"Demo <no-reply@example.com>\"")
+		}
+	}
+}
+
+func (d *decoder) validateClients(c *Config) {
+	if len(c.Clients) == 0 {
+		d.failAt("clients", "at least one client is needed")
+	}
+	seen := map[string]int{}
+	for i, cl := range c.Clients {
+		p := fmt.Sprintf("clients[%d]", i)
+		if cl.ClientID == "" {
+			d.failAt(p+".clientId", "must not be empty")
+		} else if j, dup := seen[cl.ClientID]; dup {
+			d.failAt(p+".clientId", "duplicate client %q (also clients[%d])", cl.ClientID, j)
+		}
+		seen[cl.ClientID] = i
+		if len(cl.RedirectURIs) == 0 {
+			d.failAt(p+".redirectUris", "at least one redirect URI is needed")
+		}
+		for j, u := range cl.RedirectURIs {
+			if msg := CheckRedirectURI(u); msg != "" {
+				d.failAt(fmt.Sprintf("%s.redirectUris[%d]", p, j), "%s", msg)
+			}
+		}
+		for j, u := range cl.PostLogoutRedirectURIs {
+			if msg := CheckRedirectURI(u); msg != "" {
+				d.failAt(fmt.Sprintf("%s.postLogoutRedirectUris[%d]", p, j), "%s", msg)
+			}
+		}
+		if len(cl.Scopes) == 0 {
+			c.Clients[i].Scopes = []string{"openid", "email", "profile", "offline_access"}
+		}
+		if !contains(c.Clients[i].Scopes, "openid") {
+			d.failAt(p+".scopes", "must include openid")
+		}
+	}
+}
+
+// CheckRedirectURI returns why u cannot be a registered redirect URI, or "".
+// Only https is allowed, and http for loopback hosts (development), because
+// fosite would otherwise accept schemes such as javascript:.
+func CheckRedirectURI(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || !u.IsAbs() || u.Host == "" {
+		return "must be an absolute URL"
+	}
+	if u.Fragment != "" || strings.Contains(raw, "#") {
+		return "must not contain a fragment"
+	}
+	switch u.Scheme {
+	case "https":
+	case "http":
+		h := u.Hostname()
+		if h != "localhost" && !strings.HasSuffix(h, ".localhost") && !isLoopback(h) {
+			return "must use https (http is allowed only for localhost)"
+		}
+	default:
+		return "must use https (http is allowed only for localhost)"
+	}
+	if strings.Contains(u.Path, "*") || strings.Contains(u.Host, "*") {
+		return "must not contain wildcards (redirect URIs are matched exactly)"
+	}
+	return ""
+}
+
+func isLoopback(h string) bool {
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func (d *decoder) validateUsers(c *Config) {
+	seen := map[string]int{}
+	for i, u := range c.Users {
+		p := fmt.Sprintf("users[%d]", i)
+		email, err := flows.ParseEmail(u.Email)
+		if err != nil {
+			d.failAt(p+".email", "must be a valid email address")
+			continue
+		}
+		if j, dup := seen[email]; dup {
+			d.failAt(p+".email", "duplicate user (also users[%d])", j)
+		}
+		seen[email] = i
+		c.Users[i].Email = email
+		if h := u.PasswordHash; h != "" && !strings.HasPrefix(h, "$2a$") && !strings.HasPrefix(h, "$2b$") && !strings.HasPrefix(h, "$2y$") {
+			d.failAt(p+".passwordHash", "must be a bcrypt hash ($2b$...); create one with `latchkey users hash-password`")
+		}
+	}
+}
