@@ -1,0 +1,493 @@
+// Package conformance is the behaviour every store backend must show. A
+// backend proves itself by passing Run.
+package conformance
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ory/fosite"
+	"github.com/ory/fosite/handler/openid"
+	"github.com/ory/fosite/token/jwt"
+
+	"latchkey/flows"
+	"latchkey/server/store"
+)
+
+// Open returns a fresh, empty store for one test.
+type Open func(t *testing.T) *store.Store
+
+// Run runs the whole suite.
+func Run(t *testing.T, open Open) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, s *store.Store)
+	}{
+		{"Users", testUsers},
+		{"AuthorizeCodeSingleUse", testAuthorizeCode},
+		{"AuthorizeCodeConcurrentRedemption", testCodeConcurrent},
+		{"AccessAndRefreshTokens", testTokens},
+		{"RefreshRotationAndFamilyRevocation", testRefreshRotation},
+		{"PKCEAndOpenIDSessions", testPKCEAndOIDC},
+		{"Transactions", testTransactions},
+		{"AuthAndSSOSessions", testSessions},
+		{"SigningKeys", testSigningKeys},
+		{"MagicLinks", testMagicLinks},
+		{"MagicLinkConcurrentConsume", testMagicLinkConcurrent},
+		{"Outbox", testOutbox},
+		{"OutboxConcurrentClaims", testOutboxConcurrent},
+		{"RateCounters", testRateCounters},
+		{"Purge", testPurge},
+		{"Settings", testSettings},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := open(t)
+			s.SetClients(func(_ context.Context, id string) (fosite.Client, error) {
+				if id != "app" {
+					return nil, fosite.ErrNotFound
+				}
+				return &fosite.DefaultClient{ID: "app", Public: true}, nil
+			})
+			tc.fn(t, s)
+		})
+	}
+}
+
+var ctx = context.Background()
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func testUsers(t *testing.T, s *store.Store) {
+	u := &flows.User{Email: "alice@example.com", FirstName: "Alice", RequiredActions: []string{"UPDATE_PROFILE"}}
+	must(t, s.CreateUser(ctx, u))
+	if u.ID == "" {
+		t.Fatal("CreateUser did not assign an id")
+	}
+	if err := s.CreateUser(ctx, &flows.User{Email: "alice@example.com"}); !errors.Is(err, flows.ErrUserExists) {
+		t.Fatalf("duplicate email: err = %v, want ErrUserExists", err)
+	}
+	got, err := s.UserByEmail(ctx, "alice@example.com")
+	must(t, err)
+	if got.ID != u.ID || got.FirstName != "Alice" || !got.HasRequiredAction("UPDATE_PROFILE") {
+		t.Fatalf("UserByEmail = %+v", got)
+	}
+	got.LastName, got.EmailVerified = "Example", true
+	got.RemoveRequiredAction("UPDATE_PROFILE")
+	must(t, s.UpdateUser(ctx, got))
+	again, err := s.UserByID(ctx, u.ID)
+	must(t, err)
+	if again.LastName != "Example" || !again.EmailVerified || len(again.RequiredActions) != 0 {
+		t.Fatalf("after update: %+v", again)
+	}
+	if _, err := s.UserByEmail(ctx, "nobody@example.com"); !errors.Is(err, flows.ErrUserNotFound) {
+		t.Fatalf("unknown email: err = %v", err)
+	}
+	if err := s.UpdateUser(ctx, &flows.User{ID: "missing", Email: "m@example.com"}); !errors.Is(err, flows.ErrUserNotFound) {
+		t.Fatalf("update unknown: err = %v", err)
+	}
+}
+
+func request(id string) *fosite.Request {
+	sess := &openid.DefaultSession{
+		Subject: "user-1",
+		Claims:  &jwtClaims{Subject: "user-1", Nonce: "n-0S6"},
+	}
+	sess.SetExpiresAt(fosite.AuthorizeCode, time.Now().Add(time.Minute))
+	sess.SetExpiresAt(fosite.AccessToken, time.Now().Add(5*time.Minute))
+	sess.SetExpiresAt(fosite.RefreshToken, time.Now().Add(time.Hour))
+	return &fosite.Request{
+		ID: id, RequestedAt: time.Now().UTC().Truncate(time.Second), Client: &fosite.DefaultClient{ID: "app"},
+		RequestedScope: fosite.Arguments{"openid", "email"}, GrantedScope: fosite.Arguments{"openid", "email"},
+		Form: map[string][]string{"redirect_uri": {"http://localhost/cb"}}, Session: sess,
+	}
+}
+
+func newSession() *openid.DefaultSession { return &openid.DefaultSession{} }
+
+func testAuthorizeCode(t *testing.T, s *store.Store) {
+	must(t, s.CreateAuthorizeCodeSession(ctx, "code-sig", request("req-1")))
+	got, err := s.GetAuthorizeCodeSession(ctx, "code-sig", newSession())
+	must(t, err)
+	if got.GetID() != "req-1" || got.GetClient().GetID() != "app" || !got.GetGrantedScopes().Has("email") {
+		t.Fatalf("read back %+v", got)
+	}
+	if sub := got.GetSession().(*openid.DefaultSession).Claims.Subject; sub != "user-1" {
+		t.Fatalf("session not hydrated: subject %q", sub)
+	}
+	if got.GetRequestForm().Get("redirect_uri") != "http://localhost/cb" {
+		t.Fatalf("form lost: %v", got.GetRequestForm())
+	}
+	must(t, s.InvalidateAuthorizeCodeSession(ctx, "code-sig"))
+	used, err := s.GetAuthorizeCodeSession(ctx, "code-sig", newSession())
+	if !errors.Is(err, fosite.ErrInvalidatedAuthorizeCode) {
+		t.Fatalf("used code: err = %v, want ErrInvalidatedAuthorizeCode", err)
+	}
+	if used == nil || used.GetID() != "req-1" {
+		t.Fatal("a used code must still return its request, so fosite can revoke what it issued")
+	}
+	if err := s.InvalidateAuthorizeCodeSession(ctx, "code-sig"); err == nil {
+		t.Fatal("second invalidation succeeded")
+	}
+	if _, err := s.GetAuthorizeCodeSession(ctx, "nope", newSession()); !errors.Is(err, fosite.ErrNotFound) {
+		t.Fatalf("unknown code: err = %v", err)
+	}
+}
+
+func testCodeConcurrent(t *testing.T, s *store.Store) {
+	must(t, s.CreateAuthorizeCodeSession(ctx, "race", request("req-race")))
+	var wins atomic.Int32
+	var wg sync.WaitGroup
+	for range 10 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if s.InvalidateAuthorizeCodeSession(ctx, "race") == nil {
+				wins.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if wins.Load() != 1 {
+		t.Fatalf("%d concurrent redemptions won, want exactly 1", wins.Load())
+	}
+}
+
+func testTokens(t *testing.T, s *store.Store) {
+	r := request("req-2")
+	must(t, s.CreateAccessTokenSession(ctx, "at-1", r))
+	must(t, s.CreateRefreshTokenSession(ctx, "rt-1", "at-1", r))
+	if _, err := s.GetAccessTokenSession(ctx, "at-1", newSession()); err != nil {
+		t.Fatal(err)
+	}
+	must(t, s.RevokeAccessToken(ctx, "req-2"))
+	if _, err := s.GetAccessTokenSession(ctx, "at-1", newSession()); !errors.Is(err, fosite.ErrNotFound) {
+		t.Fatalf("revoked access token: err = %v", err)
+	}
+	must(t, s.RevokeRefreshToken(ctx, "req-2"))
+	if _, err := s.GetRefreshTokenSession(ctx, "rt-1", newSession()); !errors.Is(err, fosite.ErrInactiveToken) {
+		t.Fatalf("revoked refresh token: err = %v, want ErrInactiveToken", err)
+	}
+	must(t, s.DeleteRefreshTokenSession(ctx, "rt-1"))
+	if _, err := s.GetRefreshTokenSession(ctx, "rt-1", newSession()); !errors.Is(err, fosite.ErrNotFound) {
+		t.Fatalf("deleted refresh token: err = %v", err)
+	}
+}
+
+func testRefreshRotation(t *testing.T, s *store.Store) {
+	r := request("req-3")
+	must(t, s.CreateAccessTokenSession(ctx, "at-a", r))
+	must(t, s.CreateRefreshTokenSession(ctx, "rt-a", "at-a", r))
+	must(t, s.RotateRefreshToken(ctx, "req-3", "rt-a"))
+	must(t, s.CreateAccessTokenSession(ctx, "at-b", r))
+	must(t, s.CreateRefreshTokenSession(ctx, "rt-b", "at-b", r))
+	if _, err := s.GetRefreshTokenSession(ctx, "rt-a", newSession()); !errors.Is(err, fosite.ErrInactiveToken) {
+		t.Fatalf("rotated token: err = %v, want ErrInactiveToken (reuse detection)", err)
+	}
+	if _, err := s.GetAccessTokenSession(ctx, "at-a", newSession()); !errors.Is(err, fosite.ErrNotFound) {
+		t.Fatalf("old access token survived rotation: err = %v", err)
+	}
+	if err := s.RotateRefreshToken(ctx, "req-3", "rt-a"); err == nil {
+		t.Fatal("rotating an inactive token succeeded")
+	}
+	// Reuse: fosite revokes the family by request id.
+	must(t, s.RevokeRefreshToken(ctx, "req-3"))
+	must(t, s.RevokeAccessToken(ctx, "req-3"))
+	if _, err := s.GetRefreshTokenSession(ctx, "rt-b", newSession()); !errors.Is(err, fosite.ErrInactiveToken) {
+		t.Fatalf("family member survived revocation: err = %v", err)
+	}
+	if _, err := s.GetAccessTokenSession(ctx, "at-b", newSession()); !errors.Is(err, fosite.ErrNotFound) {
+		t.Fatalf("family access token survived revocation: err = %v", err)
+	}
+}
+
+func testPKCEAndOIDC(t *testing.T, s *store.Store) {
+	r := request("req-4")
+	r.Form.Set("code_challenge", "abc")
+	must(t, s.CreatePKCERequestSession(ctx, "sig", r))
+	got, err := s.GetPKCERequestSession(ctx, "sig", newSession())
+	must(t, err)
+	if got.GetRequestForm().Get("code_challenge") != "abc" {
+		t.Fatal("PKCE challenge lost")
+	}
+	must(t, s.DeletePKCERequestSession(ctx, "sig"))
+	if _, err := s.GetPKCERequestSession(ctx, "sig", newSession()); !errors.Is(err, fosite.ErrNotFound) {
+		t.Fatalf("deleted PKCE session: err = %v", err)
+	}
+	must(t, s.CreateOpenIDConnectSession(ctx, "code", r))
+	oidc, err := s.GetOpenIDConnectSession(ctx, "code", &fosite.Request{Session: newSession()})
+	must(t, err)
+	if oidc.GetSession().(*openid.DefaultSession).Claims.Nonce != "n-0S6" {
+		t.Fatal("nonce lost from OIDC session")
+	}
+	must(t, s.DeleteOpenIDConnectSession(ctx, "code"))
+	if _, err := s.GetOpenIDConnectSession(ctx, "code", &fosite.Request{Session: newSession()}); !errors.Is(err, openid.ErrNoSessionFound) {
+		t.Fatalf("deleted OIDC session: err = %v", err)
+	}
+}
+
+func testTransactions(t *testing.T, s *store.Store) {
+	tctx, err := s.BeginTX(ctx)
+	must(t, err)
+	must(t, s.CreateAccessTokenSession(tctx, "tx-at", request("req-tx")))
+	must(t, s.Rollback(tctx))
+	if _, err := s.GetAccessTokenSession(ctx, "tx-at", newSession()); !errors.Is(err, fosite.ErrNotFound) {
+		t.Fatalf("rolled-back write is visible: err = %v", err)
+	}
+	tctx, err = s.BeginTX(ctx)
+	must(t, err)
+	must(t, s.CreateAccessTokenSession(tctx, "tx-at", request("req-tx")))
+	must(t, s.Commit(tctx))
+	if _, err := s.GetAccessTokenSession(ctx, "tx-at", newSession()); err != nil {
+		t.Fatalf("committed write is missing: %v", err)
+	}
+}
+
+func testSessions(t *testing.T, s *store.Store) {
+	now := time.Now().UTC()
+	a := &store.AuthSession{ID: "as-1", BrowserID: "b1", Data: `{"x":1}`, ExpiresAt: now.Add(time.Hour)}
+	must(t, s.SaveAuthSession(ctx, a))
+	a.Data = `{"x":2}`
+	must(t, s.SaveAuthSession(ctx, a))
+	got, err := s.AuthSessionByID(ctx, "as-1")
+	must(t, err)
+	if got.Data != `{"x":2}` || got.BrowserID != "b1" {
+		t.Fatalf("auth session = %+v", got)
+	}
+	must(t, s.DeleteAuthSession(ctx, "as-1"))
+	if _, err := s.AuthSessionByID(ctx, "as-1"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("deleted auth session: err = %v", err)
+	}
+	must(t, s.CreateSSOSession(ctx, &store.SSOSession{ID: "sso-1", UserID: "u", AuthTime: now, ExpiresAt: now.Add(time.Hour)}))
+	must(t, s.CreateSSOSession(ctx, &store.SSOSession{ID: "sso-old", UserID: "u", AuthTime: now, ExpiresAt: now.Add(-time.Second)}))
+	if _, err := s.SSOSessionByID(ctx, "sso-1", now); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.SSOSessionByID(ctx, "sso-old", now); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("expired SSO session: err = %v", err)
+	}
+	must(t, s.DeleteSSOSession(ctx, "sso-1"))
+	if _, err := s.SSOSessionByID(ctx, "sso-1", now); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("ended SSO session: err = %v", err)
+	}
+}
+
+func testSigningKeys(t *testing.T, s *store.Store) {
+	must(t, s.AddSigningKey(ctx, &store.SigningKey{KID: "k1", Algorithm: "RS256", PrivatePEM: "pem1", CreatedAt: time.Now().Add(-time.Minute)}))
+	must(t, s.AddSigningKey(ctx, &store.SigningKey{KID: "k2", Algorithm: "RS256", PrivatePEM: "pem2"}))
+	keys, err := s.SigningKeys(ctx)
+	must(t, err)
+	if len(keys) != 2 || keys[0].KID != "k2" || keys[0].RetiredAt != nil || keys[1].RetiredAt == nil {
+		t.Fatalf("keys = %+v, want k2 active then k1 retired", keys)
+	}
+}
+
+func testMagicLinks(t *testing.T, s *store.Store) {
+	now := time.Now().UTC()
+	l1 := &store.MagicLink{TokenHash: "h1", Type: "login", Email: "a@example.com", AuthSessionID: "as", ExpiresAt: now.Add(15 * time.Minute)}
+	must(t, s.CreateMagicLink(ctx, l1, &store.OutboxMail{To: "a@example.com", Subject: "link 1"}))
+	l2 := &store.MagicLink{TokenHash: "h2", Type: "login", Email: "a@example.com", AuthSessionID: "as", ExpiresAt: now.Add(15 * time.Minute)}
+	must(t, s.CreateMagicLink(ctx, l2, &store.OutboxMail{To: "a@example.com", Subject: "link 2"}))
+	if _, err := s.ConsumeMagicLink(ctx, "h1", now); !errors.Is(err, store.ErrLinkUnavailable) {
+		t.Fatalf("older link still works after a newer one: err = %v", err)
+	}
+	old, err := s.MagicLinkByHash(ctx, "h1")
+	must(t, err)
+	if old.Status(now) != "revoked" {
+		t.Fatalf("older link status = %s, want revoked", old.Status(now))
+	}
+	mails, err := s.MailByRef(ctx, l2.ID)
+	must(t, err)
+	if len(mails) != 1 || mails[0].Subject != "link 2" {
+		t.Fatalf("mail for link 2 = %+v", mails)
+	}
+	got, err := s.ConsumeMagicLink(ctx, "h2", now)
+	must(t, err)
+	if got.ID != l2.ID || got.Status(now) != "used" {
+		t.Fatalf("consumed link = %+v", got)
+	}
+	if _, err := s.ConsumeMagicLink(ctx, "h2", now); !errors.Is(err, store.ErrLinkUnavailable) {
+		t.Fatalf("second use: err = %v", err)
+	}
+	l3 := &store.MagicLink{TokenHash: "h3", Type: "login", ExpiresAt: now.Add(time.Minute)}
+	must(t, s.CreateMagicLink(ctx, l3, nil))
+	if _, err := s.ConsumeMagicLink(ctx, "h3", now.Add(2*time.Minute)); !errors.Is(err, store.ErrLinkUnavailable) {
+		t.Fatalf("expired link consumed: err = %v", err)
+	}
+	ok, err := s.RevokeMagicLink(ctx, l3.ID, now)
+	must(t, err)
+	if !ok {
+		t.Fatal("revoke of a pending link reported nothing revoked")
+	}
+	must(t, s.MarkMagicLinkOpened(ctx, l3.ID, now))
+	l3r, err := s.MagicLinkByID(ctx, l3.ID)
+	must(t, err)
+	if l3r.OpenedAt == nil || l3r.Status(now) != "revoked" {
+		t.Fatalf("link 3 = %+v", l3r)
+	}
+}
+
+func testMagicLinkConcurrent(t *testing.T, s *store.Store) {
+	must(t, s.CreateMagicLink(ctx, &store.MagicLink{TokenHash: "race", Type: "login", ExpiresAt: time.Now().Add(time.Hour)}, nil))
+	var wins atomic.Int32
+	var wg sync.WaitGroup
+	for range 10 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := s.ConsumeMagicLink(ctx, "race", time.Now()); err == nil {
+				wins.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if wins.Load() != 1 {
+		t.Fatalf("%d concurrent consumptions won, want exactly 1", wins.Load())
+	}
+}
+
+func testOutbox(t *testing.T, s *store.Store) {
+	now := time.Now().UTC()
+	for _, subj := range []string{"one", "two"} {
+		must(t, s.EnqueueMail(ctx, &store.OutboxMail{To: "a@example.com", Subject: subj}))
+	}
+	got, err := s.ClaimMail(ctx, "node-a", now.Add(time.Second), time.Minute, 10)
+	must(t, err)
+	if len(got) != 2 || got[0].Subject != "one" {
+		t.Fatalf("claimed %+v", got)
+	}
+	again, err := s.ClaimMail(ctx, "node-b", now.Add(time.Second), time.Minute, 10)
+	must(t, err)
+	if len(again) != 0 {
+		t.Fatalf("leased mail claimed twice: %+v", again)
+	}
+	must(t, s.MarkMailSent(ctx, got[0].ID, "node-a", now))
+	must(t, s.MarkMailRetry(ctx, got[1].ID, "node-a", now.Add(10*time.Second), "421 try later"))
+	if due, _ := s.ClaimMail(ctx, "node-b", now.Add(5*time.Second), time.Minute, 10); len(due) != 0 {
+		t.Fatalf("mail claimed before its retry time: %+v", due)
+	}
+	due, err := s.ClaimMail(ctx, "node-b", now.Add(11*time.Second), time.Minute, 10)
+	must(t, err)
+	if len(due) != 1 || due[0].Attempts != 1 || due[0].LastError != "421 try later" {
+		t.Fatalf("retry claim = %+v", due)
+	}
+	// node-b dies holding the lease: after it expires, node-a takes over.
+	taken, err := s.ClaimMail(ctx, "node-a", now.Add(11*time.Second+2*time.Minute), time.Minute, 10)
+	must(t, err)
+	if len(taken) != 1 {
+		t.Fatalf("expired lease not reclaimed: %+v", taken)
+	}
+	// A stale owner can no longer mark it.
+	must(t, s.MarkMailSent(ctx, taken[0].ID, "node-b", now))
+	must(t, s.MarkMailFailed(ctx, taken[0].ID, "node-a", now, "550 no such user"))
+	rest, err := s.ClaimMail(ctx, "node-a", now.Add(time.Hour), time.Minute, 10)
+	must(t, err)
+	if len(rest) != 0 {
+		t.Fatalf("finished mail claimed again: %+v", rest)
+	}
+	must(t, s.EnqueueMail(ctx, &store.OutboxMail{To: "b@example.com", Subject: "three"}))
+	held, _ := s.ClaimMail(ctx, "node-a", now.Add(time.Second), time.Hour, 10)
+	must(t, s.ReleaseMailLeases(ctx, "node-a"))
+	if back, _ := s.ClaimMail(ctx, "node-b", now.Add(2*time.Second), time.Minute, 10); len(held) != 1 || len(back) != 1 {
+		t.Fatalf("released lease not claimable: held %d, back %d", len(held), len(back))
+	}
+}
+
+func testOutboxConcurrent(t *testing.T, s *store.Store) {
+	const n = 40
+	for range n {
+		must(t, s.EnqueueMail(ctx, &store.OutboxMail{To: "a@example.com", Subject: "x"}))
+	}
+	seen := sync.Map{}
+	var dup atomic.Int32
+	var total atomic.Int32
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			owner := string(rune('a' + w))
+			for range 20 {
+				got, err := s.ClaimMail(ctx, owner, time.Now().Add(time.Second), time.Minute, 3)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				for _, m := range got {
+					if _, loaded := seen.LoadOrStore(m.ID, owner); loaded {
+						dup.Add(1)
+					}
+					total.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if dup.Load() != 0 || total.Load() != n {
+		t.Fatalf("claimed %d mails with %d duplicates, want %d and none", total.Load(), dup.Load(), n)
+	}
+}
+
+func testRateCounters(t *testing.T, s *store.Store) {
+	now := time.Now().UTC()
+	for i := 1; i <= 3; i++ {
+		n, reset, err := s.Hit(ctx, "email:a@example.com", 15*time.Minute, now.Add(time.Duration(i)*time.Second))
+		must(t, err)
+		if n != i {
+			t.Fatalf("hit %d counted %d", i, n)
+		}
+		if d := reset.Sub(now.Add(15*time.Minute + time.Second)); d < -time.Second || d > time.Second {
+			t.Fatalf("window ends %v, want 15m after the first hit", reset)
+		}
+	}
+	n, _, err := s.Hit(ctx, "email:a@example.com", 15*time.Minute, now.Add(16*time.Minute+2*time.Second))
+	must(t, err)
+	if n != 1 {
+		t.Fatalf("new window counted %d, want 1", n)
+	}
+	if n, _, _ := s.Hit(ctx, "ip:127.0.0.1", time.Minute, now); n != 1 {
+		t.Fatalf("other key counted %d", n)
+	}
+}
+
+func testPurge(t *testing.T, s *store.Store) {
+	now := time.Now().UTC()
+	old := request("req-old")
+	old.Session.SetExpiresAt(fosite.AccessToken, now.Add(-2*time.Hour))
+	must(t, s.CreateAccessTokenSession(ctx, "old-at", old))
+	must(t, s.CreateAccessTokenSession(ctx, "new-at", request("req-new")))
+	must(t, s.SaveAuthSession(ctx, &store.AuthSession{ID: "gone", ExpiresAt: now.Add(-2 * time.Hour)}))
+	n, err := s.Purge(ctx, now, time.Hour)
+	must(t, err)
+	if n < 2 {
+		t.Fatalf("purged %d rows, want at least 2", n)
+	}
+	if _, err := s.GetAccessTokenSession(ctx, "new-at", newSession()); err != nil {
+		t.Fatalf("live token purged: %v", err)
+	}
+	if _, err := s.AuthSessionByID(ctx, "gone"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatal("expired auth session survived the purge")
+	}
+}
+
+func testSettings(t *testing.T, s *store.Store) {
+	v1, err := s.SettingOrCreate(ctx, "k", func() (string, error) { return "first", nil })
+	must(t, err)
+	v2, err := s.SettingOrCreate(ctx, "k", func() (string, error) { return "second", nil })
+	must(t, err)
+	if v1 != "first" || v2 != "first" {
+		t.Fatalf("settings %q %q", v1, v2)
+	}
+}
+
+// jwtClaims is fosite's ID token claims type, named for brevity.
+type jwtClaims = jwt.IDTokenClaims

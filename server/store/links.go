@@ -1,0 +1,125 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// MagicLink is an emailed or minted one-time link. Only the SHA-256 of its
+// secret is stored.
+type MagicLink struct {
+	ID            string `gorm:"primaryKey;size:36"`
+	TokenHash     string `gorm:"uniqueIndex;size:64"`
+	Type          string `gorm:"size:16"` // login | verify-email
+	UserID        string `gorm:"index;size:36"`
+	Email         string `gorm:"size:254"`
+	AuthSessionID string `gorm:"index;size:64"`
+	Execution     string `gorm:"size:32"`
+	ClientID      string `gorm:"size:128"`
+	RedirectURI   string
+	CreatedAt     time.Time
+	ExpiresAt     time.Time `gorm:"index"`
+	OpenedAt      *time.Time
+	UsedAt        *time.Time
+	RevokedAt     *time.Time
+}
+
+// Status is pending, used, revoked or expired.
+func (l *MagicLink) Status(now time.Time) string {
+	switch {
+	case l.UsedAt != nil:
+		return "used"
+	case l.RevokedAt != nil:
+		return "revoked"
+	case !now.Before(l.ExpiresAt):
+		return "expired"
+	}
+	return "pending"
+}
+
+// ErrLinkUnavailable is returned when a link cannot be consumed (used,
+// expired, revoked or unknown); read it again to tell which.
+var ErrLinkUnavailable = errors.New("link unavailable")
+
+// CreateMagicLink stores l and queues m in one transaction; older pending
+// links of the same login attempt are revoked, so only the newest works.
+func (s *Store) CreateMagicLink(ctx context.Context, l *MagicLink, m *OutboxMail) error {
+	return s.InTx(ctx, func(ctx context.Context) error {
+		now := time.Now().UTC()
+		if l.ID == "" {
+			l.ID = NewID()
+		}
+		if l.CreatedAt.IsZero() {
+			l.CreatedAt = now
+		}
+		if l.AuthSessionID != "" {
+			err := s.db(ctx).Model(&MagicLink{}).
+				Where("auth_session_id = ? AND used_at IS NULL AND revoked_at IS NULL", l.AuthSessionID).
+				Update("revoked_at", now).Error
+			if err != nil {
+				return fmt.Errorf("revoke older links: %w", err)
+			}
+		}
+		if err := s.db(ctx).Create(l).Error; err != nil {
+			return fmt.Errorf("store magic link: %w", err)
+		}
+		if m != nil {
+			m.Ref = l.ID
+			if err := s.enqueue(ctx, m); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// MagicLinkByHash returns the link with that token hash.
+func (s *Store) MagicLinkByHash(ctx context.Context, hash string) (*MagicLink, error) {
+	var l MagicLink
+	if err := s.db(ctx).Where("token_hash = ?", hash).Take(&l).Error; err != nil {
+		return nil, notFound(err)
+	}
+	return &l, nil
+}
+
+// MagicLinkByID returns the link with that id.
+func (s *Store) MagicLinkByID(ctx context.Context, id string) (*MagicLink, error) {
+	var l MagicLink
+	if err := s.db(ctx).Where("id = ?", id).Take(&l).Error; err != nil {
+		return nil, notFound(err)
+	}
+	return &l, nil
+}
+
+// ConsumeMagicLink marks the link used. One UPDATE decides, so of any
+// number of concurrent attempts exactly one wins; the others get
+// ErrLinkUnavailable.
+func (s *Store) ConsumeMagicLink(ctx context.Context, hash string, now time.Time) (*MagicLink, error) {
+	now = now.UTC()
+	res := s.db(ctx).Model(&MagicLink{}).
+		Where("token_hash = ? AND used_at IS NULL AND revoked_at IS NULL AND expires_at > ?", hash, now).
+		Update("used_at", now)
+	if res.Error != nil {
+		return nil, fmt.Errorf("consume magic link: %w", res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return nil, ErrLinkUnavailable
+	}
+	return s.MagicLinkByHash(ctx, hash)
+}
+
+// MarkMagicLinkOpened records the first time the link's page was shown.
+func (s *Store) MarkMagicLinkOpened(ctx context.Context, id string, now time.Time) error {
+	return s.db(ctx).Model(&MagicLink{}).Where("id = ? AND opened_at IS NULL", id).Update("opened_at", now.UTC()).Error
+}
+
+// RevokeMagicLink revokes a pending link; it reports whether one was.
+func (s *Store) RevokeMagicLink(ctx context.Context, id string, now time.Time) (bool, error) {
+	res := s.db(ctx).Model(&MagicLink{}).Where("id = ? AND used_at IS NULL AND revoked_at IS NULL", id).Update("revoked_at", now.UTC())
+	if res.Error != nil {
+		return false, fmt.Errorf("revoke magic link: %w", res.Error)
+	}
+	return res.RowsAffected == 1, nil
+}

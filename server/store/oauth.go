@@ -1,0 +1,337 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"time"
+
+	"github.com/ory/fosite"
+	"github.com/ory/fosite/handler/oauth2"
+	"github.com/ory/fosite/handler/openid"
+	"github.com/ory/fosite/handler/pkce"
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+)
+
+// Kinds of fosite records, kept in one table keyed by (kind, signature).
+const (
+	kindCode    = "code"
+	kindAccess  = "access"
+	kindRefresh = "refresh"
+	kindPKCE    = "pkce"
+	kindOIDC    = "oidc"
+)
+
+// OAuthRecord is one fosite request stored under a token signature. Only
+// signatures (HMACs of tokens) are stored, never the tokens themselves.
+type OAuthRecord struct {
+	Kind        string `gorm:"primaryKey;size:8"`
+	Signature   string `gorm:"primaryKey;size:128"`
+	RequestID   string `gorm:"index;size:64"`
+	ClientID    string `gorm:"size:128"`
+	Subject     string `gorm:"index;size:64"`
+	Active      bool
+	RequestedAt time.Time
+	ExpiresAt   time.Time `gorm:"index"`
+	Data        string    // JSON of storedRequest
+}
+
+// storedRequest is the serialisable part of a fosite.Requester.
+type storedRequest struct {
+	ID                string          `json:"id"`
+	RequestedAt       time.Time       `json:"requested_at"`
+	ClientID          string          `json:"client_id"`
+	RequestedScope    []string        `json:"requested_scope"`
+	GrantedScope      []string        `json:"granted_scope"`
+	RequestedAudience []string        `json:"requested_audience"`
+	GrantedAudience   []string        `json:"granted_audience"`
+	Form              url.Values      `json:"form"`
+	Session           json.RawMessage `json:"session"`
+}
+
+// ClientLookup resolves a client id to a fosite client.
+type ClientLookup func(ctx context.Context, id string) (fosite.Client, error)
+
+// SetClients tells the store how to resolve clients when reading requests back.
+func (s *Store) SetClients(l ClientLookup) { s.clients = l }
+
+var (
+	_ oauth2.AuthorizeCodeStorage        = (*Store)(nil)
+	_ oauth2.AccessTokenStorage          = (*Store)(nil)
+	_ oauth2.RefreshTokenStorage         = (*Store)(nil)
+	_ oauth2.TokenRevocationStorage      = (*Store)(nil)
+	_ pkce.PKCERequestStorage            = (*Store)(nil)
+	_ openid.OpenIDConnectRequestStorage = (*Store)(nil)
+)
+
+// lifetimes bound how long a record is kept when the session has no expiry
+// for its kind (PKCE and OIDC records live as long as the code).
+func expiryOf(kind string, r fosite.Requester) time.Time {
+	var tt fosite.TokenType
+	switch kind {
+	case kindAccess:
+		tt = fosite.AccessToken
+	case kindRefresh:
+		tt = fosite.RefreshToken
+	default:
+		tt = fosite.AuthorizeCode
+	}
+	if sess := r.GetSession(); sess != nil {
+		if t := sess.GetExpiresAt(tt); !t.IsZero() {
+			return t.UTC()
+		}
+	}
+	if kind == kindRefresh {
+		return time.Now().UTC().Add(365 * 24 * time.Hour)
+	}
+	return time.Now().UTC().Add(24 * time.Hour)
+}
+
+func (s *Store) create(ctx context.Context, kind, signature string, r fosite.Requester) error {
+	sess, err := json.Marshal(r.GetSession())
+	if err != nil {
+		return fmt.Errorf("encode %s session: %w", kind, err)
+	}
+	data, err := json.Marshal(storedRequest{
+		ID: r.GetID(), RequestedAt: r.GetRequestedAt(), ClientID: r.GetClient().GetID(),
+		RequestedScope: r.GetRequestedScopes(), GrantedScope: r.GetGrantedScopes(),
+		RequestedAudience: r.GetRequestedAudience(), GrantedAudience: r.GetGrantedAudience(),
+		Form: r.GetRequestForm(), Session: sess,
+	})
+	if err != nil {
+		return fmt.Errorf("encode %s request: %w", kind, err)
+	}
+	subject := ""
+	if r.GetSession() != nil {
+		subject = r.GetSession().GetSubject()
+	}
+	rec := OAuthRecord{
+		Kind: kind, Signature: signature, RequestID: r.GetID(), ClientID: r.GetClient().GetID(),
+		Subject: subject, Active: true, RequestedAt: r.GetRequestedAt().UTC(), ExpiresAt: expiryOf(kind, r), Data: string(data),
+	}
+	if err := s.db(ctx).Create(&rec).Error; err != nil {
+		return fmt.Errorf("store %s: %w", kind, err)
+	}
+	return nil
+}
+
+// get reads a record back into a fosite.Request hydrating session. It
+// returns the request even for inactive records, as fosite needs it to
+// revoke what was issued from a reused code or refresh token.
+func (s *Store) get(ctx context.Context, kind, signature string, session fosite.Session) (*fosite.Request, bool, error) {
+	var rec OAuthRecord
+	err := s.db(ctx).Where("kind = ? AND signature = ?", kind, signature).Take(&rec).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, false, fosite.ErrNotFound
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("read %s: %w", kind, err)
+	}
+	var sr storedRequest
+	if err := json.Unmarshal([]byte(rec.Data), &sr); err != nil {
+		return nil, false, fmt.Errorf("decode %s: %w", kind, err)
+	}
+	if session != nil && len(sr.Session) > 0 {
+		if err := json.Unmarshal(sr.Session, session); err != nil {
+			return nil, false, fmt.Errorf("decode %s session: %w", kind, err)
+		}
+	}
+	if s.clients == nil {
+		return nil, false, errors.New("store: no client lookup configured")
+	}
+	client, err := s.clients(ctx, sr.ClientID)
+	if err != nil {
+		return nil, false, fmt.Errorf("client of %s: %w", kind, err)
+	}
+	req := &fosite.Request{
+		ID: sr.ID, RequestedAt: sr.RequestedAt, Client: client,
+		RequestedScope: sr.RequestedScope, GrantedScope: sr.GrantedScope,
+		RequestedAudience: sr.RequestedAudience, GrantedAudience: sr.GrantedAudience,
+		Form: sr.Form, Session: session,
+	}
+	return req, rec.Active, nil
+}
+
+func (s *Store) delete(ctx context.Context, kind, signature string) error {
+	if err := s.db(ctx).Where("kind = ? AND signature = ?", kind, signature).Delete(&OAuthRecord{}).Error; err != nil {
+		return fmt.Errorf("delete %s: %w", kind, err)
+	}
+	return nil
+}
+
+// CreateAuthorizeCodeSession implements oauth2.AuthorizeCodeStorage.
+func (s *Store) CreateAuthorizeCodeSession(ctx context.Context, code string, r fosite.Requester) error {
+	return s.create(ctx, kindCode, code, r)
+}
+
+// GetAuthorizeCodeSession returns fosite.ErrInvalidatedAuthorizeCode with the
+// request for a used code, so fosite revokes the tokens issued from it.
+func (s *Store) GetAuthorizeCodeSession(ctx context.Context, code string, session fosite.Session) (fosite.Requester, error) {
+	req, active, err := s.get(ctx, kindCode, code, session)
+	if err != nil {
+		return nil, err
+	}
+	if !active {
+		return req, fosite.ErrInvalidatedAuthorizeCode
+	}
+	return req, nil
+}
+
+// InvalidateAuthorizeCodeSession marks a code used. One statement decides,
+// so of two concurrent redemptions exactly one succeeds.
+func (s *Store) InvalidateAuthorizeCodeSession(ctx context.Context, code string) error {
+	res := s.db(ctx).Model(&OAuthRecord{}).Where("kind = ? AND signature = ? AND active", kindCode, code).Update("active", false)
+	if res.Error != nil {
+		return fmt.Errorf("invalidate code: %w", res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return fosite.ErrInvalidatedAuthorizeCode
+	}
+	return nil
+}
+
+// CreateAccessTokenSession implements oauth2.AccessTokenStorage.
+func (s *Store) CreateAccessTokenSession(ctx context.Context, signature string, r fosite.Requester) error {
+	return s.create(ctx, kindAccess, signature, r)
+}
+
+// GetAccessTokenSession implements oauth2.AccessTokenStorage.
+func (s *Store) GetAccessTokenSession(ctx context.Context, signature string, session fosite.Session) (fosite.Requester, error) {
+	req, active, err := s.get(ctx, kindAccess, signature, session)
+	if err != nil {
+		return nil, err
+	}
+	if !active {
+		return req, fosite.ErrInactiveToken
+	}
+	return req, nil
+}
+
+// DeleteAccessTokenSession implements oauth2.AccessTokenStorage.
+func (s *Store) DeleteAccessTokenSession(ctx context.Context, signature string) error {
+	return s.delete(ctx, kindAccess, signature)
+}
+
+// CreateRefreshTokenSession implements oauth2.RefreshTokenStorage.
+func (s *Store) CreateRefreshTokenSession(ctx context.Context, signature, _ string, r fosite.Requester) error {
+	return s.create(ctx, kindRefresh, signature, r)
+}
+
+// GetRefreshTokenSession returns fosite.ErrInactiveToken with the request for
+// a rotated or revoked refresh token: fosite then revokes the whole family.
+func (s *Store) GetRefreshTokenSession(ctx context.Context, signature string, session fosite.Session) (fosite.Requester, error) {
+	req, active, err := s.get(ctx, kindRefresh, signature, session)
+	if err != nil {
+		return nil, err
+	}
+	if !active {
+		return req, fosite.ErrInactiveToken
+	}
+	return req, nil
+}
+
+// DeleteRefreshTokenSession implements oauth2.RefreshTokenStorage.
+func (s *Store) DeleteRefreshTokenSession(ctx context.Context, signature string) error {
+	return s.delete(ctx, kindRefresh, signature)
+}
+
+// RotateRefreshToken deactivates the family's refresh tokens (kept, so reuse
+// is detected) and deletes its access tokens. Only one concurrent rotation of
+// the same token wins: the losing one finds it inactive.
+func (s *Store) RotateRefreshToken(ctx context.Context, requestID, signature string) error {
+	res := s.db(ctx).Model(&OAuthRecord{}).Where("kind = ? AND signature = ? AND active", kindRefresh, signature).Update("active", false)
+	if res.Error != nil {
+		return fmt.Errorf("rotate refresh token: %w", res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return fosite.ErrInactiveToken
+	}
+	if err := s.RevokeRefreshToken(ctx, requestID); err != nil {
+		return err
+	}
+	return s.RevokeAccessToken(ctx, requestID)
+}
+
+// RevokeRefreshToken deactivates every refresh token of a grant.
+func (s *Store) RevokeRefreshToken(ctx context.Context, requestID string) error {
+	if err := s.db(ctx).Model(&OAuthRecord{}).Where("kind = ? AND request_id = ?", kindRefresh, requestID).Update("active", false).Error; err != nil {
+		return fmt.Errorf("revoke refresh tokens: %w", err)
+	}
+	return nil
+}
+
+// RevokeRefreshTokenMaybeGracePeriod implements oauth2.TokenRevocationStorage.
+func (s *Store) RevokeRefreshTokenMaybeGracePeriod(ctx context.Context, requestID, _ string) error {
+	return s.RevokeRefreshToken(ctx, requestID)
+}
+
+// RevokeAccessToken deletes every access token of a grant.
+func (s *Store) RevokeAccessToken(ctx context.Context, requestID string) error {
+	if err := s.db(ctx).Where("kind = ? AND request_id = ?", kindAccess, requestID).Delete(&OAuthRecord{}).Error; err != nil {
+		return fmt.Errorf("revoke access tokens: %w", err)
+	}
+	return nil
+}
+
+// RevokeSubject revokes every token issued to a user (logout everywhere).
+func (s *Store) RevokeSubject(ctx context.Context, subject string) error {
+	return s.InTx(ctx, func(ctx context.Context) error {
+		if err := s.db(ctx).Where("kind = ? AND subject = ?", kindAccess, subject).Delete(&OAuthRecord{}).Error; err != nil {
+			return err
+		}
+		return s.db(ctx).Model(&OAuthRecord{}).Where("kind = ? AND subject = ?", kindRefresh, subject).Update("active", false).Error
+	})
+}
+
+// CreatePKCERequestSession implements pkce.PKCERequestStorage.
+func (s *Store) CreatePKCERequestSession(ctx context.Context, signature string, r fosite.Requester) error {
+	return s.create(ctx, kindPKCE, signature, r)
+}
+
+// GetPKCERequestSession implements pkce.PKCERequestStorage.
+func (s *Store) GetPKCERequestSession(ctx context.Context, signature string, session fosite.Session) (fosite.Requester, error) {
+	req, _, err := s.get(ctx, kindPKCE, signature, session)
+	if err != nil {
+		return nil, err
+	}
+	return req, nil
+}
+
+// DeletePKCERequestSession implements pkce.PKCERequestStorage.
+func (s *Store) DeletePKCERequestSession(ctx context.Context, signature string) error {
+	return s.delete(ctx, kindPKCE, signature)
+}
+
+// CreateOpenIDConnectSession implements openid.OpenIDConnectRequestStorage.
+func (s *Store) CreateOpenIDConnectSession(ctx context.Context, code string, r fosite.Requester) error {
+	return s.create(ctx, kindOIDC, code, r)
+}
+
+// GetOpenIDConnectSession implements openid.OpenIDConnectRequestStorage.
+func (s *Store) GetOpenIDConnectSession(ctx context.Context, code string, r fosite.Requester) (fosite.Requester, error) {
+	req, _, err := s.get(ctx, kindOIDC, code, r.GetSession())
+	if errors.Is(err, fosite.ErrNotFound) {
+		return nil, openid.ErrNoSessionFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	return req, nil
+}
+
+// DeleteOpenIDConnectSession implements openid.OpenIDConnectRequestStorage.
+func (s *Store) DeleteOpenIDConnectSession(ctx context.Context, code string) error {
+	return s.delete(ctx, kindOIDC, code)
+}
+
+// ClientAssertionJWTValid and SetClientAssertionJWT satisfy fosite.ClientManager's
+// JTI tracking; Latchkey does not accept private_key_jwt client assertions.
+func (s *Store) ClientAssertionJWTValid(context.Context, string) error { return nil }
+
+// SetClientAssertionJWT is a no-op; see ClientAssertionJWTValid.
+func (s *Store) SetClientAssertionJWT(context.Context, string, time.Time) error { return nil }
+
+var onConflictDoNothing = clause.OnConflict{DoNothing: true}

@@ -1,0 +1,90 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+)
+
+// AuthSession is one login attempt, stored server-side; the browser only
+// holds a reference. Data is the server's JSON encoding of the flow state.
+type AuthSession struct {
+	ID        string `gorm:"primaryKey;size:64"`
+	BrowserID string `gorm:"size:64"` // the browser this attempt is bound to
+	Data      string
+	ExpiresAt time.Time `gorm:"index"`
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// SaveAuthSession inserts or replaces an authentication session.
+func (s *Store) SaveAuthSession(ctx context.Context, a *AuthSession) error {
+	now := time.Now().UTC()
+	if a.CreatedAt.IsZero() {
+		a.CreatedAt = now
+	}
+	a.UpdatedAt = now
+	err := s.db(ctx).Clauses(clause.OnConflict{
+		Columns:   []clause.Column{{Name: "id"}},
+		DoUpdates: clause.AssignmentColumns([]string{"browser_id", "data", "expires_at", "updated_at"}),
+	}).Create(a).Error
+	if err != nil {
+		return fmt.Errorf("save auth session: %w", err)
+	}
+	return nil
+}
+
+// AuthSessionByID returns the session, expired or not: callers tell the
+// user which it was.
+func (s *Store) AuthSessionByID(ctx context.Context, id string) (*AuthSession, error) {
+	var a AuthSession
+	if err := s.db(ctx).Where("id = ?", id).Take(&a).Error; err != nil {
+		return nil, notFound(err)
+	}
+	return &a, nil
+}
+
+// DeleteAuthSession removes a finished login attempt.
+func (s *Store) DeleteAuthSession(ctx context.Context, id string) error {
+	return s.db(ctx).Where("id = ?", id).Delete(&AuthSession{}).Error
+}
+
+// SSOSession is a completed login remembered for single sign-on.
+type SSOSession struct {
+	ID        string `gorm:"primaryKey;size:64"`
+	UserID    string `gorm:"index;size:36"`
+	AuthTime  time.Time
+	Methods   string    // amr values, comma-separated
+	ExpiresAt time.Time `gorm:"index"`
+	CreatedAt time.Time
+}
+
+// CreateSSOSession stores a new SSO session.
+func (s *Store) CreateSSOSession(ctx context.Context, sso *SSOSession) error {
+	if err := s.db(ctx).Create(sso).Error; err != nil {
+		return fmt.Errorf("create sso session: %w", err)
+	}
+	return nil
+}
+
+// SSOSessionByID returns a live SSO session.
+func (s *Store) SSOSessionByID(ctx context.Context, id string, now time.Time) (*SSOSession, error) {
+	var sso SSOSession
+	err := s.db(ctx).Where("id = ? AND expires_at > ?", id, now.UTC()).Take(&sso).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sso session: %w", err)
+	}
+	return &sso, nil
+}
+
+// DeleteSSOSession ends an SSO session (logout).
+func (s *Store) DeleteSSOSession(ctx context.Context, id string) error {
+	return s.db(ctx).Where("id = ?", id).Delete(&SSOSession{}).Error
+}

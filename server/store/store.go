@@ -1,0 +1,235 @@
+// Package store is Latchkey's persistence on gorm: SQLite (one node) and
+// PostgreSQL (several nodes). Both pass the suite in store/conformance.
+//
+// The Store implements the narrow interfaces its consumers declare
+// (flows.Users, fosite's token storages, the magic-link and outbox stores)
+// rather than one wide interface of its own.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"gorm.io/driver/postgres"
+	"gorm.io/driver/sqlite"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
+)
+
+// ErrNotFound is returned when a row does not exist.
+var ErrNotFound = errors.New("not found")
+
+// Options tune the connection pool.
+type Options struct {
+	MaxOpenConns    int
+	MaxIdleConns    int
+	ConnMaxLifetime time.Duration
+}
+
+// Store is the database.
+type Store struct {
+	gdb    *gorm.DB
+	driver string
+	// clients resolves client ids when fosite requests are read back.
+	clients ClientLookup
+}
+
+// Open connects and migrates the schema.
+func Open(driver, dsn string, opts Options) (*Store, error) {
+	var dial gorm.Dialector
+	switch driver {
+	case "sqlite", "":
+		driver = "sqlite"
+		dial = sqlite.Open(sqliteDSN(dsn))
+	case "postgres":
+		dial = postgres.Open(dsn)
+	default:
+		return nil, fmt.Errorf("unknown database driver %q", driver)
+	}
+	gdb, err := gorm.Open(dial, &gorm.Config{
+		Logger:                 logger.Discard,
+		SkipDefaultTransaction: true, // each statement is atomic; explicit transactions where several must be
+		NowFunc:                func() time.Time { return time.Now().UTC() },
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open %s database: %w", driver, err)
+	}
+	sqlDB, err := gdb.DB()
+	if err != nil {
+		return nil, fmt.Errorf("open %s database: %w", driver, err)
+	}
+	if opts.MaxOpenConns > 0 {
+		sqlDB.SetMaxOpenConns(opts.MaxOpenConns)
+	}
+	if opts.MaxIdleConns > 0 {
+		sqlDB.SetMaxIdleConns(opts.MaxIdleConns)
+	}
+	if opts.ConnMaxLifetime > 0 {
+		sqlDB.SetConnMaxLifetime(opts.ConnMaxLifetime)
+	}
+	s := &Store{gdb: gdb, driver: driver}
+	if err := s.migrate(); err != nil {
+		_ = sqlDB.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// sqliteDSN adds the pragmas Latchkey relies on: WAL so readers do not block
+// the writer, a busy timeout instead of immediate SQLITE_BUSY, foreign keys,
+// BEGIN IMMEDIATE so transactions never fail on lock upgrade, and
+// synchronous=NORMAL (durable across process crashes; a power loss may lose
+// the last transactions, never corrupt the file).
+func sqliteDSN(dsn string) string {
+	params := "_journal_mode=WAL&_busy_timeout=10000&_foreign_keys=on&_txlock=immediate&_synchronous=NORMAL"
+	if strings.Contains(dsn, "?") {
+		return dsn + "&" + params
+	}
+	if !strings.HasPrefix(dsn, "file:") {
+		dsn = "file:" + dsn
+	}
+	return dsn + "?" + params
+}
+
+func (s *Store) migrate() error {
+	err := s.gdb.AutoMigrate(&User{}, &SigningKey{}, &Setting{}, &OAuthRecord{}, &AuthSession{},
+		&SSOSession{}, &MagicLink{}, &OutboxMail{}, &RateCounter{})
+	if err != nil {
+		return fmt.Errorf("migrate schema: %w", err)
+	}
+	return nil
+}
+
+// Driver is "sqlite" or "postgres".
+func (s *Store) Driver() string { return s.driver }
+
+// Close closes the pool.
+func (s *Store) Close() error {
+	sqlDB, err := s.gdb.DB()
+	if err != nil {
+		return err
+	}
+	return sqlDB.Close()
+}
+
+// Ping checks the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	sqlDB, err := s.gdb.DB()
+	if err != nil {
+		return err
+	}
+	return sqlDB.PingContext(ctx)
+}
+
+type txKey struct{}
+
+// db returns the transaction in ctx, or the pool.
+func (s *Store) db(ctx context.Context) *gorm.DB {
+	if tx, ok := ctx.Value(txKey{}).(*gorm.DB); ok {
+		return tx
+	}
+	return s.gdb.WithContext(ctx)
+}
+
+// InTx runs fn in one transaction; nested calls join the outer one.
+func (s *Store) InTx(ctx context.Context, fn func(ctx context.Context) error) error {
+	if _, ok := ctx.Value(txKey{}).(*gorm.DB); ok {
+		return fn(ctx)
+	}
+	return s.gdb.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		return fn(context.WithValue(ctx, txKey{}, tx))
+	})
+}
+
+// BeginTX, Commit and Rollback implement fosite's storage.Transactional, so
+// that fosite's multi-step writes (code redemption, refresh rotation) are atomic.
+func (s *Store) BeginTX(ctx context.Context) (context.Context, error) {
+	tx := s.gdb.WithContext(ctx).Begin()
+	if tx.Error != nil {
+		return ctx, fmt.Errorf("begin transaction: %w", tx.Error)
+	}
+	return context.WithValue(ctx, txKey{}, tx), nil
+}
+
+// Commit commits the transaction in ctx.
+func (s *Store) Commit(ctx context.Context) error {
+	tx, ok := ctx.Value(txKey{}).(*gorm.DB)
+	if !ok {
+		return errors.New("commit: no transaction in context")
+	}
+	return tx.Commit().Error
+}
+
+// Rollback rolls back the transaction in ctx.
+func (s *Store) Rollback(ctx context.Context) error {
+	tx, ok := ctx.Value(txKey{}).(*gorm.DB)
+	if !ok {
+		return errors.New("rollback: no transaction in context")
+	}
+	return tx.Rollback().Error
+}
+
+func notFound(err error) error {
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return ErrNotFound
+	}
+	return err
+}
+
+// Setting is a small key/value row (generated cookie keys).
+type Setting struct {
+	Key   string `gorm:"primaryKey;size:64"`
+	Value string
+}
+
+// SettingOrCreate returns the setting, storing create() first if missing.
+// Concurrent callers all get the first stored value.
+func (s *Store) SettingOrCreate(ctx context.Context, key string, create func() (string, error)) (string, error) {
+	var row Setting
+	err := s.db(ctx).Where("key = ?", key).Take(&row).Error
+	if err == nil {
+		return row.Value, nil
+	}
+	if !errors.Is(err, gorm.ErrRecordNotFound) {
+		return "", fmt.Errorf("read setting %s: %w", key, err)
+	}
+	v, err := create()
+	if err != nil {
+		return "", err
+	}
+	if err := s.db(ctx).Exec(`INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING`, key, v).Error; err != nil {
+		return "", fmt.Errorf("store setting %s: %w", key, err)
+	}
+	if err := s.db(ctx).Where("key = ?", key).Take(&row).Error; err != nil {
+		return "", fmt.Errorf("read setting %s: %w", key, err)
+	}
+	return row.Value, nil
+}
+
+// Purge deletes rows that expired before now minus grace: tokens, codes,
+// sessions, links and delivered mail, so the database does not grow without bound.
+func (s *Store) Purge(ctx context.Context, now time.Time, grace time.Duration) (int64, error) {
+	cut := now.Add(-grace).UTC()
+	var total int64
+	for _, q := range []struct {
+		model any
+		where string
+	}{
+		{&OAuthRecord{}, "expires_at < ?"},
+		{&AuthSession{}, "expires_at < ?"},
+		{&SSOSession{}, "expires_at < ?"},
+		{&MagicLink{}, "expires_at < ?"},
+		{&OutboxMail{}, "(sent_at IS NOT NULL OR failed_at IS NOT NULL) AND created_at < ?"},
+		{&RateCounter{}, "expires_at < ?"},
+	} {
+		res := s.db(ctx).Where(q.where, cut).Delete(q.model)
+		if res.Error != nil {
+			return total, fmt.Errorf("purge %T: %w", q.model, res.Error)
+		}
+		total += res.RowsAffected
+	}
+	return total, nil
+}

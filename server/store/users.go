@@ -1,0 +1,120 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"gorm.io/gorm"
+
+	"latchkey/flows"
+)
+
+// User is an account row.
+type User struct {
+	ID              string `gorm:"primaryKey;size:36"`
+	Email           string `gorm:"uniqueIndex;size:254;not null"`
+	FirstName       string
+	LastName        string
+	EmailVerified   bool
+	Disabled        bool
+	PasswordHash    string
+	RequiredActions string // comma-separated
+	CreatedAt       time.Time
+	UpdatedAt       time.Time
+}
+
+func (u *User) toFlows() *flows.User {
+	var actions []string
+	if u.RequiredActions != "" {
+		actions = strings.Split(u.RequiredActions, ",")
+	}
+	return &flows.User{
+		ID: u.ID, Email: u.Email, FirstName: u.FirstName, LastName: u.LastName,
+		EmailVerified: u.EmailVerified, Disabled: u.Disabled, PasswordHash: u.PasswordHash,
+		RequiredActions: actions, CreatedAt: u.CreatedAt,
+	}
+}
+
+func fromFlows(u *flows.User) *User {
+	return &User{
+		ID: u.ID, Email: u.Email, FirstName: u.FirstName, LastName: u.LastName,
+		EmailVerified: u.EmailVerified, Disabled: u.Disabled, PasswordHash: u.PasswordHash,
+		RequiredActions: strings.Join(u.RequiredActions, ","), CreatedAt: u.CreatedAt,
+	}
+}
+
+var _ flows.Users = (*Store)(nil)
+
+// UserByID implements flows.Users.
+func (s *Store) UserByID(ctx context.Context, id string) (*flows.User, error) {
+	var u User
+	if err := s.db(ctx).Where("id = ?", id).Take(&u).Error; err != nil {
+		if errors.Is(err, gorm.ErrRecordNotFound) {
+			return nil, flows.ErrUserNotFound
+		}
+		return nil, fmt.Errorf("user %s: %w", id, err)
+	}
+	return u.toFlows(), nil
+}
+
+// UserByEmail implements flows.Users; email must be canonical.
+func (s *Store) UserByEmail(ctx context.Context, email string) (*flows.User, error) {
+	var u User
+	if err := s.db(ctx).Where("email = ?", email).Take(&u).Error; err != nil {
+		if errors.Is(err, gorm.ErrRecordNotFound) {
+			return nil, flows.ErrUserNotFound
+		}
+		return nil, fmt.Errorf("user by email: %w", err)
+	}
+	return u.toFlows(), nil
+}
+
+// CreateUser implements flows.Users. It assigns ID and CreatedAt when empty
+// and returns flows.ErrUserExists when the email is taken.
+func (s *Store) CreateUser(ctx context.Context, fu *flows.User) error {
+	if fu.ID == "" {
+		fu.ID = NewID()
+	}
+	if fu.CreatedAt.IsZero() {
+		fu.CreatedAt = time.Now().UTC()
+	}
+	res := s.db(ctx).Clauses(onConflictDoNothing).Create(fromFlows(fu))
+	if res.Error != nil {
+		return fmt.Errorf("create user: %w", res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return flows.ErrUserExists
+	}
+	return nil
+}
+
+// UpdateUser implements flows.Users: it saves every field.
+func (s *Store) UpdateUser(ctx context.Context, fu *flows.User) error {
+	u := fromFlows(fu)
+	res := s.db(ctx).Model(&User{}).Where("id = ?", u.ID).Updates(map[string]any{
+		"email": u.Email, "first_name": u.FirstName, "last_name": u.LastName,
+		"email_verified": u.EmailVerified, "disabled": u.Disabled, "password_hash": u.PasswordHash,
+		"required_actions": u.RequiredActions, "updated_at": time.Now().UTC(),
+	})
+	if res.Error != nil {
+		return fmt.Errorf("update user %s: %w", u.ID, res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return flows.ErrUserNotFound
+	}
+	return nil
+}
+
+// CountUsers returns the number of accounts.
+func (s *Store) CountUsers(ctx context.Context) (int64, error) {
+	var n int64
+	err := s.db(ctx).Model(&User{}).Count(&n).Error
+	return n, err
+}
+
+// NewID returns a random (version 4) UUID.
+func NewID() string { return uuid.NewString() }
