@@ -294,6 +294,8 @@ func (w *walker) conditionsMatch(ctx context.Context, e *Execution) (bool, error
 		return false, nil
 	}
 	found := false
+	w.c.subFlow = e.Flow
+	defer func() { w.c.subFlow = nil }()
 	for _, x := range e.Flow.Executions {
 		cond, ok := x.impl.(Condition)
 		if !ok || x.Requirement == Disabled {

@@ -161,6 +161,27 @@ type Context struct {
 	// Set per execution by the engine.
 	Config    Config
 	Execution string
+	subFlow   *Flow // the sub-flow whose conditions are being evaluated
+}
+
+// SubFlowConfiguredForUser reports whether the user is identified and every
+// user-aware step of the sub-flow being evaluated is set up for them (the
+// condition behind Keycloak's "Condition - user configured").
+func (c *Context) SubFlowConfiguredForUser(ctx context.Context) (bool, error) {
+	if c.User == nil || c.subFlow == nil {
+		return false, nil
+	}
+	for _, e := range c.subFlow.Executions {
+		ua, ok := e.impl.(UserAware)
+		if !ok || e.Requirement == Disabled {
+			continue
+		}
+		ok, err := ua.ConfiguredFor(ctx, c, c.User)
+		if err != nil || !ok {
+			return false, err
+		}
+	}
+	return true, nil
 }
 
 // SetUser identifies the user for the rest of the flow.

@@ -1,0 +1,270 @@
+package magiclink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"latchkey/authenticators/profile"
+	"latchkey/flows"
+)
+
+// Pages the authenticator shows.
+const (
+	PageEmail = "magic-link-email"
+	PageSent  = "magic-link-sent"
+)
+
+// Session notes.
+const (
+	noteEmail  = "magic-link.email"
+	noteSentAt = "magic-link.sentAt"
+)
+
+// EmailForm is the data of the email page.
+type EmailForm struct {
+	Email string
+	Error string
+}
+
+// SentPage is the data of the "check your email" page.
+type SentPage struct {
+	Email      string
+	Lifetime   string
+	ResendIn   int    // seconds until resend is allowed; 0: now
+	RetryAfter string // set when a rate limit was reached
+}
+
+// Factory builds magic-link authenticators.
+type Factory struct{ Service *Service }
+
+var _ flows.Factory = Factory{}
+
+func (Factory) ID() string          { return "magic-link" }
+func (Factory) DisplayName() string { return "Email link" }
+
+func positive(v any) error {
+	if i, ok := v.(int); ok && i < 1 {
+		return errors.New("must be at least 1")
+	}
+	if d, ok := v.(time.Duration); ok && d <= 0 {
+		return errors.New("must be a positive duration")
+	}
+	return nil
+}
+
+func (Factory) Options() []flows.Option {
+	return []flows.Option{
+		{Name: "forceCreateUser", Type: flows.Bool, Default: false, Help: "Create an account for an unknown email (unverified until the link is used)."},
+		{Name: "updateProfileOnCreate", Type: flows.Bool, Default: false, Help: "New accounts fill in their first and last name at first login."},
+		{Name: "linkTTL", Type: flows.Duration, Default: 15 * time.Minute, Help: "How long a link works (1m to 24h).",
+			Check: func(v any) error {
+				if d := v.(time.Duration); d < time.Minute || d > 24*time.Hour {
+					return errors.New("must be between 1m and 24h")
+				}
+				return nil
+			}},
+		{Name: "maxPerEmail", Type: flows.Int, Default: 5, Help: "Links sent to one address per rateWindow.", Check: positive},
+		{Name: "maxPerIP", Type: flows.Int, Default: 30, Help: "Links requested from one client IP per rateWindow.", Check: positive},
+		{Name: "rateWindow", Type: flows.Duration, Default: 15 * time.Minute, Help: "Window of the send limits.", Check: positive},
+		{Name: "resendCooldown", Type: flows.Duration, Default: 30 * time.Second, Help: "Wait between two sends for one login.", Check: positive},
+	}
+}
+
+func (f Factory) New(cfg flows.Config) (flows.Authenticator, error) {
+	if f.Service == nil {
+		return nil, errors.New("magic-link: no link service configured")
+	}
+	return &Authenticator{svc: f.Service, cfg: cfg}, nil
+}
+
+// Authenticator is the "magic-link" step.
+type Authenticator struct {
+	svc *Service
+	cfg flows.Config
+}
+
+var _ flows.Authenticator = (*Authenticator)(nil)
+
+// Authenticate shows the email form, or "check your email" once sent.
+func (a *Authenticator) Authenticate(_ context.Context, c *flows.Context) (flows.Result, error) {
+	if email := c.Session.Note(noteEmail); email != "" {
+		return flows.Show(PageSent, a.sentPage(c, email, "")), nil
+	}
+	return flows.Show(PageEmail, EmailForm{Email: c.Session.LoginHint}), nil
+}
+
+// Action handles the email form, resend, "use another email", and the
+// confirmed link (form field token, posted from the link page).
+func (a *Authenticator) Action(ctx context.Context, c *flows.Context) (flows.Result, error) {
+	if tok := c.Form.Get("token"); tok != "" {
+		return a.confirm(ctx, c, tok)
+	}
+	switch c.Form.Get("action") {
+	case "another":
+		c.Session.SetNote(noteEmail, "")
+		c.Session.SetNote(noteSentAt, "")
+		return flows.Show(PageEmail, EmailForm{}), nil
+	case "resend":
+		if email := c.Session.Note(noteEmail); email != "" {
+			return a.send(ctx, c, email)
+		}
+		return flows.Show(PageEmail, EmailForm{}), nil
+	}
+	typed := c.Form.Get("email")
+	email, err := flows.ParseEmail(typed)
+	if err != nil {
+		return flows.Show(PageEmail, EmailForm{Email: typed, Error: err.Error()}), nil
+	}
+	return a.send(ctx, c, email)
+}
+
+func (a *Authenticator) sentPage(c *flows.Context, email, retry string) SentPage {
+	p := SentPage{Email: email, Lifetime: HumanDuration(a.cfg.Duration("linkTTL")), RetryAfter: retry}
+	if at, err := time.Parse(time.RFC3339Nano, c.Session.Note(noteSentAt)); err == nil {
+		if left := a.cfg.Duration("resendCooldown") - c.Time().Sub(at); left > 0 {
+			p.ResendIn = int(left.Seconds()) + 1
+		}
+	}
+	return p
+}
+
+// send issues a link for email. Whether or not the address has an account,
+// the person sees the same page: no enumeration.
+func (a *Authenticator) send(ctx context.Context, c *flows.Context, email string) (flows.Result, error) {
+	now := c.Time()
+	if c.Session.Note(noteEmail) == email {
+		if p := a.sentPage(c, email, ""); p.ResendIn > 0 {
+			return flows.Show(PageSent, p), nil
+		}
+	}
+	window := a.cfg.Duration("rateWindow")
+	for _, lim := range []struct {
+		key string
+		max int
+	}{{"ml:" + email, a.cfg.Int("maxPerEmail")}, {"ml-ip:" + c.ClientIP, a.cfg.Int("maxPerIP")}} {
+		n, until, err := a.svc.Counter.Hit(ctx, lim.key, window, now)
+		if err != nil {
+			return flows.Result{}, err
+		}
+		if n > lim.max {
+			a.svc.Log.Warn("magic link rate limit reached", "event", "link_rate_limited", "limit", lim.key[:len("ml")+3], "client_ip", c.ClientIP)
+			c.Session.SetNote(noteEmail, email)
+			return flows.Show(PageSent, a.sentPage(c, email, fmt.Sprintf("You asked for too many links. No new email was sent; try again in %s.", HumanDuration(until.Sub(now).Round(time.Second))))), nil
+		}
+	}
+	u, err := a.user(ctx, c, email, now)
+	if err != nil {
+		return flows.Result{}, err
+	}
+	if u != nil && !u.Disabled {
+		if _, _, err := a.svc.Issue(ctx, Issue{
+			User: u, Type: TypeLogin, AuthSessionID: c.Session.ID, Execution: c.Execution,
+			ClientID: c.Session.ClientID, TTL: a.cfg.Duration("linkTTL"), Send: true,
+		}, now); err != nil {
+			return flows.Result{}, err
+		}
+	} else {
+		// No account (and none may be created): send nothing, but do a
+		// comparable write so the response takes about as long.
+		if _, _, err := a.svc.Counter.Hit(ctx, "ml-none:"+c.Session.ID, window, now); err != nil {
+			return flows.Result{}, err
+		}
+		a.svc.Log.Info("magic link requested for unknown address", "event", "link_requested", "sent", false)
+	}
+	c.Session.SetNote(noteEmail, email)
+	c.Session.SetNote(noteSentAt, now.Format(time.RFC3339Nano))
+	return flows.Show(PageSent, a.sentPage(c, email, "")), nil
+}
+
+func (a *Authenticator) user(ctx context.Context, c *flows.Context, email string, now time.Time) (*flows.User, error) {
+	u, err := c.Users.UserByEmail(ctx, email)
+	if err == nil {
+		return u, nil
+	}
+	if !errors.Is(err, flows.ErrUserNotFound) {
+		return nil, err
+	}
+	if !a.cfg.Bool("forceCreateUser") {
+		return nil, nil
+	}
+	u = &flows.User{Email: email, CreatedAt: now}
+	if a.cfg.Bool("updateProfileOnCreate") {
+		u.AddRequiredAction(profile.ID)
+	}
+	if err := c.Users.CreateUser(ctx, u); errors.Is(err, flows.ErrUserExists) {
+		return c.Users.UserByEmail(ctx, email) // created concurrently
+	} else if err != nil {
+		return nil, err
+	}
+	a.svc.Log.Info("user created by magic link request", "event", "user_created", "user_id", u.ID)
+	return u, nil
+}
+
+// confirm redeems a link posted from its confirm page.
+func (a *Authenticator) confirm(ctx context.Context, c *flows.Context, token string) (flows.Result, error) {
+	u, err := redeem(ctx, a.svc, c, token, TypeLogin)
+	if err != nil || u == nil {
+		return flows.Fail(errText(err)), nil
+	}
+	c.SetUser(u)
+	c.Session.AddMethod("email")
+	c.Session.SetNote(noteEmail, "")
+	return flows.Succeeded(), nil
+}
+
+type userError string
+
+func (e userError) Error() string { return string(e) }
+
+func errText(err error) string {
+	var ue userError
+	if errors.As(err, &ue) {
+		return string(ue)
+	}
+	return "This link cannot be used."
+}
+
+// redeem checks that the link belongs to this login step, consumes it, and
+// marks the address verified. Errors of type userError are safe to show.
+func redeem(ctx context.Context, svc *Service, c *flows.Context, token, typ string) (*flows.User, error) {
+	now := c.Time()
+	l, err := svc.Inspect(ctx, token)
+	if err != nil {
+		svc.Rejected(nil, "unknown")
+		return nil, userError(Explain(nil, now))
+	}
+	if l.AuthSessionID != c.Session.ID || l.Execution != c.Execution || l.Type != typ {
+		svc.Rejected(l, "other_login")
+		return nil, userError("This link belongs to another sign-in.")
+	}
+	l, err = svc.Consume(ctx, token, now)
+	if errors.Is(err, ErrUnavailable) {
+		l2, _ := svc.Inspect(ctx, token)
+		reason := "unavailable"
+		if l2 != nil {
+			reason = l2.Status(now)
+		}
+		svc.Rejected(l2, reason)
+		return nil, userError(Explain(l2, now))
+	}
+	if err != nil {
+		return nil, err
+	}
+	u, err := c.Users.UserByID(ctx, l.UserID)
+	if err != nil {
+		return nil, err
+	}
+	if u.Email != l.Email || u.Disabled {
+		svc.Rejected(l, "account_changed")
+		return nil, userError("This link was sent to an address that no longer belongs to an active account.")
+	}
+	if !u.EmailVerified {
+		u.EmailVerified = true
+		if err := c.Users.UpdateUser(ctx, u); err != nil {
+			return nil, err
+		}
+	}
+	return u, nil
+}

@@ -1,0 +1,236 @@
+// Package magiclink is passwordless login by email: the "magic-link"
+// authenticator, the VERIFY_EMAIL required action, and the Service that
+// issues, inspects and consumes one-time links.
+//
+// A link's secret is 256 bits from crypto/rand; only its SHA-256 is stored.
+// Opening a link (GET) never consumes it: mail scanners fetch every link.
+// The confirm POST consumes it with one atomic statement.
+package magiclink
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"time"
+
+	"latchkey/flows"
+)
+
+// Link types.
+const (
+	TypeLogin       = "login"
+	TypeVerifyEmail = "verify-email"
+)
+
+// Link is a stored one-time link (without its secret).
+type Link struct {
+	ID            string
+	TokenHash     string
+	Type          string
+	UserID        string
+	Email         string
+	AuthSessionID string
+	Execution     string
+	ClientID      string
+	RedirectURI   string
+	CreatedAt     time.Time
+	ExpiresAt     time.Time
+	OpenedAt      *time.Time
+	UsedAt        *time.Time
+	RevokedAt     *time.Time
+}
+
+// Status is pending, used, revoked or expired.
+func (l *Link) Status(now time.Time) string {
+	switch {
+	case l.UsedAt != nil:
+		return "used"
+	case l.RevokedAt != nil:
+		return "revoked"
+	case !now.Before(l.ExpiresAt):
+		return "expired"
+	}
+	return "pending"
+}
+
+// Mail is a message to queue with a link.
+type Mail struct{ To, Subject, Text, HTML string }
+
+// ErrNotFound: no link has that token. ErrUnavailable: the link cannot be
+// consumed (used, expired, revoked).
+var (
+	ErrNotFound    = errors.New("magic link not found")
+	ErrUnavailable = errors.New("magic link unavailable")
+)
+
+// Store keeps links; CreateLink stores the link and queues its mail in one
+// transaction, revoking older pending links of the same login.
+type Store interface {
+	CreateLink(ctx context.Context, l *Link, m *Mail) error
+	LinkByHash(ctx context.Context, hash string) (*Link, error)
+	ConsumeLink(ctx context.Context, hash string, now time.Time) (*Link, error)
+	MarkLinkOpened(ctx context.Context, id string, now time.Time) error
+}
+
+// Counter counts events in a fixed window (shared rate limits).
+type Counter interface {
+	Hit(ctx context.Context, key string, window time.Duration, now time.Time) (int, time.Time, error)
+}
+
+// MailRenderer renders a mail template into subject, text and HTML bodies.
+type MailRenderer interface {
+	Mail(name string, data any) (subject, text, html string, err error)
+}
+
+// Service issues and redeems links.
+type Service struct {
+	Store     Store
+	Counter   Counter
+	Mail      MailRenderer
+	Log       *slog.Logger
+	PublicURL string // links are built from this, never from the request
+	Realm     string
+	RealmName string
+}
+
+// MailData is what the link mail templates see.
+type MailData struct {
+	RealmName string
+	Email     string
+	URL       string
+	Lifetime  string // "15 minutes"
+	Type      string
+}
+
+// Issue is what a new link is for.
+type Issue struct {
+	User          *flows.User
+	Type          string
+	AuthSessionID string
+	Execution     string
+	ClientID      string
+	RedirectURI   string
+	TTL           time.Duration
+	Send          bool // queue the mail
+}
+
+// LinkPath is where links point, below the public URL.
+func LinkPath(realm string) string { return "/realms/" + realm + "/login-actions/magic-link" }
+
+// Issue creates a link (and queues its mail when in.Send) and returns its URL.
+func (s *Service) Issue(ctx context.Context, in Issue, now time.Time) (string, *Link, error) {
+	var secret [32]byte
+	if _, err := rand.Read(secret[:]); err != nil {
+		return "", nil, fmt.Errorf("link secret: %w", err)
+	}
+	token := base64.RawURLEncoding.EncodeToString(secret[:])
+	link := &Link{
+		TokenHash: HashToken(token), Type: in.Type, UserID: in.User.ID, Email: in.User.Email,
+		AuthSessionID: in.AuthSessionID, Execution: in.Execution, ClientID: in.ClientID, RedirectURI: in.RedirectURI,
+		CreatedAt: now.UTC(), ExpiresAt: now.Add(in.TTL).UTC(),
+	}
+	u := s.PublicURL + LinkPath(s.Realm) + "?token=" + url.QueryEscape(token)
+	var mail *Mail
+	if in.Send {
+		subject, text, html, err := s.Mail.Mail("mail-"+in.Type, MailData{
+			RealmName: s.RealmName, Email: in.User.Email, URL: u, Lifetime: HumanDuration(in.TTL), Type: in.Type,
+		})
+		if err != nil {
+			return "", nil, fmt.Errorf("render link mail: %w", err)
+		}
+		// Always the address stored on the account, never the one typed.
+		mail = &Mail{To: in.User.Email, Subject: subject, Text: text, HTML: html}
+	}
+	if err := s.Store.CreateLink(ctx, link, mail); err != nil {
+		return "", nil, err
+	}
+	s.Log.Info("magic link issued", "event", "link_requested", "link_id", link.ID, "type", in.Type,
+		"user_id", in.User.ID, "client_id", in.ClientID, "expires_at", link.ExpiresAt, "mail_queued", in.Send)
+	return u, link, nil
+}
+
+// HashToken is how a link secret is stored and looked up.
+func HashToken(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
+}
+
+// Inspect returns the link for a token without consuming it (the GET page).
+func (s *Service) Inspect(ctx context.Context, token string) (*Link, error) {
+	if token == "" || len(token) > 128 {
+		return nil, ErrNotFound
+	}
+	return s.Store.LinkByHash(ctx, HashToken(token))
+}
+
+// Opened records that the link's page was shown (a person, or a scanner).
+func (s *Service) Opened(ctx context.Context, l *Link, userAgent string, now time.Time) {
+	first := l.OpenedAt == nil
+	if first {
+		if err := s.Store.MarkLinkOpened(ctx, l.ID, now); err != nil {
+			s.Log.Warn("mark link opened", "link_id", l.ID, "err", err)
+		}
+	}
+	s.Log.Info("magic link opened", "event", "link_opened", "link_id", l.ID, "status", l.Status(now),
+		"first_open", first, "user_agent", userAgent)
+}
+
+// Consume redeems a link: of concurrent attempts exactly one succeeds.
+func (s *Service) Consume(ctx context.Context, token string, now time.Time) (*Link, error) {
+	l, err := s.Store.ConsumeLink(ctx, HashToken(token), now)
+	if err != nil {
+		return nil, err
+	}
+	s.Log.Info("magic link confirmed", "event", "link_confirmed", "link_id", l.ID, "user_id", l.UserID, "type", l.Type)
+	return l, nil
+}
+
+// Rejected logs a refused link with the reason.
+func (s *Service) Rejected(l *Link, reason string) {
+	id := ""
+	if l != nil {
+		id = l.ID
+	}
+	s.Log.Info("magic link rejected", "event", "link_rejected", "link_id", id, "reason", reason)
+}
+
+// Explain says, for a person, why a link cannot be used.
+func Explain(l *Link, now time.Time) string {
+	if l == nil {
+		return "This link has expired or is not valid."
+	}
+	switch l.Status(now) {
+	case "used":
+		return "This link was already used. Each link works once."
+	case "revoked":
+		return "This link was replaced by a newer one. Use the most recent email, or get a new link."
+	case "expired":
+		return fmt.Sprintf("This link expired %s ago.", HumanDuration(now.Sub(l.ExpiresAt)))
+	}
+	return ""
+}
+
+// HumanDuration renders d as "15 minutes", "2 hours", "3 days".
+func HumanDuration(d time.Duration) string {
+	unit := func(n int, s string) string {
+		if n == 1 {
+			return "1 " + s
+		}
+		return fmt.Sprintf("%d %ss", n, s)
+	}
+	switch {
+	case d < time.Minute:
+		return unit(int(d.Seconds()), "second")
+	case d < time.Hour:
+		return unit(int(d.Round(time.Minute).Minutes()), "minute")
+	case d < 48*time.Hour:
+		return unit(int(d.Round(time.Hour).Hours()), "hour")
+	}
+	return unit(int(d.Hours()/24), "day")
+}

@@ -1,0 +1,74 @@
+package magiclink
+
+import (
+	"context"
+	"time"
+
+	"latchkey/flows"
+)
+
+// VerifyEmailID is the required action's id.
+const VerifyEmailID = "VERIFY_EMAIL"
+
+// PageVerify is the verify-email page.
+const PageVerify = "verify-email"
+
+const noteVerifySent = "verify-email.sentAt"
+
+// VerifyPage is the data of the verify-email page.
+type VerifyPage struct {
+	Email string
+	Sent  bool
+	Error string
+}
+
+// VerifyEmail is the VERIFY_EMAIL required action: it mails a one-time link
+// (the same scanner-safe links as login) and completes when it is confirmed.
+type VerifyEmail struct {
+	Service *Service
+	TTL     time.Duration
+}
+
+var _ flows.RequiredAction = VerifyEmail{}
+
+func (VerifyEmail) ID() string { return VerifyEmailID }
+
+func (v VerifyEmail) Challenge(_ context.Context, c *flows.Context) (flows.Result, error) {
+	if c.User.EmailVerified {
+		return flows.Succeeded(), nil
+	}
+	return flows.Show(PageVerify, VerifyPage{Email: c.User.Email, Sent: c.Session.Note(noteVerifySent) != ""}), nil
+}
+
+func (v VerifyEmail) Process(ctx context.Context, c *flows.Context) (flows.Result, error) {
+	if c.User.EmailVerified {
+		return flows.Succeeded(), nil
+	}
+	if tok := c.Form.Get("token"); tok != "" {
+		c.Execution = "ra:" + VerifyEmailID
+		if _, err := redeem(ctx, v.Service, c, tok, TypeVerifyEmail); err != nil {
+			return flows.Show(PageVerify, VerifyPage{Email: c.User.Email, Error: errText(err)}), nil
+		}
+		c.User.EmailVerified = true
+		return flows.Succeeded(), nil
+	}
+	now := c.Time()
+	n, until, err := v.Service.Counter.Hit(ctx, "ml:"+c.User.Email, 15*time.Minute, now)
+	if err != nil {
+		return flows.Result{}, err
+	}
+	if n > 5 {
+		return flows.Show(PageVerify, VerifyPage{Email: c.User.Email, Sent: true,
+			Error: "You asked for too many emails. Try again in " + HumanDuration(until.Sub(now)) + "."}), nil
+	}
+	ttl := v.TTL
+	if ttl == 0 {
+		ttl = 15 * time.Minute
+	}
+	if _, _, err := v.Service.Issue(ctx, Issue{User: c.User, Type: TypeVerifyEmail, AuthSessionID: c.Session.ID,
+		Execution: "ra:" + VerifyEmailID, ClientID: c.Session.ClientID, TTL: ttl, Send: true}, now); err != nil {
+		return flows.Result{}, err
+	}
+	c.Session.SetNote(noteVerifySent, now.Format(time.RFC3339Nano))
+	return flows.Show(PageVerify, VerifyPage{Email: c.User.Email, Sent: true}), nil
+}

@@ -1,0 +1,435 @@
+// Package oidc is Latchkey's OpenID Connect provider: fosite composed with
+// the handlers Latchkey enables, at Keycloak's paths, plus discovery, JWKS
+// and userinfo. The hosted login (package login) decides who the user is;
+// this package turns that into codes and tokens.
+package oidc
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/ory/fosite"
+	"github.com/ory/fosite/compose"
+	"github.com/ory/fosite/handler/openid"
+	"github.com/ory/fosite/token/jwt"
+
+	"latchkey/flows"
+	"latchkey/server/config"
+	"latchkey/server/store"
+)
+
+// Provider serves the realm's OIDC endpoints.
+type Provider struct {
+	cfg     *config.Config
+	store   *store.Store
+	Keys    *KeySet
+	oauth2  fosite.OAuth2Provider
+	clients map[string]*fosite.DefaultClient
+	log     *slog.Logger
+}
+
+// New composes fosite over the store. hmacSecret (32+ bytes, the same on
+// every node) signs opaque tokens.
+func New(cfg *config.Config, st *store.Store, keys *KeySet, hmacSecret []byte, log *slog.Logger) *Provider {
+	p := &Provider{cfg: cfg, store: st, Keys: keys, clients: map[string]*fosite.DefaultClient{}, log: log}
+	for _, c := range cfg.Clients {
+		dc := &fosite.DefaultClient{
+			ID:            c.ClientID,
+			RedirectURIs:  c.RedirectURIs,
+			GrantTypes:    []string{"authorization_code", "refresh_token"},
+			ResponseTypes: []string{"code"},
+			Scopes:        c.Scopes,
+			Public:        c.Public(),
+		}
+		if !c.Public() {
+			sum := sha256.Sum256([]byte(c.Secret))
+			dc.Secret = sum[:]
+		}
+		p.clients[c.ClientID] = dc
+	}
+	st.SetClients(p.GetClient)
+
+	fc := &fosite.Config{
+		IDTokenIssuer:                  cfg.Issuer(),
+		AccessTokenIssuer:              cfg.Issuer(),
+		AccessTokenLifespan:            cfg.Tokens.AccessTokenTTL.D(),
+		IDTokenLifespan:                cfg.Tokens.IDTokenTTL.D(),
+		RefreshTokenLifespan:           cfg.Tokens.RefreshTokenTTL.D(),
+		AuthorizeCodeLifespan:          cfg.Tokens.AuthorizationCodeTTL.D(),
+		GlobalSecret:                   hmacSecret,
+		EnforcePKCEForPublicClients:    true,
+		EnablePKCEPlainChallengeMethod: false,
+		RedirectSecureChecker:          fosite.IsRedirectURISecureStrict,
+		RefreshTokenScopes:             []string{"offline_access"},
+		ScopeStrategy:                  fosite.ExactScopeStrategy,
+		SendDebugMessagesToClients:     false,
+		ClientSecretsHasher:            sha256Hasher{},
+		TokenURL:                       cfg.Issuer() + "/protocol/openid-connect/token",
+		MinParameterEntropy:            fosite.MinParameterEntropy,
+	}
+	strategy := &compose.CommonStrategy{
+		CoreStrategy:               compose.NewOAuth2HMACStrategy(fc),
+		OpenIDConnectTokenStrategy: compose.NewOpenIDConnectStrategy(keys.PrivateKey, fc),
+		Signer:                     &jwt.DefaultSigner{GetPrivateKey: keys.PrivateKey},
+	}
+	p.oauth2 = compose.Compose(fc, &fositeStorage{Store: st, p: p}, strategy,
+		compose.OAuth2AuthorizeExplicitFactory,
+		compose.OAuth2RefreshTokenGrantFactory,
+		compose.OpenIDConnectExplicitFactory,
+		compose.OpenIDConnectRefreshFactory,
+		compose.OAuth2TokenIntrospectionFactory,
+		compose.OAuth2TokenRevocationFactory,
+		compose.OAuth2PKCEFactory,
+	)
+	return p
+}
+
+// fositeStorage adds client lookup to the store for fosite.
+type fositeStorage struct {
+	*store.Store
+	p *Provider
+}
+
+func (f *fositeStorage) GetClient(ctx context.Context, id string) (fosite.Client, error) {
+	return f.p.GetClient(ctx, id)
+}
+
+// GetClient resolves a client from realm.yaml.
+func (p *Provider) GetClient(_ context.Context, id string) (fosite.Client, error) {
+	c, ok := p.clients[id]
+	if !ok {
+		return nil, fosite.ErrNotFound
+	}
+	return c, nil
+}
+
+// sha256Hasher compares client secrets in constant time. The secrets come
+// from realm.yaml (high-entropy, operator-chosen), so a fast hash is enough
+// and keeps bcrypt's ~50ms off every token request.
+type sha256Hasher struct{}
+
+func (sha256Hasher) Hash(_ context.Context, data []byte) ([]byte, error) {
+	sum := sha256.Sum256(data)
+	return sum[:], nil
+}
+
+func (sha256Hasher) Compare(_ context.Context, hash, data []byte) error {
+	sum := sha256.Sum256(data)
+	if subtle.ConstantTimeCompare(hash, sum[:]) != 1 {
+		return errors.New("client secret mismatch")
+	}
+	return nil
+}
+
+// ErrUnregisteredRedirect is returned by ParseAuthorize when redirect_uri is
+// not registered exactly: the error must be shown, never redirected to.
+var ErrUnregisteredRedirect = errors.New("redirect_uri is not registered for this client")
+
+// ParseAuthorize validates an authorization request. Beyond fosite's checks,
+// redirect_uri must equal a registered URI byte for byte (fosite would
+// accept any port on loopback).
+func (p *Provider) ParseAuthorize(ctx context.Context, r *http.Request) (fosite.AuthorizeRequester, error) {
+	if err := r.ParseForm(); err != nil {
+		return nil, fmt.Errorf("parse authorization request: %w", err)
+	}
+	if c, ok := p.clients[r.Form.Get("client_id")]; ok {
+		if ru := r.Form.Get("redirect_uri"); ru != "" && !slices.Contains(c.RedirectURIs, ru) {
+			return nil, ErrUnregisteredRedirect
+		}
+	}
+	return p.oauth2.NewAuthorizeRequest(ctx, r)
+}
+
+// CanRedirectError reports whether an authorization error may be sent to the
+// client's redirect URI; otherwise it is shown on an error page.
+func CanRedirectError(ar fosite.AuthorizeRequester) bool {
+	return ar != nil && ar.IsRedirectURIValid()
+}
+
+// WriteAuthorizeError sends an error to the client's redirect URI.
+func (p *Provider) WriteAuthorizeError(ctx context.Context, w http.ResponseWriter, ar fosite.AuthorizeRequester, err error) {
+	p.oauth2.WriteAuthorizeError(ctx, w, ar, err)
+}
+
+// Identity is who logged in, and how.
+type Identity struct {
+	User        *flows.User
+	AuthTime    time.Time
+	RequestedAt time.Time
+	Methods     []string // amr
+	SessionID   string   // sid
+}
+
+// Complete issues the authorization response (the code) for ar.
+func (p *Provider) Complete(ctx context.Context, w http.ResponseWriter, ar fosite.AuthorizeRequester, id Identity) error {
+	for _, s := range ar.GetRequestedScopes() {
+		ar.GrantScope(s)
+	}
+	sess := p.session(ar.GetGrantedScopes(), id)
+	resp, err := p.oauth2.NewAuthorizeResponse(ctx, ar, sess)
+	if err != nil {
+		p.oauth2.WriteAuthorizeError(ctx, w, ar, err)
+		return nil
+	}
+	p.oauth2.WriteAuthorizeResponse(ctx, w, ar, resp)
+	return nil
+}
+
+func (p *Provider) session(scopes fosite.Arguments, id Identity) *openid.DefaultSession {
+	u := id.User
+	extra := map[string]interface{}{}
+	if scopes.Has("email") {
+		extra["email"] = u.Email
+		extra["email_verified"] = u.EmailVerified
+	}
+	if scopes.Has("profile") {
+		extra["name"] = u.Name()
+		if u.FirstName != "" {
+			extra["given_name"] = u.FirstName
+		}
+		if u.LastName != "" {
+			extra["family_name"] = u.LastName
+		}
+	}
+	if id.SessionID != "" {
+		extra["sid"] = id.SessionID
+	}
+	return &openid.DefaultSession{
+		Subject:  u.ID,
+		Username: u.Email,
+		Claims: &jwt.IDTokenClaims{
+			Subject:                         u.ID,
+			AuthTime:                        id.AuthTime.UTC().Truncate(time.Second),
+			RequestedAt:                     id.RequestedAt.UTC().Truncate(time.Second),
+			AuthenticationMethodsReferences: id.Methods,
+			Extra:                           extra,
+		},
+		Headers: &jwt.Headers{Extra: map[string]interface{}{}},
+	}
+}
+
+// Token is the token endpoint.
+func (p *Provider) Token(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	sess := &openid.DefaultSession{Claims: &jwt.IDTokenClaims{}, Headers: &jwt.Headers{}}
+	ar, err := p.oauth2.NewAccessRequest(ctx, r, sess)
+	if err != nil {
+		p.logTokenError(r, err)
+		p.oauth2.WriteAccessError(ctx, w, ar, err)
+		return
+	}
+	for _, s := range ar.GetRequestedScopes() {
+		ar.GrantScope(s)
+	}
+	if ar.GetGrantTypes().ExactOne("refresh_token") {
+		if err := p.refreshClaims(ctx, ar); err != nil {
+			p.logTokenError(r, err)
+			p.oauth2.WriteAccessError(ctx, w, ar, err)
+			return
+		}
+	}
+	resp, err := p.oauth2.NewAccessResponse(ctx, ar)
+	if err != nil {
+		p.logTokenError(r, err)
+		p.oauth2.WriteAccessError(ctx, w, ar, err)
+		return
+	}
+	p.oauth2.WriteAccessResponse(ctx, w, ar, resp)
+}
+
+// refreshClaims renews the user's claims in a refreshed ID token, and
+// refuses refresh for disabled or deleted users.
+func (p *Provider) refreshClaims(ctx context.Context, ar fosite.AccessRequester) error {
+	sess, ok := ar.GetSession().(*openid.DefaultSession)
+	if !ok || sess.Claims == nil {
+		return nil
+	}
+	u, err := p.store.UserByID(ctx, sess.Subject)
+	if errors.Is(err, flows.ErrUserNotFound) || (err == nil && u.Disabled) {
+		return fosite.ErrInvalidGrant.WithHint("The user no longer exists or is disabled.")
+	}
+	if err != nil {
+		return fosite.ErrServerError.WithWrap(err)
+	}
+	fresh := p.session(ar.GetGrantedScopes(), Identity{User: u, AuthTime: sess.Claims.AuthTime, RequestedAt: sess.Claims.RequestedAt, Methods: sess.Claims.AuthenticationMethodsReferences})
+	if sid, ok := sess.Claims.Extra["sid"]; ok {
+		fresh.Claims.Extra["sid"] = sid
+	}
+	sess.Claims.Extra = fresh.Claims.Extra
+	return nil
+}
+
+func (p *Provider) logTokenError(r *http.Request, err error) {
+	rfc := fosite.ErrorToRFC6749Error(err)
+	p.log.Info("token request refused", "event", "token_error", "error", rfc.ErrorField, "hint", rfc.HintField,
+		"debug", rfc.DebugField, "client_id", r.PostFormValue("client_id"), "grant_type", r.PostFormValue("grant_type"))
+}
+
+// Revoke is the revocation endpoint (RFC 7009).
+func (p *Provider) Revoke(w http.ResponseWriter, r *http.Request) {
+	err := p.oauth2.NewRevocationRequest(r.Context(), r)
+	p.oauth2.WriteRevocationResponse(r.Context(), w, err)
+}
+
+// Introspect is the introspection endpoint (RFC 7662).
+func (p *Provider) Introspect(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	sess := &openid.DefaultSession{Claims: &jwt.IDTokenClaims{}, Headers: &jwt.Headers{}}
+	ir, err := p.oauth2.NewIntrospectionRequest(ctx, r, sess)
+	if err != nil {
+		p.oauth2.WriteIntrospectionError(ctx, w, err)
+		return
+	}
+	p.oauth2.WriteIntrospectionResponse(ctx, w, ir)
+}
+
+// Userinfo returns the claims of the access token's user.
+func (p *Provider) Userinfo(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	tok := fosite.AccessTokenFromRequest(r)
+	if tok == "" {
+		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+		http.Error(w, `{"error":"invalid_token"}`, http.StatusUnauthorized)
+		return
+	}
+	sess := &openid.DefaultSession{Claims: &jwt.IDTokenClaims{}, Headers: &jwt.Headers{}}
+	_, ar, err := p.oauth2.IntrospectToken(ctx, tok, fosite.AccessToken, sess)
+	if err != nil {
+		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid_token"})
+		return
+	}
+	if !ar.GetGrantedScopes().Has("openid") {
+		writeJSON(w, http.StatusForbidden, map[string]string{"error": "insufficient_scope"})
+		return
+	}
+	u, err := p.store.UserByID(ctx, sess.Subject)
+	if err != nil {
+		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid_token"})
+		return
+	}
+	claims := map[string]any{"sub": u.ID}
+	for k, v := range p.session(ar.GetGrantedScopes(), Identity{User: u}).Claims.Extra {
+		if k != "sid" {
+			claims[k] = v
+		}
+	}
+	writeJSON(w, http.StatusOK, claims)
+}
+
+// Certs is the JWKS endpoint.
+func (p *Provider) Certs(w http.ResponseWriter, r *http.Request) {
+	set, err := p.Keys.Public(r.Context())
+	if err != nil {
+		p.log.Error("jwks", "err", err)
+		http.Error(w, "keys unavailable", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Cache-Control", "public, max-age=60")
+	writeJSON(w, http.StatusOK, set)
+}
+
+// Discovery is /.well-known/openid-configuration.
+func (p *Provider) Discovery(w http.ResponseWriter, _ *http.Request) {
+	iss := p.cfg.Issuer()
+	oc := iss + "/protocol/openid-connect"
+	scopes := map[string]bool{}
+	for _, c := range p.cfg.Clients {
+		for _, s := range c.Scopes {
+			scopes[s] = true
+		}
+	}
+	var scopeList []string
+	for s := range scopes {
+		scopeList = append(scopeList, s)
+	}
+	slices.Sort(scopeList)
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	writeJSON(w, http.StatusOK, map[string]any{
+		"issuer":                                         iss,
+		"authorization_endpoint":                         oc + "/auth",
+		"token_endpoint":                                 oc + "/token",
+		"userinfo_endpoint":                              oc + "/userinfo",
+		"jwks_uri":                                       oc + "/certs",
+		"end_session_endpoint":                           oc + "/logout",
+		"revocation_endpoint":                            oc + "/revoke",
+		"introspection_endpoint":                         oc + "/token/introspect",
+		"response_types_supported":                       []string{"code"},
+		"response_modes_supported":                       []string{"query", "form_post"},
+		"grant_types_supported":                          []string{"authorization_code", "refresh_token"},
+		"subject_types_supported":                        []string{"public"},
+		"id_token_signing_alg_values_supported":          []string{p.cfg.Tokens.SigningAlgorithm},
+		"scopes_supported":                               scopeList,
+		"token_endpoint_auth_methods_supported":          []string{"client_secret_basic", "client_secret_post", "none"},
+		"code_challenge_methods_supported":               []string{"S256"},
+		"claims_supported":                               []string{"sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "amr", "sid", "email", "email_verified", "name", "given_name", "family_name"},
+		"prompt_values_supported":                        []string{"none", "login"},
+		"claims_parameter_supported":                     false,
+		"request_parameter_supported":                    false,
+		"request_uri_parameter_supported":                false,
+		"authorization_response_iss_parameter_supported": false,
+		"frontchannel_logout_supported":                  false,
+	})
+}
+
+// IDTokenHint checks an id_token_hint (signature and issuer; an expired
+// token is accepted, as logout usually comes after expiry) and returns its
+// audience and subject.
+func (p *Provider) IDTokenHint(ctx context.Context, raw string) (clientID, subject string, err error) {
+	set, err := p.Keys.Public(ctx)
+	if err != nil {
+		return "", "", err
+	}
+	tok, err := jwt.Parse(raw, func(t *jwt.Token) (interface{}, error) {
+		kid, _ := t.Header["kid"].(string)
+		for _, k := range set.Key(kid) {
+			return k.Key, nil
+		}
+		return nil, errors.New("unknown kid")
+	})
+	if err != nil && !isOnlyExpired(err) {
+		return "", "", fmt.Errorf("id_token_hint: %w", err)
+	}
+	if tok == nil {
+		return "", "", errors.New("id_token_hint: unparseable")
+	}
+	claims := tok.Claims
+	if iss, _ := claims["iss"].(string); iss != p.cfg.Issuer() {
+		return "", "", errors.New("id_token_hint: wrong issuer")
+	}
+	subject, _ = claims["sub"].(string)
+	switch aud := claims["aud"].(type) {
+	case string:
+		clientID = aud
+	case []interface{}:
+		if len(aud) > 0 {
+			clientID, _ = aud[0].(string)
+		}
+	}
+	return clientID, subject, nil
+}
+
+func isOnlyExpired(err error) bool {
+	var ve *jwt.ValidationError
+	return errors.As(err, &ve) && ve.Errors == jwt.ValidationErrorExpired
+}
+
+// PostLogoutAllowed reports whether uri is registered for the client.
+func (p *Provider) PostLogoutAllowed(clientID, uri string) bool {
+	c, ok := p.cfg.Client(clientID)
+	return ok && slices.Contains(c.PostLogoutRedirectURIs, uri)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
