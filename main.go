@@ -1,0 +1,197 @@
+// Command latchkey is an OpenID Connect identity provider with
+// passwordless magic-link login.
+//
+//	latchkey                                  serve ./realm.yaml
+//	latchkey serve --config FILE [--listen ADDR] [--dsn DSN]
+//	latchkey check --config FILE              validate; exit 2 on error
+//	latchkey keys rotate --config FILE        add a new signing key
+//	latchkey users set-password --config FILE --email ADDR   (password on stdin)
+//	latchkey users hash-password              (password on stdin; prints a bcrypt hash)
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"latchkey/authenticators/password"
+	"latchkey/flows"
+	"latchkey/server"
+	"latchkey/server/config"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+const usage = `usage:
+  latchkey [serve] [--config realm.yaml] [--listen ADDR] [--dsn DSN]
+  latchkey check --config FILE
+  latchkey keys rotate --config FILE
+  latchkey users set-password --config FILE --email ADDR   (password on stdin)
+  latchkey users hash-password                             (password on stdin)
+`
+
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	cmd := "serve"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		cmd, args = args[0], args[1:]
+	}
+	if cmd == "keys" || cmd == "users" {
+		if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+			fmt.Fprint(stderr, usage)
+			return 2
+		}
+		cmd, args = cmd+" "+args[0], args[1:]
+	}
+	fs := flag.NewFlagSet("latchkey "+cmd, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("config", "realm.yaml", "realm configuration file")
+	listen := fs.String("listen", "", "listen address (overrides server.listen)")
+	dsn := fs.String("dsn", "", "database DSN (overrides database.dsn)")
+	email := fs.String("email", "", "the user's email (users set-password)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+
+	if cmd == "users hash-password" {
+		pw, err := readPassword(stdin)
+		if err == nil {
+			var h string
+			if h, err = password.Hash(pw); err == nil {
+				fmt.Fprintln(stdout, h)
+				return 0
+			}
+		}
+		fmt.Fprintln(stderr, "latchkey:", err)
+		return 1
+	}
+
+	cfg, err := server.LoadConfig(*cfgPath)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 2
+	}
+	if *listen != "" {
+		cfg.Server.Listen = *listen
+	}
+	if *dsn != "" {
+		cfg.Database.DSN = *dsn
+	}
+	switch cmd {
+	case "check":
+		fmt.Fprintf(stdout, "%s: ok (realm %s, %d clients, %d flows, browser flow %q)\n", *cfgPath, cfg.Realm, len(cfg.Clients), len(cfg.Flows), cfg.Bindings["browser"])
+		return 0
+	case "serve":
+		return serve(cfg, log, stderr)
+	case "keys rotate", "users set-password":
+		ctx := context.Background()
+		srv, err := server.New(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		if err != nil {
+			fmt.Fprintln(stderr, "latchkey:", err)
+			return 1
+		}
+		defer srv.Close()
+		if cmd == "keys rotate" {
+			kid, err := srv.Keys.Rotate(ctx)
+			if err != nil {
+				fmt.Fprintln(stderr, "latchkey:", err)
+				return 1
+			}
+			fmt.Fprintf(stdout, "new signing key %s (%s); the previous key stays published until its tokens expire\n", kid, cfg.Tokens.SigningAlgorithm)
+			return 0
+		}
+		return setPassword(ctx, srv, *email, stdin, stdout, stderr)
+	}
+	fmt.Fprint(stderr, usage)
+	return 2
+}
+
+func serve(cfg *config.Config, log *slog.Logger, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	srv, err := server.New(ctx, cfg, log)
+	if err != nil {
+		fmt.Fprintln(stderr, "latchkey:", err)
+		return 1
+	}
+	defer srv.Close()
+	l, err := net.Listen("tcp", cfg.Server.Listen)
+	if err != nil {
+		fmt.Fprintln(stderr, "latchkey:", err)
+		return 1
+	}
+	iss := cfg.Issuer()
+	log.Info("Latchkey is serving", "realm", cfg.Realm, "listen", l.Addr().String(), "issuer", iss, "database", cfg.Database.Driver)
+	if cfg.SMTP.Host == "" {
+		log.Warn("smtp.host is empty: mail is NOT delivered; read it in the development mailbox", "mailbox", iss+"/dev/mail")
+	}
+	fmt.Fprintf(stderr, "\n  Latchkey realm %q\n  Discovery:  %s/.well-known/openid-configuration\n", cfg.Realm, iss)
+	if len(cfg.Clients) > 0 {
+		fmt.Fprintf(stderr, "  Log in:     point your app (client %q) at the issuer %s\n", cfg.Clients[0].ClientID, iss)
+	}
+	if cfg.SMTP.Host == "" {
+		fmt.Fprintf(stderr, "  Mailbox:    %s/dev/mail  (development: links are shown here)\n", iss)
+	}
+	fmt.Fprintln(stderr)
+	if err := srv.Serve(ctx, l); err != nil {
+		fmt.Fprintln(stderr, "latchkey:", err)
+		return 1
+	}
+	log.Info("Latchkey stopped")
+	return 0
+}
+
+func readPassword(r io.Reader) (string, error) {
+	line, err := bufio.NewReader(r).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", err
+	}
+	pw := strings.TrimRight(line, "\r\n")
+	if pw == "" {
+		return "", errors.New("no password on standard input")
+	}
+	return pw, nil
+}
+
+func setPassword(ctx context.Context, srv *server.Server, email string, stdin io.Reader, stdout, stderr io.Writer) int {
+	addr, err := flows.ParseEmail(email)
+	if err != nil {
+		fmt.Fprintln(stderr, "latchkey: --email:", err)
+		return 2
+	}
+	pw, err := readPassword(stdin)
+	if err != nil {
+		fmt.Fprintln(stderr, "latchkey:", err)
+		return 2
+	}
+	hash, err := password.Hash(pw)
+	if err != nil {
+		fmt.Fprintln(stderr, "latchkey:", err)
+		return 2
+	}
+	u, err := srv.Store.UserByEmail(ctx, addr)
+	if errors.Is(err, flows.ErrUserNotFound) {
+		u = &flows.User{Email: addr, PasswordHash: hash}
+		err = srv.Store.CreateUser(ctx, u)
+	} else if err == nil {
+		u.PasswordHash = hash
+		err = srv.Store.UpdateUser(ctx, u)
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "latchkey:", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "password set for %s\n", addr)
+	return 0
+}

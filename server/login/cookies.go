@@ -1,0 +1,113 @@
+package login
+
+import (
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"net/http"
+	"strings"
+
+	"github.com/gorilla/sessions"
+)
+
+// Cookie names. The browser cookie binds login attempts to a browser and
+// carries the CSRF token; the SSO cookie references the server-side SSO
+// session. Both are signed and encrypted, HttpOnly, SameSite=Lax, scoped to
+// the realm's path, and Secure when the public URL is https.
+const (
+	browserCookie = "LATCHKEY_BROWSER"
+	ssoCookie     = "LATCHKEY_SSO"
+)
+
+// Cookies reads and writes Latchkey's cookies.
+type Cookies struct {
+	store  *sessions.CookieStore
+	path   string
+	secure bool
+	ssoTTL int // seconds
+}
+
+// NewCookies builds the cookie codec from a 64-byte hash key and a 32-byte
+// encryption key (derived from the realm's cookie secret).
+func NewCookies(hashKey, blockKey []byte, path string, secure bool, ssoTTLSeconds int) *Cookies {
+	cs := sessions.NewCookieStore(hashKey, blockKey)
+	cs.MaxAge(ssoTTLSeconds)
+	return &Cookies{store: cs, path: path, secure: secure, ssoTTL: ssoTTLSeconds}
+}
+
+func (c *Cookies) options(maxAge int) *sessions.Options {
+	return &sessions.Options{Path: c.path, MaxAge: maxAge, HttpOnly: true, Secure: c.secure, SameSite: http.SameSiteLaxMode}
+}
+
+// browser is this browser's identity for binding login attempts, and its CSRF token.
+type browser struct {
+	ID   string
+	CSRF string
+}
+
+func randomString() string {
+	var b [32]byte
+	_, _ = rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// Browser returns the browser cookie, creating it when missing or invalid.
+func (c *Cookies) Browser(w http.ResponseWriter, r *http.Request) browser {
+	s, _ := c.store.Get(r, browserCookie)
+	id, _ := s.Values["id"].(string)
+	csrf, _ := s.Values["csrf"].(string)
+	if id != "" && csrf != "" {
+		return browser{ID: id, CSRF: csrf}
+	}
+	return c.RotateBrowser(w, r)
+}
+
+// RotateBrowser issues a new browser id and CSRF token (at login and logout:
+// no session fixation).
+func (c *Cookies) RotateBrowser(w http.ResponseWriter, r *http.Request) browser {
+	s, _ := c.store.Get(r, browserCookie)
+	b := browser{ID: randomString(), CSRF: randomString()}
+	s.Values["id"], s.Values["csrf"] = b.ID, b.CSRF
+	s.Options = c.options(0)
+	_ = s.Save(r, w)
+	return b
+}
+
+// ValidCSRF compares the posted token with the browser's in constant time.
+func (b browser) ValidCSRF(r *http.Request) bool {
+	got := r.PostFormValue("csrf")
+	return got != "" && subtle.ConstantTimeCompare([]byte(got), []byte(b.CSRF)) == 1
+}
+
+// SSOID returns the SSO session id from the cookie, if any.
+func (c *Cookies) SSOID(r *http.Request) string {
+	s, _ := c.store.Get(r, ssoCookie)
+	id, _ := s.Values["sid"].(string)
+	return id
+}
+
+// SetSSO stores a new SSO session id.
+func (c *Cookies) SetSSO(w http.ResponseWriter, r *http.Request, id string) {
+	s, _ := c.store.Get(r, ssoCookie)
+	s.Values = map[any]any{"sid": id}
+	s.Options = c.options(c.ssoTTL)
+	_ = s.Save(r, w)
+}
+
+// ClearSSO removes the SSO cookie.
+func (c *Cookies) ClearSSO(w http.ResponseWriter, r *http.Request) {
+	s, _ := c.store.Get(r, ssoCookie)
+	s.Values = map[any]any{}
+	s.Options = c.options(-1)
+	_ = s.Save(r, w)
+}
+
+// clientIP is the peer address. Forwarded headers are not trusted: they are
+// set by whoever sends the request.
+func clientIP(r *http.Request) string {
+	host := r.RemoteAddr
+	if i := strings.LastIndexByte(host, ':'); i >= 0 {
+		host = host[:i]
+	}
+	return strings.Trim(host, "[]")
+}

@@ -1,0 +1,384 @@
+// Package login is the hosted login: it hands authorization requests to the
+// realm's bound browser flow, serves the flow's pages and the magic-link
+// pages, and completes the OIDC response once the flow succeeds.
+package login
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ory/fosite"
+
+	"latchkey/authenticators/magiclink"
+	"latchkey/flows"
+	"latchkey/server/config"
+	"latchkey/server/oidc"
+	"latchkey/server/store"
+	"latchkey/server/web"
+)
+
+// Handler serves the hosted login of one realm.
+type Handler struct {
+	Cfg     *config.Config
+	Store   *store.Store
+	Engine  *flows.Engine
+	OIDC    *oidc.Provider
+	Web     *web.Renderer
+	Links   *magiclink.Service
+	Cookies *Cookies
+	Log     *slog.Logger
+	// Mailed is called after a request that may have queued mail.
+	Mailed  func()
+	DevMail bool
+}
+
+// state is an authentication session as stored server-side.
+type state struct {
+	Flow  flows.Session `json:"flow"`
+	Query string        `json:"query"` // the authorization request, replayed at completion
+}
+
+func (h *Handler) prefix() string { return "/realms/" + h.Cfg.Realm }
+
+// Routes registers the login endpoints on mux.
+func (h *Handler) Routes(mux *http.ServeMux) {
+	p := h.prefix()
+	mux.HandleFunc("GET "+p+"/protocol/openid-connect/auth", h.authorize)
+	mux.HandleFunc("POST "+p+"/protocol/openid-connect/auth", h.authorize)
+	mux.HandleFunc("GET "+p+"/login-actions/authenticate", h.page)
+	mux.HandleFunc("POST "+p+"/login-actions/authenticate", h.action)
+	mux.HandleFunc("POST "+p+"/login-actions/select", h.selectAlternative)
+	mux.HandleFunc("GET "+p+"/login-actions/restart", h.restart)
+	mux.HandleFunc("GET "+magiclink.LinkPath(h.Cfg.Realm), h.linkPage)
+	mux.HandleFunc("POST "+magiclink.LinkPath(h.Cfg.Realm), h.linkConfirm)
+	mux.HandleFunc("POST "+magiclink.LinkPath(h.Cfg.Realm)+"/resend", h.linkResend)
+	mux.HandleFunc("GET "+p+"/protocol/openid-connect/logout", h.logout)
+	mux.HandleFunc("POST "+p+"/protocol/openid-connect/logout", h.logout)
+	if h.DevMail {
+		mux.HandleFunc("GET "+p+"/dev/mail", h.devMail)
+	}
+}
+
+func (h *Handler) view(title string) web.View {
+	name := h.Cfg.Branding.DisplayName
+	if name == "" {
+		name = h.Cfg.Realm
+	}
+	return web.View{Title: title, RealmName: name, StaticURL: h.prefix() + "/static"}
+}
+
+// fail shows an error page; restart, when set, offers "start again".
+func (h *Handler) fail(w http.ResponseWriter, status int, title, msg, restart string) {
+	v := h.view(title)
+	v.Message, v.RestartURL = msg, restart
+	h.Web.Page(w, status, "error", v)
+}
+
+func (h *Handler) internal(w http.ResponseWriter, r *http.Request, err error) {
+	h.Log.Error("login request failed", "path", r.URL.Path, "err", err)
+	h.fail(w, http.StatusInternalServerError, "Something went wrong", "We could not complete this step. Please try again in a moment.", "")
+}
+
+func (h *Handler) restartURL(id string) string {
+	return h.prefix() + "/login-actions/restart?session=" + url.QueryEscape(id)
+}
+
+// authorize is the authorization endpoint: it validates the request and
+// starts the realm's browser flow. It never shortcuts the flow.
+func (h *Handler) authorize(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	ar, err := h.OIDC.ParseAuthorize(ctx, r)
+	if err != nil {
+		if oidc.CanRedirectError(ar) && !errors.Is(err, oidc.ErrUnregisteredRedirect) {
+			h.OIDC.WriteAuthorizeError(ctx, w, ar, err)
+			return
+		}
+		msg := "The application sent an invalid sign-in request."
+		if errors.Is(err, oidc.ErrUnregisteredRedirect) {
+			msg = "The application asked to return to an address that is not registered for it (redirect_uri)."
+		} else if rfc := fosite.ErrorToRFC6749Error(err); rfc.HintField != "" {
+			msg += " " + rfc.HintField
+		}
+		h.Log.Info("authorization request refused", "event", "authorize_error", "client_id", r.Form.Get("client_id"), "err", err)
+		h.fail(w, http.StatusBadRequest, "Cannot sign in", msg, "")
+		return
+	}
+	flowName, err := h.Engine.FlowFor("browser")
+	if err != nil {
+		h.internal(w, r, err)
+		return
+	}
+	maxAge := -1
+	if v := r.Form.Get("max_age"); v != "" {
+		if n, err := strconv.Atoi(v); err == nil && n >= 0 {
+			maxAge = n
+		}
+	}
+	now := time.Now().UTC().Truncate(time.Second)
+	st := &state{
+		Flow: flows.Session{
+			ID: randomString(), ClientID: ar.GetClient().GetID(), Flow: flowName,
+			Prompt: r.Form.Get("prompt"), MaxAge: maxAge, LoginHint: r.Form.Get("login_hint"), RequestedAt: now,
+		},
+		Query: r.Form.Encode(),
+	}
+	b := h.Cookies.Browser(w, r)
+	c := h.flowContext(r, st, nil)
+	if slices.Contains(strings.Fields(r.Form.Get("prompt")), "none") {
+		// No page may be shown: only a step that decides at once (the SSO cookie) can succeed.
+		out, err := h.Engine.Run(ctx, c)
+		if err != nil {
+			h.internal(w, r, err)
+			return
+		}
+		if !out.Done {
+			h.OIDC.WriteAuthorizeError(ctx, w, ar, fosite.ErrLoginRequired)
+			return
+		}
+		h.complete(w, r, st, c, ar)
+		return
+	}
+	out, err := h.Engine.Run(ctx, c)
+	if err != nil {
+		h.internal(w, r, err)
+		return
+	}
+	if out.Done {
+		h.complete(w, r, st, c, ar)
+		return
+	}
+	if err := h.save(ctx, st, b.ID); err != nil {
+		h.internal(w, r, err)
+		return
+	}
+	if out.Failed {
+		h.fail(w, http.StatusForbidden, "Cannot sign in", out.Message, h.restartURL(st.Flow.ID))
+		return
+	}
+	// Post/redirect/get: the login page has its own URL, so reloads are safe.
+	http.Redirect(w, r, h.authenticateURL(st.Flow.ID), http.StatusSeeOther)
+}
+
+func (h *Handler) authenticateURL(id string) string {
+	return h.prefix() + "/login-actions/authenticate?session=" + url.QueryEscape(id)
+}
+
+func (h *Handler) flowContext(r *http.Request, st *state, form url.Values) *flows.Context {
+	c := &flows.Context{
+		Realm: h.Cfg.Realm, Session: &st.Flow, Form: form, ClientIP: clientIP(r), UserAgent: r.UserAgent(),
+		ActionURL: h.authenticateURL(st.Flow.ID), Users: h.Store, Now: time.Now,
+	}
+	if id := h.Cookies.SSOID(r); id != "" {
+		if sso, err := h.Store.SSOSessionByID(r.Context(), id, time.Now()); err == nil {
+			var methods []string
+			if sso.Methods != "" {
+				methods = strings.Split(sso.Methods, ",")
+			}
+			c.SSO = &flows.SSO{UserID: sso.UserID, AuthTime: sso.AuthTime, Methods: methods}
+		}
+	}
+	return c
+}
+
+func (h *Handler) save(ctx context.Context, st *state, browserID string) error {
+	data, err := json.Marshal(st)
+	if err != nil {
+		return fmt.Errorf("encode auth session: %w", err)
+	}
+	return h.Store.SaveAuthSession(ctx, &store.AuthSession{
+		ID: st.Flow.ID, BrowserID: browserID, Data: string(data),
+		ExpiresAt: st.Flow.RequestedAt.Add(h.Cfg.Sessions.AuthSessionTTL.D()),
+	})
+}
+
+var errSessionGone = errors.New("auth session gone")
+
+// load reads an authentication session. It reports errSessionGone for an
+// unknown or expired one.
+func (h *Handler) load(ctx context.Context, id string) (*state, *store.AuthSession, error) {
+	if id == "" {
+		return nil, nil, errSessionGone
+	}
+	row, err := h.Store.AuthSessionByID(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil, errSessionGone
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	var st state
+	if err := json.Unmarshal([]byte(row.Data), &st); err != nil {
+		return nil, nil, fmt.Errorf("decode auth session: %w", err)
+	}
+	if time.Now().After(row.ExpiresAt) {
+		return &st, row, errSessionGone
+	}
+	return &st, row, nil
+}
+
+// loadBound loads the session named in the request and checks it belongs to
+// this browser; it writes the error page itself and returns nil on failure.
+func (h *Handler) loadBound(w http.ResponseWriter, r *http.Request, b browser) *state {
+	id := r.URL.Query().Get("session")
+	st, row, err := h.load(r.Context(), id)
+	switch {
+	case errors.Is(err, errSessionGone):
+		restart := ""
+		if st != nil {
+			restart = h.restartURL(id)
+		}
+		h.fail(w, http.StatusGone, "Sign-in expired", "This sign-in took too long and has expired.", restart)
+		return nil
+	case err != nil:
+		h.internal(w, r, err)
+		return nil
+	case row.BrowserID != b.ID:
+		h.fail(w, http.StatusForbidden, "Sign-in not found", "This sign-in was started in another browser, or your cookies were cleared.", h.restartURL(id))
+		return nil
+	}
+	return st
+}
+
+func (h *Handler) page(w http.ResponseWriter, r *http.Request) {
+	b := h.Cookies.Browser(w, r)
+	st := h.loadBound(w, r, b)
+	if st == nil {
+		return
+	}
+	c := h.flowContext(r, st, nil)
+	out, err := h.Engine.Run(r.Context(), c)
+	h.respond(w, r, st, c, b, out, err)
+}
+
+func (h *Handler) action(w http.ResponseWriter, r *http.Request) {
+	b := h.Cookies.Browser(w, r)
+	if !b.ValidCSRF(r) {
+		h.fail(w, http.StatusForbidden, "Form expired", "This form is no longer valid (it may have been open too long). Go back and try again.", "")
+		return
+	}
+	st := h.loadBound(w, r, b)
+	if st == nil {
+		return
+	}
+	c := h.flowContext(r, st, r.PostForm)
+	out, err := h.Engine.Act(r.Context(), c, r.PostForm.Get("execution"))
+	h.respond(w, r, st, c, b, out, err)
+}
+
+func (h *Handler) selectAlternative(w http.ResponseWriter, r *http.Request) {
+	b := h.Cookies.Browser(w, r)
+	if !b.ValidCSRF(r) {
+		h.fail(w, http.StatusForbidden, "Form expired", "This form is no longer valid. Go back and try again.", "")
+		return
+	}
+	st := h.loadBound(w, r, b)
+	if st == nil {
+		return
+	}
+	c := h.flowContext(r, st, nil)
+	out, err := h.Engine.Select(r.Context(), c, r.PostForm.Get("execution"))
+	h.respond(w, r, st, c, b, out, err)
+}
+
+// respond persists the session and shows what the engine decided.
+func (h *Handler) respond(w http.ResponseWriter, r *http.Request, st *state, c *flows.Context, b browser, out flows.Outcome, err error) {
+	if h.Mailed != nil {
+		defer h.Mailed()
+	}
+	if err != nil {
+		h.internal(w, r, err)
+		return
+	}
+	if out.Done {
+		h.complete(w, r, st, c, nil)
+		return
+	}
+	if err := h.save(r.Context(), st, b.ID); err != nil {
+		h.internal(w, r, err)
+		return
+	}
+	if out.Failed {
+		h.fail(w, http.StatusForbidden, "Cannot sign in", out.Message, h.restartURL(st.Flow.ID))
+		return
+	}
+	v := h.view("Sign in")
+	v.CSRF, v.Action, v.Exec, v.Data = b.CSRF, h.authenticateURL(st.Flow.ID), out.Execution, out.Data
+	v.Choices, v.SelectURL = out.Choices, h.prefix()+"/login-actions/select?session="+url.QueryEscape(st.Flow.ID)
+	h.Web.Page(w, http.StatusOK, out.Page, v)
+}
+
+// complete ends a successful flow: a new SSO session (its id rotated at
+// every login), then the authorization response to the client.
+func (h *Handler) complete(w http.ResponseWriter, r *http.Request, st *state, c *flows.Context, ar fosite.AuthorizeRequester) {
+	ctx := r.Context()
+	if ar == nil {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "/?"+st.Query, nil)
+		if err != nil {
+			h.internal(w, r, err)
+			return
+		}
+		if ar, err = h.OIDC.ParseAuthorize(ctx, req); err != nil {
+			h.fail(w, http.StatusBadRequest, "Cannot sign in", "The sign-in request is no longer valid. Go back to the application and try again.", "")
+			return
+		}
+	}
+	now := time.Now().UTC()
+	authTime := st.Flow.AuthTime
+	fresh := authTime.IsZero()
+	if fresh {
+		authTime = now.Truncate(time.Second)
+	}
+	ssoID := h.Cookies.SSOID(r)
+	if fresh {
+		if ssoID != "" {
+			_ = h.Store.DeleteSSOSession(ctx, ssoID)
+		}
+		ssoID = randomString()
+		if err := h.Store.CreateSSOSession(ctx, &store.SSOSession{
+			ID: ssoID, UserID: c.User.ID, AuthTime: authTime, Methods: strings.Join(st.Flow.Methods, ","),
+			ExpiresAt: now.Add(h.Cfg.Sessions.SSOSessionTTL.D()), CreatedAt: now,
+		}); err != nil {
+			h.internal(w, r, err)
+			return
+		}
+		h.Cookies.SetSSO(w, r, ssoID)
+		h.Cookies.RotateBrowser(w, r)
+	}
+	if err := h.Store.DeleteAuthSession(ctx, st.Flow.ID); err != nil {
+		h.Log.Warn("delete finished auth session", "err", err)
+	}
+	h.Log.Info("login succeeded", "event", "login", "user_id", c.User.ID, "client_id", st.Flow.ClientID,
+		"methods", st.Flow.Methods, "sso_reused", !fresh)
+	sid := ssoID
+	if len(sid) > 16 {
+		sid = sid[:16] // a stable, non-secret reference to the SSO session
+	}
+	if err := h.OIDC.Complete(ctx, w, ar, oidc.Identity{
+		User: c.User, AuthTime: authTime, RequestedAt: st.Flow.RequestedAt, Methods: st.Flow.Methods, SessionID: sid,
+	}); err != nil {
+		h.internal(w, r, err)
+	}
+}
+
+// restart begins the same authorization request again, in this browser.
+func (h *Handler) restart(w http.ResponseWriter, r *http.Request) {
+	st, _, err := h.load(r.Context(), r.URL.Query().Get("session"))
+	if st == nil {
+		if err != nil && !errors.Is(err, errSessionGone) {
+			h.internal(w, r, err)
+			return
+		}
+		h.fail(w, http.StatusGone, "Sign-in expired", "Go back to the application and sign in again.", "")
+		return
+	}
+	http.Redirect(w, r, h.prefix()+"/protocol/openid-connect/auth?"+st.Query, http.StatusSeeOther)
+}

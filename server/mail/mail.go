@@ -1,0 +1,243 @@
+// Package mail delivers the outbox: a sender claims due messages with a
+// lease, hands them to SMTP (or the development sink), and records the
+// outcome. Delivery never happens while a user waits.
+package mail
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/mail"
+	"strings"
+	"time"
+
+	gomail "github.com/wneessen/go-mail"
+
+	"latchkey/server/config"
+	"latchkey/server/store"
+)
+
+// Outbox is the part of the store the sender uses.
+type Outbox interface {
+	ClaimMail(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int) ([]store.OutboxMail, error)
+	MarkMailSent(ctx context.Context, id uint64, owner string, now time.Time) error
+	MarkMailRetry(ctx context.Context, id uint64, owner string, next time.Time, reason string) error
+	MarkMailFailed(ctx context.Context, id uint64, owner string, now time.Time, reason string) error
+	ReleaseMailLeases(ctx context.Context, owner string) error
+}
+
+// Transport hands one message to the next hop.
+type Transport interface {
+	Send(ctx context.Context, m *store.OutboxMail) error
+}
+
+// PermanentError is a refusal not worth retrying (SMTP 5xx).
+type PermanentError struct{ Err error }
+
+func (e *PermanentError) Error() string { return e.Err.Error() }
+func (e *PermanentError) Unwrap() error { return e.Err }
+
+// SMTP sends through an SMTP server with go-mail.
+type SMTP struct {
+	cfg config.SMTP
+}
+
+// NewSMTP validates the settings.
+func NewSMTP(cfg config.SMTP) (*SMTP, error) {
+	if _, err := mail.ParseAddress(cfg.From); err != nil {
+		return nil, fmt.Errorf("smtp.from: %w", err)
+	}
+	return &SMTP{cfg: cfg}, nil
+}
+
+// Send delivers m. 5xx answers are permanent; connection failures and 4xx
+// answers are worth retrying.
+func (s *SMTP) Send(ctx context.Context, m *store.OutboxMail) error {
+	msg := gomail.NewMsg()
+	if err := msg.From(s.cfg.From); err != nil {
+		return &PermanentError{fmt.Errorf("from address: %w", err)}
+	}
+	if err := msg.To(m.To); err != nil {
+		return &PermanentError{fmt.Errorf("to address: %w", err)}
+	}
+	msg.Subject(m.Subject)
+	// A stable Message-ID lets receivers drop the duplicate if a node dies
+	// between handing a message over and recording it.
+	msg.SetMessageIDWithValue(fmt.Sprintf("outbox-%d@%s", m.ID, domainOf(s.cfg.From)))
+	msg.SetBodyString(gomail.TypeTextPlain, m.Text)
+	if m.HTML != "" {
+		msg.AddAlternativeString(gomail.TypeTextHTML, m.HTML)
+	}
+	opts := []gomail.Option{gomail.WithPort(s.cfg.Port), gomail.WithTimeout(20 * time.Second)}
+	switch s.cfg.TLS {
+	case "none":
+		opts = append(opts, gomail.WithTLSPolicy(gomail.NoTLS))
+	case "starttls":
+		opts = append(opts, gomail.WithTLSPolicy(gomail.TLSMandatory))
+	case "tls":
+		opts = append(opts, gomail.WithSSL())
+	}
+	if s.cfg.Username != "" {
+		opts = append(opts, gomail.WithSMTPAuth(gomail.SMTPAuthAutoDiscover),
+			gomail.WithUsername(s.cfg.Username), gomail.WithPassword(s.cfg.Password))
+	}
+	c, err := gomail.NewClient(s.cfg.Host, opts...)
+	if err != nil {
+		return &PermanentError{fmt.Errorf("smtp client: %w", err)}
+	}
+	if err := c.DialAndSendWithContext(ctx, msg); err != nil {
+		var se *gomail.SendError
+		if errors.As(err, &se) && se.ErrorCode() >= 500 && se.ErrorCode() < 600 {
+			return &PermanentError{err}
+		}
+		return err
+	}
+	return nil
+}
+
+func domainOf(from string) string {
+	if a, err := mail.ParseAddress(from); err == nil {
+		if i := strings.LastIndexByte(a.Address, '@'); i >= 0 {
+			return a.Address[i+1:]
+		}
+	}
+	return "latchkey.invalid"
+}
+
+// DevSink stands in for SMTP when none is configured: the mail stays in
+// the outbox table, shown on the development mail page, and is not delivered.
+type DevSink struct {
+	Log     *slog.Logger
+	PageURL string
+}
+
+// Send records the message as captured. The body (with its link) is not
+// logged: links are secrets even in development.
+func (d DevSink) Send(_ context.Context, m *store.OutboxMail) error {
+	d.Log.Warn("mail NOT delivered (development sink): open the development mailbox to read it",
+		"event", "mail_captured", "to", m.To, "subject", m.Subject, "mailbox", d.PageURL)
+	return nil
+}
+
+// Sender runs the delivery loop.
+type Sender struct {
+	Outbox    Outbox
+	Transport Transport
+	Owner     string // this node's lease owner id
+	Log       *slog.Logger
+	Poll      time.Duration // how often to look for due mail
+	Lease     time.Duration // how long a claim is held
+	MaxTries  int
+
+	wake chan struct{}
+}
+
+// Wake makes the sender look for mail now (after a commit that queued some).
+func (s *Sender) Wake() {
+	if s.wake == nil {
+		return
+	}
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Init prepares the wake channel; call before Run and Wake.
+func (s *Sender) Init() *Sender {
+	s.wake = make(chan struct{}, 1)
+	if s.Poll == 0 {
+		s.Poll = time.Second
+	}
+	if s.Lease == 0 {
+		s.Lease = time.Minute
+	}
+	if s.MaxTries == 0 {
+		s.MaxTries = 12
+	}
+	return s
+}
+
+// Run delivers until ctx ends, then releases its leases.
+func (s *Sender) Run(ctx context.Context) {
+	t := time.NewTicker(s.Poll)
+	defer t.Stop()
+	for {
+		s.drain(ctx)
+		select {
+		case <-ctx.Done():
+			rel, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			if err := s.Outbox.ReleaseMailLeases(rel, s.Owner); err != nil {
+				s.Log.Warn("release mail leases", "err", err)
+			}
+			cancel()
+			return
+		case <-t.C:
+		case <-s.wake:
+		}
+	}
+}
+
+func (s *Sender) drain(ctx context.Context) {
+	for ctx.Err() == nil {
+		batch, err := s.Outbox.ClaimMail(ctx, s.Owner, time.Now(), s.Lease, 10)
+		if err != nil {
+			if ctx.Err() == nil {
+				s.Log.Error("claim mail", "err", err)
+			}
+			return
+		}
+		if len(batch) == 0 {
+			return
+		}
+		for i := range batch {
+			s.deliver(ctx, &batch[i])
+		}
+	}
+}
+
+func (s *Sender) deliver(ctx context.Context, m *store.OutboxMail) {
+	sendCtx, cancel := context.WithTimeout(ctx, s.Lease/2)
+	err := s.Transport.Send(sendCtx, m)
+	cancel()
+	now := time.Now()
+	// Record outcomes even while shutting down: the mail went out.
+	bg := context.WithoutCancel(ctx)
+	var perm *PermanentError
+	switch {
+	case err == nil:
+		if err := s.Outbox.MarkMailSent(bg, m.ID, s.Owner, now); err != nil {
+			s.Log.Error("record mail sent", "mail_id", m.ID, "err", err)
+		}
+		s.Log.Info("mail delivered", "event", "mail_delivered", "mail_id", m.ID, "ref", m.Ref, "attempt", m.Attempts+1)
+	case errors.As(err, &perm) || m.Attempts+1 >= s.MaxTries:
+		if err := s.Outbox.MarkMailFailed(bg, m.ID, s.Owner, now, truncate(err.Error())); err != nil {
+			s.Log.Error("record mail failure", "mail_id", m.ID, "err", err)
+		}
+		s.Log.Error("mail delivery failed; giving up", "event", "mail_failed", "mail_id", m.ID, "ref", m.Ref, "attempt", m.Attempts+1, "err", err)
+	default:
+		next := now.Add(Backoff(m.Attempts))
+		if err := s.Outbox.MarkMailRetry(bg, m.ID, s.Owner, next, truncate(err.Error())); err != nil {
+			s.Log.Error("record mail retry", "mail_id", m.ID, "err", err)
+		}
+		s.Log.Warn("mail delivery failed; will retry", "event", "mail_retry", "mail_id", m.ID, "ref", m.Ref, "attempt", m.Attempts+1, "next_attempt", next, "err", err)
+	}
+}
+
+// Backoff is the wait after the given number of failed attempts: 1s, 2s,
+// 4s ... capped at 5 minutes.
+func Backoff(attempts int) time.Duration {
+	if attempts > 8 {
+		return 5 * time.Minute
+	}
+	d := time.Second << attempts
+	return min(d, 5*time.Minute)
+}
+
+func truncate(s string) string {
+	if len(s) > 500 {
+		return s[:500]
+	}
+	return s
+}

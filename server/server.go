@@ -1,0 +1,305 @@
+// Package server wires Latchkey together: store, OIDC provider, flow engine
+// with its authenticators, hosted login, mail delivery and housekeeping.
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"golang.org/x/crypto/hkdf"
+
+	"latchkey/authenticators/conditions"
+	"latchkey/authenticators/cookie"
+	"latchkey/authenticators/deny"
+	"latchkey/authenticators/magiclink"
+	"latchkey/authenticators/password"
+	"latchkey/authenticators/profile"
+	"latchkey/flows"
+	"latchkey/server/config"
+	"latchkey/server/login"
+	"latchkey/server/mail"
+	"latchkey/server/oidc"
+	"latchkey/server/store"
+	"latchkey/server/web"
+)
+
+// Registry is every authenticator Latchkey knows, by id. Adding one is a
+// package and a line here. st and links may be nil when only the option
+// schemas are needed (validating realm.yaml).
+func Registry(st *store.Store, links *magiclink.Service) flows.Registry {
+	var counter password.Counter
+	if st != nil {
+		counter = st
+	}
+	return flows.Registry{
+		"cookie":                    cookie.Factory{},
+		"username-password-form":    password.Factory{Counter: counter},
+		"condition-user-configured": conditions.UserConfigured{},
+		"deny-access":               deny.Factory{},
+		"magic-link":                magiclink.Factory{Service: links},
+	}
+}
+
+// LoadConfig reads and validates realm.yaml against the registry's schemas.
+func LoadConfig(path string) (*config.Config, error) {
+	return config.Load(path, config.FromRegistry(Registry(nil, nil)))
+}
+
+// Server is one running realm.
+type Server struct {
+	Cfg     *config.Config
+	Store   *store.Store
+	Handler http.Handler
+	Keys    *oidc.KeySet
+	sender  *mail.Sender
+	log     *slog.Logger
+}
+
+// New opens the database, migrates it and builds every component.
+func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, error) {
+	if cfg.Database.Driver == "postgres" && cfg.Server.CookieSecret == "" {
+		return nil, errors.New("server.cookieSecret is required with the postgres driver: every node must read the others' cookies (set it from the environment, e.g. cookieSecret: ${LATCHKEY_COOKIE_SECRET})")
+	}
+	st, err := store.Open(cfg.Database.Driver, cfg.Database.DSN, store.Options{
+		MaxOpenConns: cfg.Database.MaxOpenConns, MaxIdleConns: cfg.Database.MaxIdleConns, ConnMaxLifetime: cfg.Database.ConnMaxLifetime.D(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	s, err := build(ctx, cfg, st, log)
+	if err != nil {
+		_ = st.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func build(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.Logger) (*Server, error) {
+	master := cfg.Server.CookieSecret
+	if master == "" {
+		var err error
+		master, err = st.SettingOrCreate(ctx, "master_secret", func() (string, error) {
+			b := make([]byte, 48)
+			_, err := rand.Read(b)
+			return base64.RawStdEncoding.EncodeToString(b), err
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	derive := func(purpose string, n int) []byte {
+		out := make([]byte, n)
+		if _, err := io.ReadFull(hkdf.New(sha256.New, []byte(master), []byte("latchkey/"+cfg.Realm), []byte(purpose)), out); err != nil {
+			panic(err) // hkdf cannot fail for these sizes
+		}
+		return out
+	}
+
+	publishFor := max(cfg.Tokens.IDTokenTTL.D(), cfg.Tokens.AccessTokenTTL.D()) + time.Hour
+	keys := oidc.NewKeySet(st, cfg.Tokens.SigningAlgorithm, publishFor)
+	if err := keys.Ensure(ctx); err != nil {
+		return nil, fmt.Errorf("signing keys: %w", err)
+	}
+	provider := oidc.New(cfg, st, keys, derive("fosite-hmac", 32), log)
+	renderer, err := web.NewRenderer(cfg.Branding.ThemeDir, log)
+	if err != nil {
+		return nil, fmt.Errorf("templates: %w", err)
+	}
+	realmName := cfg.Branding.DisplayName
+	if realmName == "" {
+		realmName = cfg.Realm
+	}
+	links := &magiclink.Service{
+		Store: LinkStore{st}, Counter: st, Mail: renderer, Log: log,
+		PublicURL: cfg.Server.PublicURL, Realm: cfg.Realm, RealmName: realmName,
+	}
+	engine, err := flows.NewEngine(cfg.FlowDefs, cfg.Bindings, Registry(st, links), []flows.RequiredAction{
+		profile.Action{}, magiclink.VerifyEmail{Service: links},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("flows: %w", err)
+	}
+	if err := seedUsers(ctx, st, cfg.Users, log); err != nil {
+		return nil, err
+	}
+
+	dev := cfg.SMTP.Host == ""
+	prefix := "/realms/" + cfg.Realm
+	var transport mail.Transport = mail.DevSink{Log: log, PageURL: cfg.Server.PublicURL + prefix + "/dev/mail"}
+	if !dev {
+		if transport, err = mail.NewSMTP(cfg.SMTP); err != nil {
+			return nil, err
+		}
+	}
+	hostname, _ := os.Hostname()
+	sender := (&mail.Sender{Outbox: st, Transport: transport, Owner: hostname + "-" + randomID(), Log: log}).Init()
+
+	secure := strings.HasPrefix(cfg.Server.PublicURL, "https://")
+	ssoTTL := int(cfg.Sessions.SSOSessionTTL.D().Seconds())
+	lh := &login.Handler{
+		Cfg: cfg, Store: st, Engine: engine, OIDC: provider, Web: renderer, Links: links, Log: log,
+		Cookies: login.NewCookies(derive("cookie-hash", 64), derive("cookie-block", 32), prefix+"/", secure, ssoTTL),
+		Mailed:  sender.Wake, DevMail: dev,
+	}
+	mux := http.NewServeMux()
+	oc := prefix + "/protocol/openid-connect"
+	mux.HandleFunc("GET "+prefix+"/.well-known/openid-configuration", provider.Discovery)
+	mux.HandleFunc("POST "+oc+"/token", provider.Token)
+	mux.HandleFunc("GET "+oc+"/userinfo", provider.Userinfo)
+	mux.HandleFunc("POST "+oc+"/userinfo", provider.Userinfo)
+	mux.HandleFunc("GET "+oc+"/certs", provider.Certs)
+	mux.HandleFunc("POST "+oc+"/revoke", provider.Revoke)
+	mux.HandleFunc("POST "+oc+"/token/introspect", provider.Introspect)
+	mux.Handle("GET "+prefix+"/static/", http.StripPrefix(prefix+"/static/", renderer.Static(cfg.Branding.ThemeDir)))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		if err := st.Ping(r.Context()); err != nil {
+			http.Error(w, "database unavailable", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	lh.Routes(mux)
+	return &Server{Cfg: cfg, Store: st, Handler: mux, Keys: keys, sender: sender, log: log}, nil
+}
+
+func randomID() string {
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// seedUsers creates realm.yaml's users when missing; an existing account
+// keeps its data, except a password hash set in the file.
+func seedUsers(ctx context.Context, st *store.Store, users []config.User, log *slog.Logger) error {
+	for _, cu := range users {
+		u, err := st.UserByEmail(ctx, cu.Email)
+		if errors.Is(err, flows.ErrUserNotFound) {
+			u = &flows.User{Email: cu.Email, FirstName: cu.FirstName, LastName: cu.LastName, EmailVerified: cu.EmailVerified,
+				Disabled: cu.Disabled, PasswordHash: cu.PasswordHash, RequiredActions: cu.RequiredActions}
+			if err := st.CreateUser(ctx, u); err != nil && !errors.Is(err, flows.ErrUserExists) {
+				return fmt.Errorf("create user from realm.yaml: %w", err)
+			}
+			log.Info("user created from realm.yaml", "event", "user_created", "user_id", u.ID)
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if cu.PasswordHash != "" && cu.PasswordHash != u.PasswordHash {
+			u.PasswordHash = cu.PasswordHash
+			if err := st.UpdateUser(ctx, u); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Start runs the background work (mail delivery, purging) until ctx ends.
+func (s *Server) Start(ctx context.Context) (done <-chan struct{}) {
+	ch := make(chan struct{})
+	go func() {
+		defer close(ch)
+		purge := time.NewTicker(5 * time.Minute)
+		defer purge.Stop()
+		senderDone := make(chan struct{})
+		go func() { s.sender.Run(ctx); close(senderDone) }()
+		for {
+			select {
+			case <-ctx.Done():
+				<-senderDone
+				return
+			case <-purge.C:
+				if n, err := s.Store.Purge(ctx, time.Now(), time.Hour); err != nil {
+					s.log.Warn("purge expired rows", "err", err)
+				} else if n > 0 {
+					s.log.Info("purged expired rows", "rows", n)
+				}
+			}
+		}
+	}()
+	return ch
+}
+
+// Serve listens on l until ctx ends, then shuts down gracefully: no new
+// connections, in-flight requests finish, mail leases are released.
+func (s *Server) Serve(ctx context.Context, l net.Listener) error {
+	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
+	done := s.Start(bg)
+	srv := &http.Server{Handler: s.Handler, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(l) }()
+	var err error
+	select {
+	case <-ctx.Done():
+		shut, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		err = srv.Shutdown(shut)
+		cancel()
+	case err = <-errc:
+	}
+	stop()
+	<-done
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}
+
+// Close closes the database.
+func (s *Server) Close() error { return s.Store.Close() }
+
+// LinkStore adapts the store to the magic-link service.
+type LinkStore struct{ S *store.Store }
+
+var _ magiclink.Store = LinkStore{}
+
+func (a LinkStore) CreateLink(ctx context.Context, l *magiclink.Link, m *magiclink.Mail) error {
+	row := store.MagicLink(*l)
+	var mail *store.OutboxMail
+	if m != nil {
+		mail = &store.OutboxMail{To: m.To, Subject: m.Subject, Text: m.Text, HTML: m.HTML}
+	}
+	if err := a.S.CreateMagicLink(ctx, &row, mail); err != nil {
+		return err
+	}
+	*l = magiclink.Link(row)
+	return nil
+}
+
+func (a LinkStore) LinkByHash(ctx context.Context, hash string) (*magiclink.Link, error) {
+	row, err := a.S.MagicLinkByHash(ctx, hash)
+	return convertLink(row, err)
+}
+
+func (a LinkStore) ConsumeLink(ctx context.Context, hash string, now time.Time) (*magiclink.Link, error) {
+	row, err := a.S.ConsumeMagicLink(ctx, hash, now)
+	return convertLink(row, err)
+}
+
+func (a LinkStore) MarkLinkOpened(ctx context.Context, id string, now time.Time) error {
+	return a.S.MarkMagicLinkOpened(ctx, id, now)
+}
+
+func convertLink(row *store.MagicLink, err error) (*magiclink.Link, error) {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil, magiclink.ErrNotFound
+	case errors.Is(err, store.ErrLinkUnavailable):
+		return nil, magiclink.ErrUnavailable
+	case err != nil:
+		return nil, err
+	}
+	l := magiclink.Link(*row)
+	return &l, nil
+}
