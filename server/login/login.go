@@ -112,6 +112,15 @@ func (h *Handler) authorize(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, http.StatusBadRequest, "Cannot sign in", msg, "")
 		return
 	}
+	// fosite enforces PKCE only when it issues the code; refuse before the
+	// user goes through the login for nothing.
+	if ch, m := r.Form.Get("code_challenge"), r.Form.Get("code_challenge_method"); ch == "" && ar.GetClient().IsPublic() {
+		h.OIDC.WriteAuthorizeError(ctx, w, ar, fosite.ErrInvalidRequest.WithHint("Clients without a secret must use PKCE (code_challenge with S256)."))
+		return
+	} else if ch != "" && m != "S256" {
+		h.OIDC.WriteAuthorizeError(ctx, w, ar, fosite.ErrInvalidRequest.WithHint("Only the S256 code_challenge_method is supported."))
+		return
+	}
 	flowName, err := h.Engine.FlowFor("browser")
 	if err != nil {
 		h.internal(w, r, err)

@@ -1,0 +1,68 @@
+package main
+
+import (
+	"bytes"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestBrokenRealmYAMLExits2AndServesNothing(t *testing.T) {
+	good, err := os.ReadFile("realm.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A port that must stay closed: the broken config points serve at it.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	cases := []struct{ name, from, to, want string }{
+		{"unknown key", "  publicURL:", "  publicUrl:", "realm.yaml:5: server.publicUrl: unknown key"},
+		{"bad URL", "redirectUris: [http://localhost:3000/callback]", "redirectUris: [http://localhost:3000/callback, not-a-url]", "realm.yaml:24: clients[0].redirectUris[1]: must be an absolute URL"},
+		{"duplicate client", "flows:\n", "  - clientId: demo-app\n    redirectUris: [http://localhost:3000/cb]\nflows:\n", "realm.yaml:27: clients[1].clientId: duplicate client \"demo-app\""},
+		{"unknown authenticator", "authenticator: magic-link", "authenticator: magic-lnk", "realm.yaml:34: flows.browser-magic-link[1].executions[0].authenticator: unknown authenticator \"magic-lnk\""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			doc := strings.Replace(string(good), tc.from, tc.to, 1)
+			if doc == string(good) {
+				t.Fatalf("test edit %q did not apply", tc.from)
+			}
+			path := filepath.Join(t.TempDir(), "realm.yaml")
+			if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			for _, cmd := range [][]string{{"check", "--config", path}, {"serve", "--config", path, "--listen", addr}} {
+				var out, errb bytes.Buffer
+				code := run(cmd, strings.NewReader(""), &out, &errb)
+				msg := strings.ReplaceAll(errb.String(), path, "realm.yaml")
+				if code != 2 || !strings.Contains(msg, tc.want) {
+					t.Errorf("%s: exit %d, stderr:\n%s\nwant exit 2 and %q", cmd[0], code, msg, tc.want)
+				}
+				if c, err := net.Dial("tcp", addr); err == nil {
+					c.Close()
+					t.Errorf("%s: something is listening on %s", cmd[0], addr)
+				}
+			}
+		})
+	}
+}
+
+func TestCheckAcceptsDefaultRealm(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run([]string{"check", "--config", "realm.yaml"}, strings.NewReader(""), &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+}
+
+func TestHashPassword(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run([]string{"users", "hash-password"}, strings.NewReader("a long enough password\n"), &out, &errb); code != 0 || !strings.HasPrefix(out.String(), "$2a$") {
+		t.Fatalf("exit %d, out %q, err %q", code, out.String(), errb.String())
+	}
+}
