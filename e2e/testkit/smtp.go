@@ -151,9 +151,9 @@ type backend struct{ s *SMTPServer }
 func (b *backend) NewSession(*smtp.Conn) (smtp.Session, error) { return &session{s: b.s}, nil }
 
 type session struct {
-	s        *SMTPServer
-	from     string
-	to       []string
+	s    *SMTPServer
+	from string
+	to   []string
 }
 
 func (x *session) AuthPlain(string, string) error { return nil }
