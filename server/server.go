@@ -120,8 +120,12 @@ func build(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.L
 	if realmName == "" {
 		realmName = cfg.Realm
 	}
+	sealer, err := mail.NewSealer(derive("outbox-seal", 32))
+	if err != nil {
+		return nil, err
+	}
 	links := &magiclink.Service{
-		Store: LinkStore{st}, Counter: st, Mail: renderer, Log: log,
+		Store: LinkStore{S: st, Sealer: sealer}, Counter: st, Mail: renderer, Log: log,
 		PublicURL: cfg.Server.PublicURL, Realm: cfg.Realm, RealmName: realmName,
 	}
 	engine, err := flows.NewEngine(cfg.FlowDefs, cfg.Bindings, Registry(st, links), []flows.RequiredAction{
@@ -143,14 +147,14 @@ func build(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.L
 		}
 	}
 	hostname, _ := os.Hostname()
-	sender := (&mail.Sender{Outbox: st, Transport: transport, Owner: hostname + "-" + randomID(), Log: log}).Init()
+	sender := (&mail.Sender{Outbox: st, Transport: transport, Owner: hostname + "-" + randomID(), Log: log, Sealer: sealer, Keep: dev}).Init()
 
 	secure := strings.HasPrefix(cfg.Server.PublicURL, "https://")
 	ssoTTL := int(cfg.Sessions.SSOSessionTTL.D().Seconds())
 	lh := &login.Handler{
 		Cfg: cfg, Store: st, Engine: engine, OIDC: provider, Web: renderer, Links: links, Log: log,
 		Cookies: login.NewCookies(derive("cookie-hash", 64), derive("cookie-block", 32), prefix+"/", secure, ssoTTL),
-		Mailed:  sender.Wake, DevMail: dev,
+		Mailed:  sender.Wake, DevMail: dev, Sealer: sealer,
 	}
 	mux := http.NewServeMux()
 	oc := prefix + "/protocol/openid-connect"
@@ -259,8 +263,12 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 // Close closes the database.
 func (s *Server) Close() error { return s.Store.Close() }
 
-// LinkStore adapts the store to the magic-link service.
-type LinkStore struct{ S *store.Store }
+// LinkStore adapts the store to the magic-link service; mail bodies are
+// sealed before they reach the database.
+type LinkStore struct {
+	S      *store.Store
+	Sealer *mail.Sealer
+}
 
 var _ magiclink.Store = LinkStore{}
 
@@ -268,7 +276,7 @@ func (a LinkStore) CreateLink(ctx context.Context, l *magiclink.Link, m *magicli
 	row := store.MagicLink(*l)
 	var mail *store.OutboxMail
 	if m != nil {
-		mail = &store.OutboxMail{To: m.To, Subject: m.Subject, Text: m.Text, HTML: m.HTML}
+		mail = &store.OutboxMail{To: m.To, Subject: m.Subject, Text: a.Sealer.Seal(m.Text), HTML: a.Sealer.Seal(m.HTML)}
 	}
 	if err := a.S.CreateMagicLink(ctx, &row, mail); err != nil {
 		return err

@@ -149,6 +149,10 @@ func (h *Handler) devMail(w http.ResponseWriter, r *http.Request) {
 		h.internal(w, r, err)
 		return
 	}
+	for i := range mails {
+		mails[i].Text, _ = h.Sealer.Open(mails[i].Text)
+		mails[i].HTML = ""
+	}
 	v := h.view("Development mailbox")
 	v.Data = mails
 	h.Web.Page(w, http.StatusOK, "dev-mail", v)

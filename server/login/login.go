@@ -21,6 +21,7 @@ import (
 	"latchkey/authenticators/magiclink"
 	"latchkey/flows"
 	"latchkey/server/config"
+	"latchkey/server/mail"
 	"latchkey/server/oidc"
 	"latchkey/server/store"
 	"latchkey/server/web"
@@ -39,6 +40,7 @@ type Handler struct {
 	// Mailed is called after a request that may have queued mail.
 	Mailed  func()
 	DevMail bool
+	Sealer  *mail.Sealer // opens outbox bodies for the development mailbox
 }
 
 // state is an authentication session as stored server-side.

@@ -21,7 +21,7 @@ import (
 // Outbox is the part of the store the sender uses.
 type Outbox interface {
 	ClaimMail(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int) ([]store.OutboxMail, error)
-	MarkMailSent(ctx context.Context, id uint64, owner string, now time.Time) error
+	MarkMailSent(ctx context.Context, id uint64, owner string, now time.Time, scrub bool) error
 	MarkMailRetry(ctx context.Context, id uint64, owner string, next time.Time, reason string) error
 	MarkMailFailed(ctx context.Context, id uint64, owner string, now time.Time, reason string) error
 	ReleaseMailLeases(ctx context.Context, owner string) error
@@ -129,6 +129,10 @@ type Sender struct {
 	Poll      time.Duration // how often to look for due mail
 	Lease     time.Duration // how long a claim is held
 	MaxTries  int
+	Sealer    *Sealer // opens bodies sealed at rest
+	// Keep leaves delivered bodies in the outbox (the development mailbox
+	// shows them); otherwise they are scrubbed once delivered.
+	Keep bool
 
 	wake chan struct{}
 }
@@ -198,16 +202,19 @@ func (s *Sender) drain(ctx context.Context) {
 }
 
 func (s *Sender) deliver(ctx context.Context, m *store.OutboxMail) {
-	sendCtx, cancel := context.WithTimeout(ctx, s.Lease/2)
-	err := s.Transport.Send(sendCtx, m)
-	cancel()
+	err := s.open(m)
+	if err == nil {
+		sendCtx, cancel := context.WithTimeout(ctx, s.Lease/2)
+		err = s.Transport.Send(sendCtx, m)
+		cancel()
+	}
 	now := time.Now()
 	// Record outcomes even while shutting down: the mail went out.
 	bg := context.WithoutCancel(ctx)
 	var perm *PermanentError
 	switch {
 	case err == nil:
-		if err := s.Outbox.MarkMailSent(bg, m.ID, s.Owner, now); err != nil {
+		if err := s.Outbox.MarkMailSent(bg, m.ID, s.Owner, now, !s.Keep); err != nil {
 			s.Log.Error("record mail sent", "mail_id", m.ID, "err", err)
 		}
 		s.Log.Info("mail delivered", "event", "mail_delivered", "mail_id", m.ID, "ref", m.Ref, "attempt", m.Attempts+1)
@@ -223,6 +230,22 @@ func (s *Sender) deliver(ctx context.Context, m *store.OutboxMail) {
 		}
 		s.Log.Warn("mail delivery failed; will retry", "event", "mail_retry", "mail_id", m.ID, "ref", m.Ref, "attempt", m.Attempts+1, "next_attempt", next, "err", err)
 	}
+}
+
+// open decrypts a message's bodies; a body that cannot be opened is a
+// permanent failure (another realm's key, or corruption).
+func (s *Sender) open(m *store.OutboxMail) error {
+	if s.Sealer == nil {
+		return nil
+	}
+	var err error
+	if m.Text, err = s.Sealer.Open(m.Text); err != nil {
+		return &PermanentError{err}
+	}
+	if m.HTML, err = s.Sealer.Open(m.HTML); err != nil {
+		return &PermanentError{err}
+	}
+	return nil
 }
 
 // Backoff is the wait after the given number of failed attempts: 1s, 2s,

@@ -80,10 +80,14 @@ func (s *Store) ClaimMail(ctx context.Context, owner string, now time.Time, leas
 	return claimed, nil
 }
 
-// MarkMailSent records delivery.
-func (s *Store) MarkMailSent(ctx context.Context, id uint64, owner string, now time.Time) error {
-	return s.db(ctx).Model(&OutboxMail{}).Where("id = ? AND lease_owner = ?", id, owner).
-		Updates(map[string]any{"sent_at": now.UTC(), "lease_until": nil, "attempts": gorm.Expr("attempts + 1"), "last_error": ""}).Error
+// MarkMailSent records delivery; scrub drops the bodies, which may hold
+// secrets (sign-in links) no longer needed.
+func (s *Store) MarkMailSent(ctx context.Context, id uint64, owner string, now time.Time, scrub bool) error {
+	set := map[string]any{"sent_at": now.UTC(), "lease_until": nil, "attempts": gorm.Expr("attempts + 1"), "last_error": ""}
+	if scrub {
+		set["text"], set["html"] = "", ""
+	}
+	return s.db(ctx).Model(&OutboxMail{}).Where("id = ? AND lease_owner = ?", id, owner).Updates(set).Error
 }
 
 // MarkMailRetry schedules another attempt.

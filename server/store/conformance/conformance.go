@@ -370,7 +370,7 @@ func testOutbox(t *testing.T, s *store.Store) {
 	if len(again) != 0 {
 		t.Fatalf("leased mail claimed twice: %+v", again)
 	}
-	must(t, s.MarkMailSent(ctx, got[0].ID, "node-a", now))
+	must(t, s.MarkMailSent(ctx, got[0].ID, "node-a", now, true))
 	must(t, s.MarkMailRetry(ctx, got[1].ID, "node-a", now.Add(10*time.Second), "421 try later"))
 	if due, _ := s.ClaimMail(ctx, "node-b", now.Add(5*time.Second), time.Minute, 10); len(due) != 0 {
 		t.Fatalf("mail claimed before its retry time: %+v", due)
@@ -387,7 +387,7 @@ func testOutbox(t *testing.T, s *store.Store) {
 		t.Fatalf("expired lease not reclaimed: %+v", taken)
 	}
 	// A stale owner can no longer mark it.
-	must(t, s.MarkMailSent(ctx, taken[0].ID, "node-b", now))
+	must(t, s.MarkMailSent(ctx, taken[0].ID, "node-b", now, false))
 	must(t, s.MarkMailFailed(ctx, taken[0].ID, "node-a", now, "550 no such user"))
 	rest, err := s.ClaimMail(ctx, "node-a", now.Add(time.Hour), time.Minute, 10)
 	must(t, err)

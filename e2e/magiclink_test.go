@@ -1,0 +1,378 @@
+package e2e
+
+import (
+	"database/sql"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	_ "github.com/mattn/go-sqlite3" // direct reads of the SQLite file
+
+	"latchkey/e2e/testkit"
+)
+
+func magic(o map[string]string) opts {
+	return opts{binding: "browser-magic-link", mlOptions: o}
+}
+
+// requestLink starts a login at the app and asks for a link for email.
+func (s *setup) requestLink(t *testing.T, c *testkit.Client, email string) *testkit.Page {
+	t.Helper()
+	p := c.Get(s.App.LoginURL(nil))
+	f := p.Form(t, "email")
+	if _, ok := f.Fields["password"]; ok {
+		t.Fatal("the magic-link page asks for a password")
+	}
+	return c.Submit(p, f, map[string]string{"email": email})
+}
+
+// confirm opens a link and presses "Continue".
+func confirm(t *testing.T, c *testkit.Client, link string) *testkit.Page {
+	t.Helper()
+	p := c.Get(link)
+	if p.Status != http.StatusOK {
+		t.Fatalf("link page status %d:\n%s", p.Status, p.Body)
+	}
+	return c.Submit(p, p.Form(t, "token"), nil)
+}
+
+func TestMagicLinkLoginThroughSMTP(t *testing.T) {
+	s := start(t, magic(nil))
+	c := testkit.NewClient(t)
+	p := s.requestLink(t, c, "alice@example.com")
+	if !p.Has("Check your email") {
+		t.Fatalf("after asking for a link:\n%s", p.Body)
+	}
+	m := s.SMTP.WaitFor(t, "alice@example.com", 1, 10*time.Second)[0]
+	if !strings.Contains(m.Subject, "Test Realm") || !strings.Contains(m.Text, "15 minutes") ||
+		!strings.Contains(m.Text, "If you did not ask for this") || !strings.Contains(m.HTML, m.Link()) || m.Link() == "" {
+		t.Fatalf("mail: subject %q\n%s\n%s", m.Subject, m.Text, m.HTML)
+	}
+	p = confirm(t, c, m.Link())
+	res := s.App.Last()
+	if res.Err != "" || !p.Has("Logged in as alice@example.com") {
+		t.Fatalf("result %q, page %s", res.Err, p.Body)
+	}
+	if res.Claims["email_verified"] != true {
+		t.Errorf("email_verified = %v", res.Claims["email_verified"])
+	}
+	if amr, _ := res.Claims["amr"].([]any); len(amr) != 1 || amr[0] != "email" {
+		t.Errorf("amr = %v, want [email]", res.Claims["amr"])
+	}
+	// The second authorization request is answered by the SSO cookie.
+	p = c.Get(s.App.LoginURL(nil))
+	if !p.Has("Logged in as alice@example.com") {
+		t.Fatalf("SSO did not answer the second request:\n%s", p.Body)
+	}
+}
+
+func TestMagicLinkScannerFetchDoesNotConsume(t *testing.T) {
+	s := start(t, magic(nil))
+	c := testkit.NewClient(t)
+	s.requestLink(t, c, "alice@example.com")
+	link := s.SMTP.WaitFor(t, "alice@example.com", 1, 10*time.Second)[0].Link()
+	// A scanner: no cookies, GET and HEAD, several times.
+	for range 3 {
+		for _, method := range []string{http.MethodGet, http.MethodHead} {
+			req, _ := http.NewRequest(method, link, nil)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK || resp.Header.Get("Referrer-Policy") != "no-referrer" {
+				t.Fatalf("%s: status %d, Referrer-Policy %q", method, resp.StatusCode, resp.Header.Get("Referrer-Policy"))
+			}
+		}
+	}
+	confirm(t, c, link)
+	if res := s.App.Last(); res.Err != "" {
+		t.Fatalf("link unusable after a scanner fetched it: %s", res.Err)
+	}
+	if !strings.Contains(s.LK.Logs(), "event=link_opened") || !strings.Contains(s.LK.Logs(), "event=link_confirmed") {
+		t.Error("link_opened / link_confirmed events missing from the log")
+	}
+}
+
+func TestMagicLinkUsedTwiceOrTamperedIsRejected(t *testing.T) {
+	s := start(t, magic(nil))
+	c := testkit.NewClient(t)
+	s.requestLink(t, c, "alice@example.com")
+	link := s.SMTP.WaitFor(t, "alice@example.com", 1, 10*time.Second)[0].Link()
+	confirm(t, c, link)
+	if res := s.App.Last(); res.Err != "" {
+		t.Fatal(res.Err)
+	}
+	p := testkit.NewClient(t).Get(link)
+	if p.Status != http.StatusGone || !p.Has("already used") {
+		t.Fatalf("reused link: status %d\n%s", p.Status, p.Body)
+	}
+	u, _ := url.Parse(link)
+	tok := u.Query().Get("token")
+	u.RawQuery = url.Values{"token": {tok[:len(tok)-2] + "xx"}}.Encode()
+	p = testkit.NewClient(t).Get(u.String())
+	if p.Status != http.StatusGone || !p.Has("expired or is not valid") {
+		t.Fatalf("tampered link: status %d\n%s", p.Status, p.Body)
+	}
+	if n := len(s.App.Results()); n != 1 {
+		t.Fatalf("%d logins, want 1", n)
+	}
+}
+
+func TestMagicLinkExpiredOffersANewLink(t *testing.T) {
+	dsn := filepath.Join(t.TempDir(), "lk.db")
+	o := magic(map[string]string{"resendCooldown": "1s"})
+	o.dsn = dsn
+	s := start(t, o)
+	c := testkit.NewClient(t)
+	s.requestLink(t, c, "alice@example.com")
+	link := s.SMTP.WaitFor(t, "alice@example.com", 1, 10*time.Second)[0].Link()
+	time.Sleep(1100 * time.Millisecond) // past the resend cooldown
+	db, err := sql.Open("sqlite3", dsn+"?_busy_timeout=5000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`UPDATE magic_links SET expires_at = ?`, time.Now().UTC().Add(-20*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	p := c.Get(link)
+	if p.Status != http.StatusGone || !p.Has("This link expired 20 minutes ago") {
+		t.Fatalf("expired link: status %d\n%s", p.Status, p.Body)
+	}
+	p = c.Submit(p, p.Form(t, "token"), nil) // "Email me a new link"
+	if !p.Has("Check your email") {
+		t.Fatalf("after asking for a new link:\n%s", p.Body)
+	}
+	fresh := s.SMTP.WaitFor(t, "alice@example.com", 2, 10*time.Second)[1].Link()
+	confirm(t, c, fresh)
+	if res := s.App.Last(); res.Err != "" {
+		t.Fatalf("fresh link: %s", res.Err)
+	}
+}
+
+func TestMagicLinkConcurrentConfirmsLogInOnce(t *testing.T) {
+	s := start(t, magic(nil))
+	c := testkit.NewClient(t)
+	s.requestLink(t, c, "alice@example.com")
+	link := s.SMTP.WaitFor(t, "alice@example.com", 1, 10*time.Second)[0].Link()
+	p := c.Get(link)
+	f := p.Form(t, "token")
+	hc := &http.Client{Jar: c.HTTP.Jar, CheckRedirect: noRedirect}
+	var mu sync.Mutex
+	codes := 0
+	var wg sync.WaitGroup
+	for range 10 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := hc.PostForm(p.URL.String(), f.Fields)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			resp.Body.Close()
+			if strings.Contains(resp.Header.Get("Location"), "code=") {
+				mu.Lock()
+				codes++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if codes != 1 {
+		t.Fatalf("%d of 10 concurrent confirms produced a code, want exactly 1", codes)
+	}
+}
+
+// normalise removes what legitimately differs between two renderings of a page.
+var volatile = regexp.MustCompile(`value="[A-Za-z0-9_\-]{20,}"|session=[A-Za-z0-9_\-%]+|[a-z0-9.]+@example\.com`)
+
+func TestMagicLinkDoesNotRevealAccounts(t *testing.T) {
+	s := start(t, magic(map[string]string{"forceCreateUser": "false"}))
+	known := s.requestLink(t, testkit.NewClient(t), "alice@example.com")
+	unknown := s.requestLink(t, testkit.NewClient(t), "nobody@example.com")
+	if known.Status != unknown.Status || volatile.ReplaceAllString(known.Body, "X") != volatile.ReplaceAllString(unknown.Body, "X") {
+		t.Fatalf("pages differ:\n%s\n---\n%s", known.Body, unknown.Body)
+	}
+	s.SMTP.WaitFor(t, "alice@example.com", 1, 10*time.Second)
+	time.Sleep(500 * time.Millisecond)
+	if m := s.SMTP.To("nobody@example.com"); len(m) != 0 {
+		t.Fatalf("mail sent to an unknown address: %v", m)
+	}
+	if _, err := s.LK.Server.Store.UserByEmail(t.Context(), "nobody@example.com"); err == nil {
+		t.Fatal("a user was created with forceCreateUser false")
+	}
+}
+
+func TestMagicLinkCreatesUserAndAsksForProfile(t *testing.T) {
+	s := start(t, magic(map[string]string{"forceCreateUser": "true", "updateProfileOnCreate": "true"}))
+	c := testkit.NewClient(t)
+	s.requestLink(t, c, "Carol@Example.com")
+	link := s.SMTP.WaitFor(t, "carol@example.com", 1, 10*time.Second)[0].Link()
+	p := confirm(t, c, link)
+	if !p.Has("Complete your profile") {
+		t.Fatalf("no profile form after the link:\n%s", p.Body)
+	}
+	p = c.Submit(p, p.Form(t, "firstName"), map[string]string{"firstName": "<script>alert(1)</script>", "lastName": "Jones"})
+	res := s.App.Last()
+	if res.Err != "" {
+		t.Fatalf("%s\n%s", res.Err, p.Body)
+	}
+	if res.Claims["given_name"] != "<script>alert(1)</script>" || res.Claims["family_name"] != "Jones" || res.Claims["email_verified"] != true {
+		t.Fatalf("claims %v", res.Claims)
+	}
+}
+
+func TestMagicLinkRateLimit(t *testing.T) {
+	s := start(t, magic(nil))
+	for i := 1; i <= 6; i++ {
+		p := s.requestLink(t, testkit.NewClient(t), "alice@example.com")
+		limited := p.Has("too many links") && p.Has("try again in")
+		if limited != (i == 6) {
+			t.Fatalf("request %d: limited=%v\n%s", i, limited, p.Body)
+		}
+	}
+	s.SMTP.WaitFor(t, "alice@example.com", 5, 10*time.Second)
+	time.Sleep(time.Second)
+	if n := len(s.SMTP.To("alice@example.com")); n != 5 {
+		t.Fatalf("%d mails for 6 requests, want 5", n)
+	}
+}
+
+func TestMagicLinkMailSurvivesSMTPOutageAndRestart(t *testing.T) {
+	s := start(t, magic(nil))
+	s.SMTP.Stop()
+	p := s.requestLink(t, testkit.NewClient(t), "alice@example.com")
+	if !p.Has("Check your email") {
+		t.Fatalf("with SMTP down:\n%s", p.Body)
+	}
+	time.Sleep(1500 * time.Millisecond) // at least one failed attempt
+	s.LK.Restart()
+	s.SMTP.Restart(t)
+	s.SMTP.WaitFor(t, "alice@example.com", 1, 30*time.Second)
+	time.Sleep(2 * time.Second)
+	if n := len(s.SMTP.Messages()); n != 1 {
+		t.Fatalf("%d mails delivered, want exactly 1", n)
+	}
+	if !strings.Contains(s.LK.Logs(), "event=mail_retry") || !strings.Contains(s.LK.Logs(), "event=mail_delivered") {
+		t.Error("mail_retry / mail_delivered events missing")
+	}
+}
+
+func TestMagicLinkPermanentSMTPFailureGivesUp(t *testing.T) {
+	s := start(t, magic(nil))
+	s.SMTP.SetReject(550)
+	s.requestLink(t, testkit.NewClient(t), "alice@example.com")
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(s.LK.Logs(), "event=mail_failed") {
+		if time.Now().After(deadline) {
+			t.Fatal("no mail_failed event after a 550")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if strings.Contains(s.LK.Logs(), "event=mail_retry") {
+		t.Error("a 5xx answer was retried")
+	}
+}
+
+func TestMagicLinkUsesPublicURLAndKeepsTokenSecret(t *testing.T) {
+	dsn := filepath.Join(t.TempDir(), "lk.db")
+	o := magic(nil)
+	o.dsn = dsn
+	s := start(t, o)
+	c := testkit.NewClient(t)
+	p := c.Get(s.App.LoginURL(nil))
+	f := p.Form(t, "email")
+	action, _ := p.URL.Parse(f.Action)
+	f.Fields.Set("email", "alice@example.com")
+	req, _ := http.NewRequest(http.MethodPost, action.String(), strings.NewReader(f.Fields.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Host = "evil.example"
+	// Go's client would pick cookies for the Host header's domain; send the browser's.
+	for _, ck := range c.HTTP.Jar.Cookies(action) {
+		req.AddCookie(ck)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), "Check your email") {
+		t.Fatalf("status %d:\n%s", resp.StatusCode, body)
+	}
+	link := s.SMTP.WaitFor(t, "alice@example.com", 1, 10*time.Second)[0].Link()
+	if !strings.HasPrefix(link, s.LK.URL+"/realms/test/") {
+		t.Fatalf("link %s is not built from the public URL %s", link, s.LK.URL)
+	}
+	confirm(t, c, link)
+	u, _ := url.Parse(link)
+	tok := u.Query().Get("token")
+	if len(tok) < 43 {
+		t.Fatalf("token %q is shorter than 256 bits", tok)
+	}
+	if strings.Contains(s.LK.Logs(), tok) {
+		t.Fatal("the link token appears in the server log")
+	}
+	s.LK.Stop()
+	for _, f := range []string{dsn, dsn + "-wal"} {
+		b, _ := os.ReadFile(f)
+		if strings.Contains(string(b), tok) {
+			t.Fatalf("the raw token is stored in %s", f)
+		}
+	}
+}
+
+func TestNewerLinkRevokesOlder(t *testing.T) {
+	s := start(t, magic(map[string]string{"resendCooldown": "1s"}))
+	c := testkit.NewClient(t)
+	p := s.requestLink(t, c, "alice@example.com")
+	first := s.SMTP.WaitFor(t, "alice@example.com", 1, 10*time.Second)[0].Link()
+	time.Sleep(1100 * time.Millisecond)
+	p = c.Submit(p, p.FormWith(t, "action", "resend"), nil)
+	if !p.Has("Check your email") {
+		t.Fatalf("resend:\n%s", p.Body)
+	}
+	second := s.SMTP.WaitFor(t, "alice@example.com", 2, 10*time.Second)[1].Link()
+	if old := c.Get(first); old.Status != http.StatusGone || !old.Has("replaced by a newer one") {
+		t.Fatalf("first link after a second was sent: %d\n%s", old.Status, old.Body)
+	}
+	confirm(t, c, second)
+	if res := s.App.Last(); res.Err != "" {
+		t.Fatal(res.Err)
+	}
+}
+
+func TestMagicLinkOpenedInAnotherBrowser(t *testing.T) {
+	s := start(t, magic(nil))
+	s.requestLink(t, testkit.NewClient(t), "alice@example.com")
+	link := s.SMTP.WaitFor(t, "alice@example.com", 1, 10*time.Second)[0].Link()
+	other := testkit.NewClient(t) // no cookies from the browser that asked
+	p := confirm(t, other, link)
+	if res := s.App.Last(); res.Err != "" || !p.Has("Logged in as alice@example.com") {
+		t.Fatalf("other browser: %q\n%s", res.Err, p.Body)
+	}
+}
+
+func TestFormsRequireCSRFToken(t *testing.T) {
+	s := start(t, magic(nil))
+	c := testkit.NewClient(t)
+	p := c.Get(s.App.LoginURL(nil))
+	f := p.Form(t, "email")
+	p = c.Submit(p, f, map[string]string{"email": "alice@example.com", "csrf": "forged"})
+	if p.Status != http.StatusForbidden {
+		t.Fatalf("forged CSRF token: status %d", p.Status)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if n := len(s.SMTP.Messages()); n != 0 {
+		t.Fatalf("a forged form sent %d mails", n)
+	}
+}
