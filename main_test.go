@@ -66,3 +66,29 @@ func TestHashPassword(t *testing.T) {
 		t.Fatalf("exit %d, out %q, err %q", code, out.String(), errb.String())
 	}
 }
+
+func TestSetPasswordAndRotateKeys(t *testing.T) {
+	good, err := os.ReadFile("realm.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	path := filepath.Join(dir, "realm.yaml")
+	if err := os.WriteFile(path, good, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	db := filepath.Join(dir, "l.db")
+	var out, errb bytes.Buffer
+	code := run([]string{"users", "set-password", "--config", path, "--dsn", db, "--email", "Bob@Example.com"}, strings.NewReader("a long enough password\n"), &out, &errb)
+	if code != 0 || !strings.Contains(out.String(), "password set for bob@example.com") {
+		t.Fatalf("set-password: exit %d %s %s", code, out.String(), errb.String())
+	}
+	out.Reset()
+	code = run([]string{"keys", "rotate", "--config", path, "--dsn", db}, strings.NewReader(""), &out, &errb)
+	if code != 0 || !strings.Contains(out.String(), "new signing key") {
+		t.Fatalf("keys rotate: exit %d %s %s", code, out.String(), errb.String())
+	}
+	if code := run([]string{"users", "set-password", "--config", path, "--dsn", db, "--email", "bob@example.com"}, strings.NewReader("short\n"), &out, &errb); code != 2 {
+		t.Fatalf("a short password was accepted (exit %d)", code)
+	}
+}

@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"encoding/base64"
+	"encoding/json"
+	"io"
 	"net/url"
 	"strings"
 	"sync"
@@ -91,6 +93,12 @@ type opts struct {
 
 func start(t *testing.T, o opts) *setup {
 	t.Helper()
+	return startDoc(t, realm, o)
+}
+
+// startDoc starts a world from a realm.yaml template of the test's own.
+func startDoc(t *testing.T, doc string, o opts) *setup {
+	t.Helper()
 	hashOnce.Do(func() {
 		var err error
 		if hash, err = password.Hash(alicePassword); err != nil {
@@ -104,7 +112,7 @@ func start(t *testing.T, o opts) *setup {
 	for k, v := range o.mlOptions {
 		ml.WriteString("            " + k + ": " + v + "\n")
 	}
-	doc := strings.NewReplacer("{{BINDING}}", o.binding, "{{ML_OPTIONS}}", strings.TrimRight(ml.String(), "\n"), "{{HASH}}", hash).Replace(realm)
+	doc = strings.NewReplacer("{{BINDING}}", o.binding, "{{ML_OPTIONS}}", strings.TrimRight(ml.String(), "\n"), "{{HASH}}", hash).Replace(doc)
 	s := &setup{App: testkit.StartApp(t)}
 	v := testkit.Vars{RedirectURI: s.App.RedirectURI(), DSN: o.dsn, Driver: o.driver}
 	if !o.noSMTP {
@@ -125,3 +133,5 @@ func (s *setup) passwordLogin(t *testing.T, c *testkit.Client, extra url.Values,
 }
 
 func base64URL(s string) ([]byte, error) { return base64.RawURLEncoding.DecodeString(s) }
+
+func jsonDecode(r io.Reader, v any) error { return json.NewDecoder(r).Decode(v) }

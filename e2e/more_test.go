@@ -1,0 +1,171 @@
+package e2e
+
+import (
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"latchkey/e2e/testkit"
+)
+
+func TestOtherSigningAlgorithms(t *testing.T) {
+	for _, alg := range []string{"ES256", "EdDSA"} {
+		t.Run(alg, func(t *testing.T) {
+			s := startDoc(t, strings.Replace(realm, "branding:", "tokens:\n  signingAlgorithm: "+alg+"\nbranding:", 1), opts{})
+			s.passwordLogin(t, testkit.NewClient(t), nil, "alice@example.com", alicePassword)
+			res := s.App.Last()
+			if res.Err != "" {
+				t.Fatal(res.Err)
+			}
+			raw, _ := res.Token.Extra("id_token").(string)
+			if h := decodeHeader(t, raw); !strings.Contains(h, `"alg":"`+alg+`"`) {
+				t.Fatalf("header %s", h)
+			}
+		})
+	}
+}
+
+func TestRevocationAndIntrospection(t *testing.T) {
+	s := start(t, opts{})
+	s.App.Connect(s.LK.Issuer, "confidential", "s3cret-for-the-confidential-client")
+	s.passwordLogin(t, testkit.NewClient(t), nil, "alice@example.com", alicePassword)
+	tok := s.App.Last().Token
+	introspect := func() map[string]any {
+		req, _ := http.NewRequest(http.MethodPost, s.LK.Issuer+"/protocol/openid-connect/token/introspect",
+			strings.NewReader(url.Values{"token": {tok.AccessToken}}.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.SetBasicAuth("confidential", "s3cret-for-the-confidential-client")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		decodeJSON(t, resp, &out)
+		return out
+	}
+	if got := introspect(); got["active"] != true || got["client_id"] != "confidential" {
+		t.Fatalf("introspection of a live token: %v", got)
+	}
+	req, _ := http.NewRequest(http.MethodPost, s.LK.Issuer+"/protocol/openid-connect/revoke",
+		strings.NewReader(url.Values{"token": {tok.RefreshToken}, "token_type_hint": {"refresh_token"}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth("confidential", "s3cret-for-the-confidential-client")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("revoke: %d", resp.StatusCode)
+	}
+	if got := introspect(); got["active"] != false {
+		t.Fatalf("after revoking the grant: %v", got)
+	}
+	if _, err := refresh(t, s, tok.RefreshToken); err == nil {
+		t.Fatal("a revoked refresh token still works")
+	}
+}
+
+func TestLoginSurvivesServerRestart(t *testing.T) {
+	s := start(t, opts{})
+	c := testkit.NewClient(t)
+	p := c.Get(s.App.LoginURL(nil))
+	s.LK.Restart()
+	p = c.Submit(p, p.Form(t, "password"), map[string]string{"email": "alice@example.com", "password": alicePassword})
+	if res := s.App.Last(); res.Err != "" || !p.Has("Logged in as") {
+		t.Fatalf("after restart: %q\n%s", res.Err, p.Body)
+	}
+}
+
+func TestThemeFolderOverridesPages(t *testing.T) {
+	theme := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(theme, "templates"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	page := `{{define "content"}}<h1>ACME sign-in</h1><form method="post" action="{{.Action}}"><input type="hidden" name="csrf" value="{{.CSRF}}"><input type="hidden" name="execution" value="{{.Exec}}"><input name="email"></form>{{end}}`
+	if err := os.WriteFile(filepath.Join(theme, "templates", "magic-link-email.html"), []byte(page), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	doc := strings.Replace(realm, "  displayName: Test Realm", "  displayName: Test Realm\n  themeDir: "+theme, 1)
+	s := startDoc(t, doc, magic(nil))
+	p := s.requestLinkPage(t, testkit.NewClient(t))
+	if !p.Has("ACME sign-in") {
+		t.Fatalf("theme not applied:\n%s", p.Body)
+	}
+}
+
+func TestDenyAccessFlow(t *testing.T) {
+	doc := strings.Replace(realm, "bindings:", `  denied:
+    - authenticator: username-password-form
+    - authenticator: deny-access
+      config:
+        errorMessage: Sign-ups are closed.
+bindings:`, 1)
+	doc = strings.Replace(doc, "browser: {{BINDING}}", "browser: denied", 1)
+	s := startDoc(t, doc, opts{})
+	p := s.passwordLogin(t, testkit.NewClient(t), nil, "alice@example.com", alicePassword)
+	if p.Status != http.StatusForbidden || !p.Has("Sign-ups are closed.") || !p.Has("Start again") {
+		t.Fatalf("status %d:\n%s", p.Status, p.Body)
+	}
+	if len(s.App.Results()) != 0 {
+		t.Fatal("denied login reached the app")
+	}
+}
+
+func TestUserInputIsEscaped(t *testing.T) {
+	s := start(t, opts{})
+	c := testkit.NewClient(t)
+	p := s.passwordLogin(t, c, nil, "newbie@example.com", alicePassword)
+	p = c.Submit(p, p.Form(t, "firstName"), map[string]string{"firstName": "<script>alert(1)</script>", "lastName": ""})
+	if strings.Contains(p.Body, "<script>alert(1)</script>") || !strings.Contains(p.Body, "&lt;script&gt;") {
+		t.Fatalf("user input rendered unescaped:\n%s", p.Body)
+	}
+	for _, h := range []string{"Content-Security-Policy", "X-Frame-Options", "X-Content-Type-Options"} {
+		if p.Header.Get(h) == "" {
+			t.Errorf("header %s missing", h)
+		}
+	}
+}
+
+// The README's promise: with no SMTP server, `go run .` lets a person log in
+// through the development mailbox.
+func TestDevelopmentMailboxLogin(t *testing.T) {
+	o := magic(nil)
+	o.noSMTP = true
+	s := start(t, o)
+	c := testkit.NewClient(t)
+	s.requestLink(t, c, "alice@example.com")
+	var link string
+	for deadline := time.Now().Add(10 * time.Second); link == "" && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		box := c.Get(s.LK.Issuer + "/dev/mail")
+		link = regexp.MustCompile(`http://[^\s<"]+/login-actions/magic-link\?token=[A-Za-z0-9_\-]+`).FindString(box.Body)
+	}
+	if link == "" {
+		t.Fatal("no link in the development mailbox")
+	}
+	confirm(t, c, link)
+	if res := s.App.Last(); res.Err != "" {
+		t.Fatal(res.Err)
+	}
+	if !strings.Contains(s.LK.Logs(), "mail NOT delivered") {
+		t.Error("no warning that mail is not delivered")
+	}
+}
+
+func (s *setup) requestLinkPage(t *testing.T, c *testkit.Client) *testkit.Page {
+	t.Helper()
+	return c.Get(s.App.LoginURL(nil))
+}
+
+func decodeJSON(t *testing.T, resp *http.Response, v any) {
+	t.Helper()
+	if err := jsonDecode(resp.Body, v); err != nil {
+		t.Fatal(err)
+	}
+}
