@@ -137,9 +137,7 @@ func serve(cfg *config.Config, log *slog.Logger, stderr io.Writer) int {
 		log.Warn("smtp.host is empty: mail is NOT delivered; read it in the development mailbox", "mailbox", iss+"/dev/mail")
 	}
 	fmt.Fprintf(stderr, "\n  Latchkey realm %q\n  Discovery:  %s/.well-known/openid-configuration\n", cfg.Realm, iss)
-	if len(cfg.Clients) > 0 {
-		fmt.Fprintf(stderr, "  Log in:     point your app (client %q) at the issuer %s\n", cfg.Clients[0].ClientID, iss)
-	}
+	fmt.Fprintf(stderr, "  Log in:     %s/account  (apps: point them at the issuer %s)\n", iss, iss)
 	if cfg.SMTP.Host == "" {
 		fmt.Fprintf(stderr, "  Mailbox:    %s/dev/mail  (development: links are shown here)\n", iss)
 	}

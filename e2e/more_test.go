@@ -169,3 +169,29 @@ func decodeJSON(t *testing.T, resp *http.Response, v any) {
 		t.Fatal(err)
 	}
 }
+
+// `go run .` prints the account page as the place to log in: it must work
+// with nothing else running (development mailbox, built-in client).
+func TestAccountPageLoginAndLogout(t *testing.T) {
+	o := magic(nil)
+	o.noSMTP = true
+	s := start(t, o)
+	c := testkit.NewClient(t)
+	p := c.Get(s.LK.Issuer + "/account")
+	p = c.Submit(p, p.Form(t, "email"), map[string]string{"email": "alice@example.com"})
+	if !p.Has("Check your email") {
+		t.Fatalf("account login:\n%s", p.Body)
+	}
+	var link string
+	for deadline := time.Now().Add(10 * time.Second); link == "" && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		link = regexp.MustCompile(`http://[^\s<"]+/login-actions/magic-link\?token=[A-Za-z0-9_\-]+`).FindString(c.Get(s.LK.Issuer + "/dev/mail").Body)
+	}
+	p = confirm(t, c, link)
+	if !p.Has("Signed in") || !p.Has("alice@example.com") || !p.Has("(verified)") || p.URL.Path != "/realms/test/account" {
+		t.Fatalf("account page at %s:\n%s", p.URL, p.Body)
+	}
+	p = c.Get(s.LK.Issuer + "/account/logout")
+	if p.Form(t, "email").Action == "" || p.URL.Path != "/realms/test/login-actions/authenticate" {
+		t.Fatalf("after sign-out, expected the login page again, got %s:\n%s", p.URL, p.Body)
+	}
+}

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gorilla/securecookie"
 	"golang.org/x/crypto/hkdf"
 
 	"latchkey/authenticators/conditions"
@@ -26,6 +27,7 @@ import (
 	"latchkey/authenticators/password"
 	"latchkey/authenticators/profile"
 	"latchkey/flows"
+	"latchkey/server/account"
 	"latchkey/server/config"
 	"latchkey/server/login"
 	"latchkey/server/mail"
@@ -106,6 +108,9 @@ func build(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.L
 		return out
 	}
 
+	if _, taken := cfg.Client(account.ClientID); !taken {
+		cfg.Clients = append(cfg.Clients, account.Client(cfg.Issuer()))
+	}
 	publishFor := max(cfg.Tokens.IDTokenTTL.D(), cfg.Tokens.AccessTokenTTL.D()) + time.Hour
 	keys := oidc.NewKeySet(st, cfg.Tokens.SigningAlgorithm, publishFor)
 	if err := keys.Ensure(ctx); err != nil {
@@ -174,6 +179,10 @@ func build(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.L
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	lh.Routes(mux)
+	(&account.Handler{
+		Issuer: cfg.Issuer(), Realm: cfg.Realm, Name: realmName, Web: renderer, Log: log, Provider: mux, Secure: secure,
+		Codec: securecookie.New(derive("account-hash", 64), derive("account-block", 32)),
+	}).Routes(mux)
 	return &Server{Cfg: cfg, Store: st, Handler: mux, Keys: keys, sender: sender, log: log}, nil
 }
 
