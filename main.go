@@ -39,6 +39,10 @@ const usage = `usage:
   latchkey keys rotate --config FILE
   latchkey users set-password --config FILE --email ADDR   (password on stdin)
   latchkey users hash-password                             (password on stdin)
+  latchkey magic-link create --config FILE (--email ADDR | --user-id ID) --client ID --redirect-uri URI
+                             [--ttl 1h] [--send] [--type login|verify-email] [--force-create] [--update-profile]
+  latchkey magic-link list --config FILE [--email ADDR] [--user-id ID] [--status pending|used|expired|revoked]
+  latchkey magic-link revoke --config FILE ID
 `
 
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -46,7 +50,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		cmd, args = args[0], args[1:]
 	}
-	if cmd == "keys" || cmd == "users" {
+	if cmd == "keys" || cmd == "users" || cmd == "magic-link" {
 		if len(args) == 0 || strings.HasPrefix(args[0], "-") {
 			fmt.Fprint(stderr, usage)
 			return 2
@@ -58,9 +62,19 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	cfgPath := fs.String("config", "realm.yaml", "realm configuration file")
 	listen := fs.String("listen", "", "listen address (overrides server.listen)")
 	dsn := fs.String("dsn", "", "database DSN (overrides database.dsn)")
-	email := fs.String("email", "", "the user's email (users set-password)")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	email := fs.String("email", "", "the user's email (users set-password, magic-link create/list)")
+	ml := magicLinkFlags(fs)
+	// Flags may come before or after positional arguments (revoke ID --config F).
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return 2
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		positional = append(positional, fs.Arg(0))
+		args = fs.Args()[1:]
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 
@@ -94,7 +108,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 0
 	case "serve":
 		return serve(cfg, log, stderr)
-	case "keys rotate", "users set-password":
+	case "keys rotate", "users set-password", "magic-link create", "magic-link list", "magic-link revoke":
 		ctx := context.Background()
 		srv, err := server.New(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 		if err != nil {
@@ -110,6 +124,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			}
 			fmt.Fprintf(stdout, "new signing key %s (%s); the previous key stays published until its tokens expire\n", kid, cfg.Tokens.SigningAlgorithm)
 			return 0
+		}
+		if strings.HasPrefix(cmd, "magic-link ") {
+			return magicLink(ctx, srv, strings.TrimPrefix(cmd, "magic-link "), *email, ml, positional, stdout, stderr)
 		}
 		return setPassword(ctx, srv, *email, stdin, stdout, stderr)
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"net"
 	"os"
 	"path/filepath"
@@ -90,5 +91,40 @@ func TestSetPasswordAndRotateKeys(t *testing.T) {
 	}
 	if code := run([]string{"users", "set-password", "--config", path, "--dsn", db, "--email", "bob@example.com"}, strings.NewReader("short\n"), &out, &errb); code != 2 {
 		t.Fatalf("a short password was accepted (exit %d)", code)
+	}
+}
+
+func TestMagicLinkCLI(t *testing.T) {
+	good, err := os.ReadFile("realm.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	path := filepath.Join(dir, "realm.yaml")
+	if err := os.WriteFile(path, good, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	db := filepath.Join(dir, "l.db")
+	cli := func(args ...string) (int, string, string) {
+		var out, errb bytes.Buffer
+		code := run(append(args, "--config", path, "--dsn", db), strings.NewReader(""), &out, &errb)
+		return code, out.String(), errb.String()
+	}
+	code, out, errs := cli("magic-link", "create", "--email", "alice@example.com", "--client", "demo-app",
+		"--redirect-uri", "http://localhost:3000/callback", "--ttl", "1h")
+	var created struct{ ID, URL string }
+	if code != 0 || json.Unmarshal([]byte(out), &created) != nil || !strings.Contains(created.URL, "/realms/demo/login-actions/magic-link?token=") {
+		t.Fatalf("create: exit %d\n%s\n%s", code, out, errs)
+	}
+	code, out, _ = cli("magic-link", "list", "--status", "pending")
+	if code != 0 || !strings.Contains(out, created.ID) {
+		t.Fatalf("list: exit %d\n%s", code, out)
+	}
+	if code, out, errs = cli("magic-link", "revoke", created.ID); code != 0 || !strings.Contains(out, "revoked") {
+		t.Fatalf("revoke: exit %d\n%s%s", code, out, errs)
+	}
+	code, _, errs = cli("magic-link", "create", "--email", "alice@example.com", "--client", "demo-app", "--redirect-uri", "https://evil.example/")
+	if code != 2 || !strings.Contains(errs, "--redirect-uri") {
+		t.Fatalf("bad redirect: exit %d %s", code, errs)
 	}
 }

@@ -31,7 +31,7 @@ branding:
   displayName: Test Realm
 clients:
   - clientId: app
-    redirectUris: [{{REDIRECT}}]
+    redirectUris: [{{REDIRECT}}, {{APPLOGIN}}]
     postLogoutRedirectUris: [{{REDIRECT}}/bye]
   - clientId: confidential
     secret: s3cret-for-the-confidential-client
@@ -58,6 +58,13 @@ flows:
 {{ML_OPTIONS}}
 bindings:
   browser: {{BINDING}}
+apiKeys:
+  - name: backend
+    key: test-api-key-0123456789-0123456789-abcdef
+    operations: [magic-links:create, magic-links:read, magic-links:revoke]
+  - name: reader
+    key: reader-api-key-0123456789-0123456789-abcd
+    operations: [magic-links:read]
 users:
   - email: alice@example.com
     firstName: Alice
@@ -114,6 +121,7 @@ func startDoc(t *testing.T, doc string, o opts) *setup {
 	}
 	doc = strings.NewReplacer("{{BINDING}}", o.binding, "{{ML_OPTIONS}}", strings.TrimRight(ml.String(), "\n"), "{{HASH}}", hash).Replace(doc)
 	s := &setup{App: testkit.StartApp(t)}
+	doc = strings.ReplaceAll(doc, "{{APPLOGIN}}", s.App.URL+"/login")
 	v := testkit.Vars{RedirectURI: s.App.RedirectURI(), DSN: o.dsn, Driver: o.driver}
 	if !o.noSMTP {
 		s.SMTP = testkit.StartSMTP(t)

@@ -383,3 +383,30 @@ func (s *Session) MarkSucceeded(execution string) {
 	}
 	s.Status[execution] = Success
 }
+
+// FindAuthenticator returns the first enabled execution of authenticator in
+// the named flow (sub-flows included), with its config.
+func (e *Engine) FindAuthenticator(flow, authenticator string) (id string, cfg Config, ok bool) {
+	f, found := e.flows[flow]
+	if !found {
+		return "", Config{}, false
+	}
+	var walk func(*Flow) bool
+	walk = func(f *Flow) bool {
+		for _, x := range f.Executions {
+			if x.Requirement == Disabled {
+				continue
+			}
+			if x.Flow != nil && walk(x.Flow) {
+				return true
+			}
+			if x.Authenticator == authenticator {
+				id, cfg = x.ID, x.Config
+				return true
+			}
+		}
+		return false
+	}
+	ok = walk(f)
+	return id, cfg, ok
+}

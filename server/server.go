@@ -28,6 +28,7 @@ import (
 	"latchkey/authenticators/profile"
 	"latchkey/flows"
 	"latchkey/server/account"
+	"latchkey/server/admin"
 	"latchkey/server/config"
 	"latchkey/server/login"
 	"latchkey/server/mail"
@@ -64,6 +65,7 @@ type Server struct {
 	Store   *store.Store
 	Handler http.Handler
 	Keys    *oidc.KeySet
+	Admin   *admin.Service
 	sender  *mail.Sender
 	log     *slog.Logger
 }
@@ -179,11 +181,13 @@ func build(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.L
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	lh.Routes(mux)
+	adm := &admin.Service{Cfg: cfg, Store: st, Links: links, Engine: engine, Mailed: sender.Wake}
+	admin.NewAPI(adm, cfg.APIKeys, log).Routes(mux, cfg.Realm)
 	(&account.Handler{
 		Issuer: cfg.Issuer(), Realm: cfg.Realm, Name: realmName, Web: renderer, Log: log, Provider: mux, Secure: secure,
 		Codec: securecookie.New(derive("account-hash", 64), derive("account-block", 32)),
 	}).Routes(mux)
-	return &Server{Cfg: cfg, Store: st, Handler: mux, Keys: keys, sender: sender, log: log}, nil
+	return &Server{Cfg: cfg, Store: st, Handler: mux, Keys: keys, Admin: adm, sender: sender, log: log}, nil
 }
 
 func randomID() string {

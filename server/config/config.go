@@ -32,6 +32,7 @@ type Config struct {
 	Bindings map[string]string         `yaml:"bindings"`
 	Users    []User                    `yaml:"users"`
 	Branding Branding                  `yaml:"branding"`
+	APIKeys  []APIKey                  `yaml:"apiKeys"`
 
 	// FlowDefs are the flows, resolved against the authenticator registry.
 	FlowDefs map[string]*flows.Flow `yaml:"-"`
@@ -124,6 +125,16 @@ type Branding struct {
 	// ThemeDir holds templates/ and static/ files that override the built-in ones by name.
 	ThemeDir string `yaml:"themeDir"`
 }
+
+// APIKey authorises calls to the management API.
+type APIKey struct {
+	Name       string   `yaml:"name"`
+	Key        string   `yaml:"key"` // from the environment: ${LATCHKEY_API_KEY}
+	Operations []string `yaml:"operations"`
+}
+
+// Operations of the management API.
+var Operations = []string{"magic-links:create", "magic-links:read", "magic-links:revoke"}
 
 // Issuer is the realm's OIDC issuer URL.
 func (c *Config) Issuer() string { return c.Server.PublicURL + "/realms/" + c.Realm }
@@ -250,6 +261,35 @@ func (d *decoder) validate(c *Config, opts Options) {
 	d.validateClients(c)
 	d.validateFlows(c, opts)
 	d.validateUsers(c)
+	d.validateAPIKeys(c)
+}
+
+func (d *decoder) validateAPIKeys(c *Config) {
+	names := map[string]int{}
+	keys := map[string]int{}
+	for i, k := range c.APIKeys {
+		p := fmt.Sprintf("apiKeys[%d]", i)
+		if k.Name == "" {
+			d.failAt(p+".name", "must not be empty")
+		} else if j, dup := names[k.Name]; dup {
+			d.failAt(p+".name", "duplicate API key name (also apiKeys[%d])", j)
+		}
+		names[k.Name] = i
+		if len(k.Key) < 32 {
+			d.failAt(p+".key", "must be at least 32 characters; set it from the environment, like ${LATCHKEY_API_KEY}")
+		} else if j, dup := keys[k.Key]; dup {
+			d.failAt(p+".key", "the same key is also apiKeys[%d]", j)
+		}
+		keys[k.Key] = i
+		if len(k.Operations) == 0 {
+			d.failAt(p+".operations", "list the operations this key may use: %s", strings.Join(Operations, ", "))
+		}
+		for j, op := range k.Operations {
+			if !contains(Operations, op) {
+				d.failAt(fmt.Sprintf("%s.operations[%d]", p, j), "unknown operation %q (known: %s)", op, strings.Join(Operations, ", "))
+			}
+		}
+	}
 }
 
 func (d *decoder) validateSMTP(s SMTP) {

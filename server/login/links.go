@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"latchkey/authenticators/magiclink"
+	"latchkey/flows"
 )
 
 // confirmData is the link confirm page's data.
@@ -82,6 +83,10 @@ func (h *Handler) linkConfirm(w http.ResponseWriter, r *http.Request) {
 		h.invalidLink(w, r, b, l, token, now)
 		return
 	}
+	if l.AuthSessionID == "" {
+		h.confirmMinted(w, r, b, l, token, now)
+		return
+	}
 	st, _, err := h.load(r.Context(), l.AuthSessionID)
 	if err != nil {
 		if errors.Is(err, errSessionGone) {
@@ -113,6 +118,66 @@ func (h *Handler) linkConfirm(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, h.authenticateURL(st.Flow.ID), http.StatusSeeOther)
 		return
 	}
+	h.respond(w, r, st, c, b, out, err)
+}
+
+// confirmMinted redeems a link minted through the management API. It does
+// not bypass the realm's browser flow: a new authentication session runs it
+// with the magic-link step counted as succeeded, so any other REQUIRED step
+// and any pending required action still runs.
+func (h *Handler) confirmMinted(w http.ResponseWriter, r *http.Request, b browser, l *magiclink.Link, token string, now time.Time) {
+	ctx := r.Context()
+	flowName, err := h.Engine.FlowFor("browser")
+	if err != nil {
+		h.internal(w, r, err)
+		return
+	}
+	exec, _, hasStep := h.Engine.FindAuthenticator(flowName, "magic-link")
+	if l.Type == magiclink.TypeLogin && !hasStep {
+		h.Links.Rejected(l, "no_magic_link_step")
+		h.fail(w, http.StatusForbidden, "Cannot sign in", "Sign-in links are not enabled for this realm.", "")
+		return
+	}
+	if _, err := h.Links.Consume(ctx, token, now); errors.Is(err, magiclink.ErrUnavailable) {
+		l2, _ := h.Links.Inspect(ctx, token)
+		h.invalidLink(w, r, b, l2, token, now)
+		return
+	} else if err != nil {
+		h.internal(w, r, err)
+		return
+	}
+	u, err := h.Store.UserByID(ctx, l.UserID)
+	if err != nil || u.Email != l.Email || u.Disabled {
+		h.Links.Rejected(l, "account_changed")
+		h.fail(w, http.StatusForbidden, "Cannot sign in", "This link was sent to an address that no longer belongs to an active account.", "")
+		return
+	}
+	if !u.EmailVerified {
+		u.EmailVerified = true
+		if err := h.Store.UpdateUser(ctx, u); err != nil {
+			h.internal(w, r, err)
+			return
+		}
+	}
+	if l.Type == magiclink.TypeVerifyEmail {
+		v := h.view("Email verified")
+		v.Message = "Thank you: " + u.Email + " is verified. You can close this page."
+		h.Web.Page(w, http.StatusOK, "info", v)
+		return
+	}
+	st := &state{
+		Flow: flows.Session{
+			ID: randomString(), ClientID: l.ClientID, Flow: flowName, UserID: u.ID, MaxAge: -1,
+			// The link names its user: an SSO session of someone else must not take over.
+			Prompt: "login", RequestedAt: now.UTC().Truncate(time.Second),
+		},
+		Return: l.RedirectURI,
+	}
+	st.Flow.MarkSucceeded(exec)
+	st.Flow.AddMethod("email")
+	c := h.flowContext(r, st, nil)
+	c.User = u
+	out, err := h.Engine.Run(ctx, c)
 	h.respond(w, r, st, c, b, out, err)
 }
 

@@ -5,6 +5,8 @@ package login
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -47,6 +49,10 @@ type Handler struct {
 type state struct {
 	Flow  flows.Session `json:"flow"`
 	Query string        `json:"query"` // the authorization request, replayed at completion
+	// Return is where a login begun by a minted link ends: the SSO session
+	// is established and the browser sent here (a registered URI of the
+	// client), where the app's own login completes without a form.
+	Return string `json:"return,omitempty"`
 }
 
 func (h *Handler) prefix() string { return "/realms/" + h.Cfg.Realm }
@@ -331,6 +337,10 @@ func (h *Handler) respond(w http.ResponseWriter, r *http.Request, st *state, c *
 // every login), then the authorization response to the client.
 func (h *Handler) complete(w http.ResponseWriter, r *http.Request, st *state, c *flows.Context, ar fosite.AuthorizeRequester) {
 	ctx := r.Context()
+	if ar == nil && st.Query == "" && st.Return != "" {
+		h.completeMinted(w, r, st, c)
+		return
+	}
 	if ar == nil {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "/?"+st.Query, nil)
 		if err != nil {
@@ -350,29 +360,20 @@ func (h *Handler) complete(w http.ResponseWriter, r *http.Request, st *state, c 
 	}
 	ssoID := h.Cookies.SSOID(r)
 	if fresh {
-		if ssoID != "" {
-			_ = h.Store.DeleteSSOSession(ctx, ssoID)
-		}
-		ssoID = randomString()
-		if err := h.Store.CreateSSOSession(ctx, &store.SSOSession{
-			ID: ssoID, UserID: c.User.ID, AuthTime: authTime, Methods: strings.Join(st.Flow.Methods, ","),
-			ExpiresAt: now.Add(h.Cfg.Sessions.SSOSessionTTL.D()), CreatedAt: now,
-		}); err != nil {
+		var err error
+		if ssoID, err = h.startSSO(w, r, c.User.ID, st.Flow.Methods, authTime); err != nil {
 			h.internal(w, r, err)
 			return
 		}
-		h.Cookies.SetSSO(w, r, ssoID)
-		h.Cookies.RotateBrowser(w, r)
 	}
 	if err := h.Store.DeleteAuthSession(ctx, st.Flow.ID); err != nil {
 		h.Log.Warn("delete finished auth session", "err", err)
 	}
 	h.Log.Info("login succeeded", "event", "login", "user_id", c.User.ID, "client_id", st.Flow.ClientID,
 		"methods", st.Flow.Methods, "sso_reused", !fresh)
-	sid := ssoID
-	if len(sid) > 16 {
-		sid = sid[:16] // a stable, non-secret reference to the SSO session
-	}
+	// sid names the SSO session without revealing its secret id.
+	sum := sha256.Sum256([]byte(ssoID))
+	sid := hex.EncodeToString(sum[:12])
 	if err := h.OIDC.Complete(ctx, w, ar, oidc.Identity{
 		User: c.User, AuthTime: authTime, RequestedAt: st.Flow.RequestedAt, Methods: st.Flow.Methods, SessionID: sid,
 	}); err != nil {
@@ -380,10 +381,44 @@ func (h *Handler) complete(w http.ResponseWriter, r *http.Request, st *state, c 
 	}
 }
 
+// startSSO creates the SSO session for a fresh login (a new id every time:
+// no fixation), and rotates the browser's id and CSRF token.
+func (h *Handler) startSSO(w http.ResponseWriter, r *http.Request, userID string, methods []string, authTime time.Time) (string, error) {
+	ctx := r.Context()
+	now := time.Now().UTC()
+	if old := h.Cookies.SSOID(r); old != "" {
+		_ = h.Store.DeleteSSOSession(ctx, old)
+	}
+	id := randomString()
+	if err := h.Store.CreateSSOSession(ctx, &store.SSOSession{
+		ID: id, UserID: userID, AuthTime: authTime, Methods: strings.Join(methods, ","),
+		ExpiresAt: now.Add(h.Cfg.Sessions.SSOSessionTTL.D()), CreatedAt: now,
+	}); err != nil {
+		return "", err
+	}
+	h.Cookies.SetSSO(w, r, id)
+	h.Cookies.RotateBrowser(w, r)
+	return id, nil
+}
+
+// completeMinted ends a login begun by a minted link.
+func (h *Handler) completeMinted(w http.ResponseWriter, r *http.Request, st *state, c *flows.Context) {
+	if _, err := h.startSSO(w, r, c.User.ID, st.Flow.Methods, time.Now().UTC().Truncate(time.Second)); err != nil {
+		h.internal(w, r, err)
+		return
+	}
+	if err := h.Store.DeleteAuthSession(r.Context(), st.Flow.ID); err != nil {
+		h.Log.Warn("delete finished auth session", "err", err)
+	}
+	h.Log.Info("login succeeded", "event", "login", "user_id", c.User.ID, "client_id", st.Flow.ClientID,
+		"methods", st.Flow.Methods, "minted_link", true)
+	http.Redirect(w, r, st.Return, http.StatusSeeOther)
+}
+
 // restart begins the same authorization request again, in this browser.
 func (h *Handler) restart(w http.ResponseWriter, r *http.Request) {
 	st, _, err := h.load(r.Context(), r.URL.Query().Get("session"))
-	if st == nil {
+	if st == nil || st.Query == "" {
 		if err != nil && !errors.Is(err, errSessionGone) {
 			h.internal(w, r, err)
 			return

@@ -123,3 +123,46 @@ func (s *Store) RevokeMagicLink(ctx context.Context, id string, now time.Time) (
 	}
 	return res.RowsAffected == 1, nil
 }
+
+// LinkFilter selects magic links; empty fields match everything.
+type LinkFilter struct {
+	UserID string
+	Email  string
+	Status string // pending | used | expired | revoked
+	Limit  int
+	Offset int
+}
+
+// ListMagicLinks returns links, newest first, and how many match in all.
+func (s *Store) ListMagicLinks(ctx context.Context, f LinkFilter, now time.Time) ([]MagicLink, int64, error) {
+	now = now.UTC()
+	q := s.db(ctx).Model(&MagicLink{})
+	if f.UserID != "" {
+		q = q.Where("user_id = ?", f.UserID)
+	}
+	if f.Email != "" {
+		q = q.Where("email = ?", f.Email)
+	}
+	switch f.Status {
+	case "":
+	case "pending":
+		q = q.Where("used_at IS NULL AND revoked_at IS NULL AND expires_at > ?", now)
+	case "used":
+		q = q.Where("used_at IS NOT NULL")
+	case "revoked":
+		q = q.Where("used_at IS NULL AND revoked_at IS NOT NULL")
+	case "expired":
+		q = q.Where("used_at IS NULL AND revoked_at IS NULL AND expires_at <= ?", now)
+	default:
+		return nil, 0, fmt.Errorf("unknown status %q", f.Status)
+	}
+	var total int64
+	if err := q.Count(&total).Error; err != nil {
+		return nil, 0, fmt.Errorf("count magic links: %w", err)
+	}
+	var out []MagicLink
+	if err := q.Order("created_at DESC, id").Limit(f.Limit).Offset(f.Offset).Find(&out).Error; err != nil {
+		return nil, 0, fmt.Errorf("list magic links: %w", err)
+	}
+	return out, total, nil
+}

@@ -38,6 +38,7 @@ func Run(t *testing.T, open Open) {
 		{"SigningKeys", testSigningKeys},
 		{"MagicLinks", testMagicLinks},
 		{"MagicLinkConcurrentConsume", testMagicLinkConcurrent},
+		{"MagicLinkListing", testMagicLinkListing},
 		{"Outbox", testOutbox},
 		{"OutboxConcurrentClaims", testOutboxConcurrent},
 		{"RateCounters", testRateCounters},
@@ -491,3 +492,45 @@ func testSettings(t *testing.T, s *store.Store) {
 
 // jwtClaims is fosite's ID token claims type, named for brevity.
 type jwtClaims = jwt.IDTokenClaims
+
+func testMagicLinkListing(t *testing.T, s *store.Store) {
+	now := time.Now().UTC()
+	mk := func(hash, user string, exp time.Duration) *store.MagicLink {
+		l := &store.MagicLink{TokenHash: hash, Type: "login", UserID: user, Email: user + "@example.com", ExpiresAt: now.Add(exp), CreatedAt: now.Add(-time.Duration(len(hash)) * time.Second)}
+		must(t, s.CreateMagicLink(ctx, l, nil))
+		return l
+	}
+	mk("p", "u1", time.Hour)
+	used := mk("uu", "u1", time.Hour)
+	rev := mk("rrr", "u2", time.Hour)
+	mk("eeee", "u2", -time.Minute)
+	_, err := s.ConsumeMagicLink(ctx, used.TokenHash, now)
+	must(t, err)
+	_, err = s.RevokeMagicLink(ctx, rev.ID, now)
+	must(t, err)
+	for status, want := range map[string]int{"": 4, "pending": 1, "used": 1, "revoked": 1, "expired": 1} {
+		got, total, err := s.ListMagicLinks(ctx, store.LinkFilter{Status: status, Limit: 10}, now)
+		must(t, err)
+		if len(got) != want || total != int64(want) {
+			t.Errorf("status %q: %d links (total %d), want %d", status, len(got), total, want)
+		}
+		for _, l := range got {
+			if status != "" && l.Status(now) != status {
+				t.Errorf("status %q listed a %s link", status, l.Status(now))
+			}
+		}
+	}
+	byUser, total, err := s.ListMagicLinks(ctx, store.LinkFilter{UserID: "u2", Limit: 1}, now)
+	must(t, err)
+	if len(byUser) != 1 || total != 2 {
+		t.Fatalf("user filter with limit 1: %d (total %d)", len(byUser), total)
+	}
+	page2, _, err := s.ListMagicLinks(ctx, store.LinkFilter{UserID: "u2", Limit: 1, Offset: 1}, now)
+	must(t, err)
+	if len(page2) != 1 || page2[0].ID == byUser[0].ID {
+		t.Fatal("second page repeats the first")
+	}
+	if got, _, _ := s.ListMagicLinks(ctx, store.LinkFilter{Email: "u1@example.com", Limit: 10}, now); len(got) != 2 {
+		t.Fatalf("email filter: %d", len(got))
+	}
+}
