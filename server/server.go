@@ -114,7 +114,7 @@ func build(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.L
 		cfg.Clients = append(cfg.Clients, account.Client(cfg.Issuer()))
 	}
 	publishFor := max(cfg.Tokens.IDTokenTTL.D(), cfg.Tokens.AccessTokenTTL.D()) + time.Hour
-	keys := oidc.NewKeySet(st, cfg.Tokens.SigningAlgorithm, publishFor)
+	keys := oidc.NewKeySet(st, cfg.Tokens.SigningAlgorithm, publishFor, cfg.Tokens.KeyCacheTTL.D())
 	if err := keys.Ensure(ctx); err != nil {
 		return nil, fmt.Errorf("signing keys: %w", err)
 	}
@@ -154,7 +154,8 @@ func build(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.L
 		}
 	}
 	hostname, _ := os.Hostname()
-	sender := (&mail.Sender{Outbox: st, Transport: transport, Owner: hostname + "-" + randomID(), Log: log, Sealer: sealer, Keep: dev}).Init()
+	sender := (&mail.Sender{Outbox: st, Transport: transport, Owner: hostname + "-" + randomID(), Log: log, Sealer: sealer, Keep: dev,
+		Poll: cfg.Outbox.PollInterval.D(), Lease: cfg.Outbox.Lease.D(), MaxTries: cfg.Outbox.MaxAttempts}).Init()
 
 	secure := strings.HasPrefix(cfg.Server.PublicURL, "https://")
 	ssoTTL := int(cfg.Sessions.SSOSessionTTL.D().Seconds())

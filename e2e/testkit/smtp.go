@@ -22,11 +22,12 @@ import (
 
 // Message is one mail the SMTP server accepted.
 type Message struct {
-	From, To string
-	Subject  string
-	Text     string // the text/plain part, decoded
-	HTML     string
-	Raw      []byte
+	From, To  string
+	Subject   string
+	MessageID string
+	Text      string // the text/plain part, decoded
+	HTML      string
+	Raw       []byte
 }
 
 var linkRe = regexp.MustCompile(`https?://\S+/login-actions/magic-link\?token=[A-Za-z0-9_\-%]+`)
@@ -38,9 +39,9 @@ func (m Message) Link() string { return linkRe.FindString(m.Text) }
 // It can be stopped and started again on the same port, to test delivery
 // while the mail server is down.
 type SMTPServer struct {
-	Addr string
-	// Reject, when set, answers every RCPT with this SMTP code (e.g. 450, 550).
-	reject int
+	Addr   string
+	reject int           // answer RCPT with this code (e.g. 450, 550); 0 accepts
+	delay  time.Duration // wait before accepting each message (a slow server)
 
 	mu   sync.Mutex
 	msgs []Message
@@ -112,6 +113,13 @@ func (s *SMTPServer) SetReject(code int) {
 	s.mu.Unlock()
 }
 
+// SetDelay makes the server wait d before accepting each message.
+func (s *SMTPServer) SetDelay(d time.Duration) {
+	s.mu.Lock()
+	s.delay = d
+	s.mu.Unlock()
+}
+
 // Messages returns what arrived so far.
 func (s *SMTPServer) Messages() []Message {
 	s.mu.Lock()
@@ -177,9 +185,17 @@ func (x *session) Data(r io.Reader) error {
 		return err
 	}
 	text, html, subject := parse(raw)
+	var id string
+	if m, err := mail.ReadMessage(bytes.NewReader(raw)); err == nil {
+		id = m.Header.Get("Message-Id")
+	}
+	x.s.mu.Lock()
+	delay := x.s.delay
+	x.s.mu.Unlock()
+	time.Sleep(delay)
 	x.s.mu.Lock()
 	for _, to := range x.to {
-		x.s.msgs = append(x.s.msgs, Message{From: x.from, To: to, Subject: subject, Text: text, HTML: html, Raw: raw})
+		x.s.msgs = append(x.s.msgs, Message{From: x.from, To: to, Subject: subject, MessageID: id, Text: text, HTML: html, Raw: raw})
 	}
 	x.s.mu.Unlock()
 	return nil

@@ -33,6 +33,7 @@ type Config struct {
 	Users    []User                    `yaml:"users"`
 	Branding Branding                  `yaml:"branding"`
 	APIKeys  []APIKey                  `yaml:"apiKeys"`
+	Outbox   Outbox                    `yaml:"outbox"`
 
 	// FlowDefs are the flows, resolved against the authenticator registry.
 	FlowDefs map[string]*flows.Flow `yaml:"-"`
@@ -75,6 +76,15 @@ type Tokens struct {
 	RefreshTokenTTL      Duration `yaml:"refreshTokenTTL"`
 	AuthorizationCodeTTL Duration `yaml:"authorizationCodeTTL"`
 	SigningAlgorithm     string   `yaml:"signingAlgorithm"`
+	// KeyCacheTTL bounds how long a node signs with a key after another node rotated it.
+	KeyCacheTTL Duration `yaml:"keyCacheTTL"`
+}
+
+// Outbox tunes mail delivery.
+type Outbox struct {
+	PollInterval Duration `yaml:"pollInterval"` // how often each node looks for due mail
+	Lease        Duration `yaml:"lease"`        // how long a node holds a message; a dead node's messages wait this long
+	MaxAttempts  int      `yaml:"maxAttempts"`  // tries before giving up on connection errors and 4xx
 }
 
 // Sessions sets browser session lifetimes.
@@ -157,8 +167,9 @@ func defaults() Config {
 		Tokens: Tokens{
 			AccessTokenTTL: Duration(5 * time.Minute), IDTokenTTL: Duration(5 * time.Minute),
 			RefreshTokenTTL: Duration(720 * time.Hour), AuthorizationCodeTTL: Duration(time.Minute),
-			SigningAlgorithm: "RS256",
+			SigningAlgorithm: "RS256", KeyCacheTTL: Duration(30 * time.Second),
 		},
+		Outbox:   Outbox{PollInterval: Duration(time.Second), Lease: Duration(time.Minute), MaxAttempts: 12},
 		Sessions: Sessions{AuthSessionTTL: Duration(time.Hour), SSOSessionTTL: Duration(10 * time.Hour)},
 	}
 }
@@ -245,10 +256,17 @@ func (d *decoder) validate(c *Config, opts Options) {
 		{"tokens.accessTokenTTL", c.Tokens.AccessTokenTTL}, {"tokens.idTokenTTL", c.Tokens.IDTokenTTL},
 		{"tokens.refreshTokenTTL", c.Tokens.RefreshTokenTTL}, {"tokens.authorizationCodeTTL", c.Tokens.AuthorizationCodeTTL},
 		{"sessions.authSessionTTL", c.Sessions.AuthSessionTTL}, {"sessions.ssoSessionTTL", c.Sessions.SSOSessionTTL},
+		{"tokens.keyCacheTTL", c.Tokens.KeyCacheTTL}, {"outbox.pollInterval", c.Outbox.PollInterval}, {"outbox.lease", c.Outbox.Lease},
 	} {
 		if t.v <= 0 {
 			d.failAt(t.path, "must be a positive duration")
 		}
+	}
+	if c.Outbox.MaxAttempts < 1 {
+		d.failAt("outbox.maxAttempts", "must be at least 1")
+	}
+	if c.Outbox.Lease.D() < 2*time.Second {
+		d.failAt("outbox.lease", "must be at least 2s (a send must fit in half of it)")
 	}
 	if c.Tokens.AuthorizationCodeTTL.D() > 10*time.Minute {
 		d.failAt("tokens.authorizationCodeTTL", "must be at most 10m (codes are short-lived by design)")

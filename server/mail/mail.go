@@ -195,7 +195,17 @@ func (s *Sender) drain(ctx context.Context) {
 		if len(batch) == 0 {
 			return
 		}
+		// Every send must finish inside the lease, or another node could
+		// claim the same message: when less than half the lease is left,
+		// hand the rest of the batch back and claim again.
+		leaseEnd := time.Now().Add(s.Lease)
 		for i := range batch {
+			if time.Until(leaseEnd) < s.Lease/2 {
+				if err := s.Outbox.ReleaseMailLeases(ctx, s.Owner); err != nil {
+					s.Log.Warn("release mail leases", "err", err)
+				}
+				break
+			}
 			s.deliver(ctx, &batch[i])
 		}
 	}

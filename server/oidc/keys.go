@@ -21,10 +21,6 @@ import (
 	"latchkey/server/store"
 )
 
-// keyCacheTTL bounds how long a node signs with a key after another node
-// rotated it.
-const keyCacheTTL = 30 * time.Second
-
 // KeySet holds the realm's signing keys: generated on first start, kept in
 // the database, cached briefly in memory.
 type KeySet struct {
@@ -33,6 +29,9 @@ type KeySet struct {
 	// publishFor is how long a retired key stays in JWKS: the longest life
 	// of a token it may have signed.
 	publishFor time.Duration
+	// cacheTTL bounds how long a node signs with a key after another node
+	// rotated it.
+	cacheTTL time.Duration
 
 	mu       sync.Mutex
 	loadedAt time.Time
@@ -41,8 +40,8 @@ type KeySet struct {
 }
 
 // NewKeySet returns a key set; call Ensure before use.
-func NewKeySet(st *store.Store, algorithm string, publishFor time.Duration) *KeySet {
-	return &KeySet{store: st, algorithm: algorithm, publishFor: publishFor}
+func NewKeySet(st *store.Store, algorithm string, publishFor, cacheTTL time.Duration) *KeySet {
+	return &KeySet{store: st, algorithm: algorithm, publishFor: publishFor, cacheTTL: cacheTTL}
 }
 
 // Ensure creates the first key when the database has none.
@@ -105,7 +104,7 @@ func generateKey(alg string) (crypto.PrivateKey, error) {
 func (k *KeySet) load(ctx context.Context) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if time.Since(k.loadedAt) < keyCacheTTL && k.signing != nil {
+	if time.Since(k.loadedAt) < k.cacheTTL && k.signing != nil {
 		return nil
 	}
 	rows, err := k.store.SigningKeys(ctx)
