@@ -118,3 +118,22 @@ func (s *Store) CountUsers(ctx context.Context) (int64, error) {
 
 // NewID returns a random (version 4) UUID.
 func NewID() string { return uuid.NewString() }
+
+// ImportUsers inserts users in batches (bulk seeding); existing emails are
+// skipped.
+func (s *Store) ImportUsers(ctx context.Context, users []*flows.User) error {
+	rows := make([]*User, 0, len(users))
+	for _, fu := range users {
+		if fu.ID == "" {
+			fu.ID = NewID()
+		}
+		if fu.CreatedAt.IsZero() {
+			fu.CreatedAt = time.Now().UTC()
+		}
+		rows = append(rows, fromFlows(fu))
+	}
+	if err := s.db(ctx).Clauses(onConflictDoNothing).CreateInBatches(rows, 500).Error; err != nil {
+		return fmt.Errorf("import users: %w", err)
+	}
+	return nil
+}

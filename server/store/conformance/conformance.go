@@ -96,6 +96,11 @@ func testUsers(t *testing.T, s *store.Store) {
 	if err := s.UpdateUser(ctx, &flows.User{ID: "missing", Email: "m@example.com"}); !errors.Is(err, flows.ErrUserNotFound) {
 		t.Fatalf("update unknown: err = %v", err)
 	}
+	batch := []*flows.User{{Email: "bulk1@example.com"}, {Email: "bulk2@example.com"}, {Email: "alice@example.com"}}
+	must(t, s.ImportUsers(ctx, batch))
+	if n, err := s.CountUsers(ctx); err != nil || n != 3 {
+		t.Fatalf("after import: %d users, %v; want 3 (the existing email skipped)", n, err)
+	}
 }
 
 func request(id string) *fosite.Request {
