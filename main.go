@@ -18,6 +18,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"strings"
@@ -76,7 +78,14 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		positional = append(positional, fs.Arg(0))
 		args = fs.Args()[1:]
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	level := slog.LevelInfo
+	if v := os.Getenv("LATCHKEY_LOG_LEVEL"); v != "" {
+		if err := level.UnmarshalText([]byte(v)); err != nil {
+			fmt.Fprintln(stderr, "latchkey: LATCHKEY_LOG_LEVEL must be debug, info, warn or error")
+			return 2
+		}
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 
 	if cmd == "users hash-password" {
 		pw, err := readPassword(stdin)
@@ -143,6 +152,10 @@ func serve(cfg *config.Config, log *slog.Logger, stderr io.Writer) int {
 		return 1
 	}
 	defer srv.Close()
+	if addr := os.Getenv("LATCHKEY_PPROF"); addr != "" {
+		// Profiling, on its own listener (keep it on loopback).
+		go func() { log.Warn("pprof listener stopped", "err", http.ListenAndServe(addr, pprofMux())) }()
+	}
 	l, err := net.Listen("tcp", cfg.Server.Listen)
 	if err != nil {
 		fmt.Fprintln(stderr, "latchkey:", err)
@@ -165,6 +178,14 @@ func serve(cfg *config.Config, log *slog.Logger, stderr io.Writer) int {
 	}
 	log.Info("Latchkey stopped")
 	return 0
+}
+
+func pprofMux() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/heap", pprof.Index)
+	return mux
 }
 
 func readPassword(r io.Reader) (string, error) {

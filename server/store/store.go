@@ -233,3 +233,15 @@ func (s *Store) Purge(ctx context.Context, now time.Time, grace time.Duration) (
 	}
 	return total, nil
 }
+
+// SizeBytes is the space the schema's tables and indexes take (PostgreSQL),
+// or the database file's size (SQLite, without its WAL).
+func (s *Store) SizeBytes(ctx context.Context) (int64, error) {
+	var n int64
+	q := `SELECT COALESCE(SUM(pg_total_relation_size(c.oid)), 0) FROM pg_class c JOIN pg_namespace ns ON ns.oid = c.relnamespace WHERE ns.nspname = current_schema() AND c.relkind = 'r'`
+	if s.driver == "sqlite" {
+		q = `SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()`
+	}
+	err := s.db(ctx).Raw(q).Scan(&n).Error
+	return n, err
+}

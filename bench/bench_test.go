@@ -1,0 +1,30 @@
+package main
+
+import (
+	"context"
+	"io"
+	"testing"
+	"time"
+)
+
+// TestSmoke runs the benchmark for a few seconds at low load, so that it
+// cannot rot: every login, refresh and discovery request must succeed.
+func TestSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the server")
+	}
+	rep, err := run(context.Background(), options{
+		concurrency: 2, duration: 2 * time.Second, users: 20, newUsers: 0.2, conns: 8,
+		refreshFor: 500 * time.Millisecond, discoveryFor: 500 * time.Millisecond, quietServer: true,
+	}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Logins.Completed == 0 || rep.Logins.Errors != 0 || rep.Refresh.Completed == 0 || rep.Refresh.Errors != 0 ||
+		rep.Discovery.Completed == 0 || rep.Discovery.Errors != 0 {
+		t.Fatalf("smoke run: logins %+v refresh %+v discovery %+v errors %v", rep.Logins, rep.Refresh, rep.Discovery, rep.ErrorsByKind)
+	}
+	if rep.Steps["total"].P50 <= 0 || rep.Server.PeakRSSMB <= 0 {
+		t.Fatalf("figures missing: %+v %+v", rep.Steps["total"], rep.Server)
+	}
+}
