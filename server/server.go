@@ -155,7 +155,7 @@ func build(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.L
 	}
 	hostname, _ := os.Hostname()
 	sender := (&mail.Sender{Outbox: st, Transport: transport, Owner: hostname + "-" + randomID(), Log: log, Sealer: sealer, Keep: dev,
-		Poll: cfg.Outbox.PollInterval.D(), Lease: cfg.Outbox.Lease.D(), MaxTries: cfg.Outbox.MaxAttempts}).Init()
+		Poll: cfg.Outbox.PollInterval.D(), Lease: cfg.Outbox.Lease.D(), MaxTries: cfg.Outbox.MaxAttempts, Parallel: cfg.Outbox.Parallel}).Init()
 
 	secure := strings.HasPrefix(cfg.Server.PublicURL, "https://")
 	ssoTTL := int(cfg.Sessions.SSOSessionTTL.D().Seconds())

@@ -85,6 +85,7 @@ type Outbox struct {
 	PollInterval Duration `yaml:"pollInterval"` // how often each node looks for due mail
 	Lease        Duration `yaml:"lease"`        // how long a node holds a message; a dead node's messages wait this long
 	MaxAttempts  int      `yaml:"maxAttempts"`  // tries before giving up on connection errors and 4xx
+	Parallel     int      `yaml:"parallel"`     // messages each node sends at once
 }
 
 // Sessions sets browser session lifetimes.
@@ -169,7 +170,7 @@ func defaults() Config {
 			RefreshTokenTTL: Duration(720 * time.Hour), AuthorizationCodeTTL: Duration(time.Minute),
 			SigningAlgorithm: "RS256", KeyCacheTTL: Duration(30 * time.Second),
 		},
-		Outbox:   Outbox{PollInterval: Duration(time.Second), Lease: Duration(time.Minute), MaxAttempts: 12},
+		Outbox:   Outbox{PollInterval: Duration(time.Second), Lease: Duration(time.Minute), MaxAttempts: 12, Parallel: 8},
 		Sessions: Sessions{AuthSessionTTL: Duration(time.Hour), SSOSessionTTL: Duration(10 * time.Hour)},
 	}
 }
@@ -261,6 +262,9 @@ func (d *decoder) validate(c *Config, opts Options) {
 		if t.v <= 0 {
 			d.failAt(t.path, "must be a positive duration")
 		}
+	}
+	if c.Outbox.Parallel < 1 || c.Outbox.Parallel > 64 {
+		d.failAt("outbox.parallel", "must be between 1 and 64")
 	}
 	if c.Outbox.MaxAttempts < 1 {
 		d.failAt("outbox.maxAttempts", "must be at least 1")

@@ -53,6 +53,9 @@ type state struct {
 	// is established and the browser sent here (a registered URI of the
 	// client), where the app's own login completes without a form.
 	Return string `json:"return,omitempty"`
+
+	stored  string // the JSON as loaded, to skip writing an unchanged session
+	boundTo string // the browser it was bound to when loaded
 }
 
 func (h *Handler) prefix() string { return "/realms/" + h.Cfg.Realm }
@@ -211,6 +214,10 @@ func (h *Handler) save(ctx context.Context, st *state, browserID string) error {
 	if err != nil {
 		return fmt.Errorf("encode auth session: %w", err)
 	}
+	if string(data) == st.stored && st.boundTo == browserID {
+		return nil // a page view that changed nothing: no write
+	}
+	st.stored, st.boundTo = string(data), browserID
 	return h.Store.SaveAuthSession(ctx, &store.AuthSession{
 		ID: st.Flow.ID, BrowserID: browserID, Data: string(data),
 		ExpiresAt: st.Flow.RequestedAt.Add(h.Cfg.Sessions.AuthSessionTTL.D()),
@@ -236,6 +243,7 @@ func (h *Handler) load(ctx context.Context, id string) (*state, *store.AuthSessi
 	if err := json.Unmarshal([]byte(row.Data), &st); err != nil {
 		return nil, nil, fmt.Errorf("decode auth session: %w", err)
 	}
+	st.stored, st.boundTo = row.Data, row.BrowserID
 	if time.Now().After(row.ExpiresAt) {
 		return &st, row, errSessionGone
 	}

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/mail"
 	"strings"
+	"sync"
 	"time"
 
 	gomail "github.com/wneessen/go-mail"
@@ -129,6 +130,7 @@ type Sender struct {
 	Poll      time.Duration // how often to look for due mail
 	Lease     time.Duration // how long a claim is held
 	MaxTries  int
+	Parallel  int     // messages sent at once
 	Sealer    *Sealer // opens bodies sealed at rest
 	// Keep leaves delivered bodies in the outbox (the development mailbox
 	// shows them); otherwise they are scrubbed once delivered.
@@ -159,6 +161,9 @@ func (s *Sender) Init() *Sender {
 	}
 	if s.MaxTries == 0 {
 		s.MaxTries = 12
+	}
+	if s.Parallel < 1 {
+		s.Parallel = 8
 	}
 	return s
 }
@@ -199,15 +204,24 @@ func (s *Sender) drain(ctx context.Context) {
 		// claim the same message: when less than half the lease is left,
 		// hand the rest of the batch back and claim again.
 		leaseEnd := time.Now().Add(s.Lease)
+		sem := make(chan struct{}, s.Parallel)
+		var wg sync.WaitGroup
 		for i := range batch {
 			if time.Until(leaseEnd) < s.Lease/2 {
+				wg.Wait()
 				if err := s.Outbox.ReleaseMailLeases(ctx, s.Owner); err != nil {
 					s.Log.Warn("release mail leases", "err", err)
 				}
 				break
 			}
-			s.deliver(ctx, &batch[i])
+			sem <- struct{}{}
+			wg.Add(1)
+			go func(m *store.OutboxMail) {
+				defer func() { <-sem; wg.Done() }()
+				s.deliver(ctx, m)
+			}(&batch[i])
 		}
+		wg.Wait()
 	}
 }
 
