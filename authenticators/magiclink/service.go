@@ -28,7 +28,10 @@ const (
 	TypeVerifyEmail = "verify-email"
 )
 
-// Link is a stored one-time link (without its secret).
+// Link is a stored one-time link (without its secret). It mirrors the
+// store's row field for field, so the server's adapter converts between
+// them with a plain type conversion while this package stays free of
+// storage types.
 type Link struct {
 	ID            string
 	TokenHash     string

@@ -29,19 +29,29 @@ func (h *Handler) linkPage(w http.ResponseWriter, r *http.Request) {
 	b := h.Cookies.Browser(w, r)
 	token := r.URL.Query().Get("token")
 	now := time.Now()
-	l, err := h.Links.Inspect(r.Context(), token)
-	if err != nil && !errors.Is(err, magiclink.ErrNotFound) {
-		h.internal(w, r, err)
-		return
-	}
-	if l == nil || l.Status(now) != "pending" {
-		h.invalidLink(w, r, b, l, token, now)
+	l := h.pendingLink(w, r, b, token, now)
+	if l == nil {
 		return
 	}
 	h.Links.Opened(r.Context(), l, r.UserAgent(), now)
 	v := h.view("Sign in")
 	v.CSRF, v.Action, v.Data = b.CSRF, magiclink.LinkPath(h.Cfg.Realm), confirmData{Email: l.Email, Token: token}
 	h.Web.Page(w, http.StatusOK, "magic-link-confirm", v)
+}
+
+// pendingLink returns the token's link if it can still be used; otherwise
+// it shows why not and returns nil.
+func (h *Handler) pendingLink(w http.ResponseWriter, r *http.Request, b browser, token string, now time.Time) *magiclink.Link {
+	l, err := h.Links.Inspect(r.Context(), token)
+	if err != nil && !errors.Is(err, magiclink.ErrNotFound) {
+		h.internal(w, r, err)
+		return nil
+	}
+	if l == nil || l.Status(now) != "pending" {
+		h.invalidLink(w, r, b, l, token, now)
+		return nil
+	}
+	return l
 }
 
 // invalidLink says which of used, expired or revoked the link is, and
@@ -74,13 +84,8 @@ func (h *Handler) linkConfirm(w http.ResponseWriter, r *http.Request) {
 	}
 	token := r.PostForm.Get("token")
 	now := time.Now()
-	l, err := h.Links.Inspect(r.Context(), token)
-	if err != nil && !errors.Is(err, magiclink.ErrNotFound) {
-		h.internal(w, r, err)
-		return
-	}
-	if l == nil || l.Status(now) != "pending" {
-		h.invalidLink(w, r, b, l, token, now)
+	l := h.pendingLink(w, r, b, token, now)
+	if l == nil {
 		return
 	}
 	if l.AuthSessionID == "" {
