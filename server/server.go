@@ -29,6 +29,7 @@ import (
 	"latchkey/flows"
 	"latchkey/server/account"
 	"latchkey/server/admin"
+	"latchkey/server/clientip"
 	"latchkey/server/config"
 	"latchkey/server/login"
 	"latchkey/server/mail"
@@ -157,12 +158,16 @@ func build(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.L
 	sender := (&mail.Sender{Outbox: st, Transport: transport, Owner: hostname + "-" + randomID(), Log: log, Sealer: sealer, Keep: dev,
 		Poll: cfg.Outbox.PollInterval.D(), Lease: cfg.Outbox.Lease.D(), MaxTries: cfg.Outbox.MaxAttempts, Parallel: cfg.Outbox.Parallel}).Init()
 
+	ips, err := clientip.New(cfg.Server.TrustedProxies)
+	if err != nil {
+		return nil, fmt.Errorf("server.trustedProxies: %w", err)
+	}
 	secure := strings.HasPrefix(cfg.Server.PublicURL, "https://")
 	ssoTTL := int(cfg.Sessions.SSOSessionTTL.D().Seconds())
 	lh := &login.Handler{
 		Cfg: cfg, Store: st, Engine: engine, OIDC: provider, Web: renderer, Links: links, Log: log,
 		Cookies: login.NewCookies(derive("cookie-hash", 64), derive("cookie-block", 32), prefix+"/", secure, ssoTTL),
-		Mailed:  sender.Wake, DevMail: dev, Sealer: sealer,
+		Mailed:  sender.Wake, DevMail: dev, Sealer: sealer, ClientIP: ips,
 	}
 	mux := http.NewServeMux()
 	oc := prefix + "/protocol/openid-connect"

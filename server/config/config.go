@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/mail"
+	"net/netip"
 	"net/url"
 	"os"
 	"reflect"
@@ -48,6 +49,9 @@ type Server struct {
 	// CookieSecret signs and encrypts cookies. Empty: generated once and
 	// kept in the database (one node); set it when running several nodes.
 	CookieSecret string `yaml:"cookieSecret"`
+	// TrustedProxies are the load balancers (CIDRs) whose X-Forwarded-For
+	// names the client; empty: the TCP peer is the client.
+	TrustedProxies []string `yaml:"trustedProxies"`
 }
 
 // Database selects the store.
@@ -237,6 +241,13 @@ func (d *decoder) validate(c *Config, opts Options) {
 	}
 	if s := c.Server.CookieSecret; s != "" && len(s) < 32 {
 		d.failAt("server.cookieSecret", "must be at least 32 characters (use: openssl rand -base64 48)")
+	}
+	for i, p := range c.Server.TrustedProxies {
+		if _, err := netip.ParsePrefix(p); err != nil {
+			if _, err := netip.ParseAddr(p); err != nil {
+				d.failAt(fmt.Sprintf("server.trustedProxies[%d]", i), "must be an address or CIDR, like 10.0.0.0/8")
+			}
+		}
 	}
 	switch c.Database.Driver {
 	case "sqlite", "postgres":

@@ -5,7 +5,6 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"net/http"
-	"strings"
 
 	"github.com/gorilla/sessions"
 )
@@ -100,14 +99,4 @@ func (c *Cookies) ClearSSO(w http.ResponseWriter, r *http.Request) {
 	s.Values = map[any]any{}
 	s.Options = c.options(-1)
 	_ = s.Save(r, w)
-}
-
-// clientIP is the peer address. Forwarded headers are not trusted: they are
-// set by whoever sends the request.
-func clientIP(r *http.Request) string {
-	host := r.RemoteAddr
-	if i := strings.LastIndexByte(host, ':'); i >= 0 {
-		host = host[:i]
-	}
-	return strings.Trim(host, "[]")
 }

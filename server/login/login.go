@@ -22,6 +22,7 @@ import (
 
 	"latchkey/authenticators/magiclink"
 	"latchkey/flows"
+	"latchkey/server/clientip"
 	"latchkey/server/config"
 	"latchkey/server/mail"
 	"latchkey/server/oidc"
@@ -43,6 +44,8 @@ type Handler struct {
 	Mailed  func()
 	DevMail bool
 	Sealer  *mail.Sealer // opens outbox bodies for the development mailbox
+	// ClientIP resolves the client's address (trusted proxies' X-Forwarded-For).
+	ClientIP *clientip.Resolver
 }
 
 // state is an authentication session as stored server-side.
@@ -194,7 +197,7 @@ func (h *Handler) authenticateURL(id string) string {
 
 func (h *Handler) flowContext(r *http.Request, st *state, form url.Values) *flows.Context {
 	c := &flows.Context{
-		Realm: h.Cfg.Realm, Session: &st.Flow, Form: form, ClientIP: clientIP(r), UserAgent: r.UserAgent(),
+		Realm: h.Cfg.Realm, Session: &st.Flow, Form: form, ClientIP: h.ClientIP.Of(r), UserAgent: r.UserAgent(),
 		ActionURL: h.authenticateURL(st.Flow.ID), Users: h.Store, Now: time.Now,
 	}
 	if id := h.Cookies.SSOID(r); id != "" {
