@@ -128,3 +128,20 @@ func TestMagicLinkCLI(t *testing.T) {
 		t.Fatalf("bad redirect: exit %d %s", code, errs)
 	}
 }
+
+func TestLinkOutlivingItsLoginIsRefused(t *testing.T) {
+	good, err := os.ReadFile("realm.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := strings.Replace(string(good), "            updateProfileOnCreate: true", "            updateProfileOnCreate: true\n            linkTTL: 2h", 1)
+	path := filepath.Join(t.TempDir(), "realm.yaml")
+	if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	code := run([]string{"serve", "--config", path, "--dsn", filepath.Join(t.TempDir(), "x.db"), "--listen", "127.0.0.1:0"}, strings.NewReader(""), &out, &errb)
+	if code != 1 || !strings.Contains(errb.String(), "raise sessions.authSessionTTL") {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+}

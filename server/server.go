@@ -142,6 +142,13 @@ func build(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.L
 	if err != nil {
 		return nil, fmt.Errorf("flows: %w", err)
 	}
+	// A link must not outlive the login it belongs to.
+	for name := range cfg.FlowDefs {
+		if _, ml, ok := engine.FindAuthenticator(name, "magic-link"); ok && ml.Duration("linkTTL") > cfg.Sessions.AuthSessionTTL.D() {
+			return nil, fmt.Errorf("flow %s: the magic-link linkTTL (%s) is longer than sessions.authSessionTTL (%s): its links would outlive their login; raise sessions.authSessionTTL",
+				name, ml.Duration("linkTTL"), cfg.Sessions.AuthSessionTTL.D())
+		}
+	}
 	if err := seedUsers(ctx, st, cfg.Users, log); err != nil {
 		return nil, err
 	}
