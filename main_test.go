@@ -69,16 +69,7 @@ func TestHashPassword(t *testing.T) {
 }
 
 func TestSetPasswordAndRotateKeys(t *testing.T) {
-	good, err := os.ReadFile("realm.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	path := filepath.Join(dir, "realm.yaml")
-	if err := os.WriteFile(path, good, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	db := filepath.Join(dir, "l.db")
+	path, db := realmCopy(t, nil)
 	var out, errb bytes.Buffer
 	code := run([]string{"users", "set-password", "--config", path, "--dsn", db, "--email", "Bob@Example.com"}, strings.NewReader("a long enough password\n"), &out, &errb)
 	if code != 0 || !strings.Contains(out.String(), "password set for bob@example.com") {
@@ -95,16 +86,7 @@ func TestSetPasswordAndRotateKeys(t *testing.T) {
 }
 
 func TestMagicLinkCLI(t *testing.T) {
-	good, err := os.ReadFile("realm.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	path := filepath.Join(dir, "realm.yaml")
-	if err := os.WriteFile(path, good, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	db := filepath.Join(dir, "l.db")
+	path, db := realmCopy(t, nil)
 	cli := func(args ...string) (int, string, string) {
 		var out, errb bytes.Buffer
 		code := run(append(args, "--config", path, "--dsn", db), strings.NewReader(""), &out, &errb)
@@ -130,18 +112,34 @@ func TestMagicLinkCLI(t *testing.T) {
 }
 
 func TestLinkOutlivingItsLoginIsRefused(t *testing.T) {
+	path, db := realmCopy(t, func(doc string) string {
+		return strings.Replace(doc, "            updateProfileOnCreate: true", "            updateProfileOnCreate: true\n            linkTTL: 2h", 1)
+	})
+	var out, errb bytes.Buffer
+	code := run([]string{"serve", "--config", path, "--dsn", db, "--listen", "127.0.0.1:0"}, strings.NewReader(""), &out, &errb)
+	if code != 1 || !strings.Contains(errb.String(), "raise sessions.authSessionTTL") {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+}
+
+// realmCopy writes the default realm.yaml, changed by edit, to a temporary
+// folder and returns its path and a database path beside it.
+func realmCopy(t *testing.T, edit func(string) string) (path, db string) {
+	t.Helper()
 	good, err := os.ReadFile("realm.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	doc := strings.Replace(string(good), "            updateProfileOnCreate: true", "            updateProfileOnCreate: true\n            linkTTL: 2h", 1)
-	path := filepath.Join(t.TempDir(), "realm.yaml")
+	doc := string(good)
+	if edit != nil {
+		if doc = edit(doc); doc == string(good) {
+			t.Fatal("the edit did not apply")
+		}
+	}
+	dir := t.TempDir()
+	path = filepath.Join(dir, "realm.yaml")
 	if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	var out, errb bytes.Buffer
-	code := run([]string{"serve", "--config", path, "--dsn", filepath.Join(t.TempDir(), "x.db"), "--listen", "127.0.0.1:0"}, strings.NewReader(""), &out, &errb)
-	if code != 1 || !strings.Contains(errb.String(), "raise sessions.authSessionTTL") {
-		t.Fatalf("exit %d: %s", code, errb.String())
-	}
+	return path, filepath.Join(dir, "l.db")
 }

@@ -124,17 +124,13 @@ func build(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.L
 	if err != nil {
 		return nil, fmt.Errorf("templates: %w", err)
 	}
-	realmName := cfg.Branding.DisplayName
-	if realmName == "" {
-		realmName = cfg.Realm
-	}
 	sealer, err := mail.NewSealer(derive("outbox-seal", 32))
 	if err != nil {
 		return nil, err
 	}
 	links := &magiclink.Service{
 		Store: LinkStore{S: st, Sealer: sealer}, Counter: st, Mail: renderer, Log: log,
-		PublicURL: cfg.Server.PublicURL, Realm: cfg.Realm, RealmName: realmName,
+		PublicURL: cfg.Server.PublicURL, Realm: cfg.Realm, RealmName: cfg.DisplayName(),
 	}
 	engine, err := flows.NewEngine(cfg.FlowDefs, cfg.Bindings, Registry(st, links), []flows.RequiredAction{
 		profile.Action{}, magiclink.VerifyEmail{Service: links},
@@ -197,7 +193,7 @@ func build(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.L
 	adm := &admin.Service{Cfg: cfg, Store: st, Links: links, Engine: engine, Mailed: sender.Wake}
 	admin.NewAPI(adm, cfg.APIKeys, log).Routes(mux, cfg.Realm)
 	(&account.Handler{
-		Issuer: cfg.Issuer(), Realm: cfg.Realm, Name: realmName, Web: renderer, Log: log, Provider: mux, Secure: secure,
+		Issuer: cfg.Issuer(), Realm: cfg.Realm, Name: cfg.DisplayName(), Web: renderer, Log: log, Provider: mux, Secure: secure,
 		Codec: securecookie.New(derive("account-hash", 64), derive("account-block", 32)),
 	}).Routes(mux)
 	return &Server{Cfg: cfg, Store: st, Handler: mux, Keys: keys, Admin: adm, sender: sender, log: log}, nil

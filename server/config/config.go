@@ -151,6 +151,14 @@ type APIKey struct {
 // Operations of the management API.
 var Operations = []string{"magic-links:create", "magic-links:read", "magic-links:revoke"}
 
+// DisplayName is the realm's name on pages and in mail.
+func (c *Config) DisplayName() string {
+	if c.Branding.DisplayName != "" {
+		return c.Branding.DisplayName
+	}
+	return c.Realm
+}
+
 // Issuer is the realm's OIDC issuer URL.
 func (c *Config) Issuer() string { return c.Server.PublicURL + "/realms/" + c.Realm }
 

@@ -77,9 +77,8 @@ func (h *Handler) invalidLink(w http.ResponseWriter, r *http.Request, b browser,
 // linkConfirm consumes the link (the POST from its confirm page) and resumes
 // the login it belongs to, in whichever browser it was opened.
 func (h *Handler) linkConfirm(w http.ResponseWriter, r *http.Request) {
-	b := h.Cookies.Browser(w, r)
-	if !b.ValidCSRF(r) {
-		h.fail(w, http.StatusForbidden, "Form expired", "This page was open too long or cookies are blocked. Open the link from your email again.", "")
+	b, ok := h.postedBrowser(w, r, "This page was open too long or cookies are blocked. Open the link from your email again.")
+	if !ok {
 		return
 	}
 	token := r.PostForm.Get("token")
@@ -188,9 +187,8 @@ func (h *Handler) confirmMinted(w http.ResponseWriter, r *http.Request, b browse
 
 // linkResend sends a fresh link for the login an unusable link belonged to.
 func (h *Handler) linkResend(w http.ResponseWriter, r *http.Request) {
-	b := h.Cookies.Browser(w, r)
-	if !b.ValidCSRF(r) {
-		h.fail(w, http.StatusForbidden, "Form expired", "Open the link from your email again.", "")
+	b, ok := h.postedBrowser(w, r, "Open the link from your email again.")
+	if !ok {
 		return
 	}
 	l, err := h.Links.Inspect(r.Context(), r.PostForm.Get("token"))

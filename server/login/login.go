@@ -83,11 +83,7 @@ func (h *Handler) Routes(mux *http.ServeMux) {
 }
 
 func (h *Handler) view(title string) web.View {
-	name := h.Cfg.Branding.DisplayName
-	if name == "" {
-		name = h.Cfg.Realm
-	}
-	return web.View{Title: title, RealmName: name, StaticURL: h.prefix() + "/static"}
+	return web.View{Title: title, RealmName: h.Cfg.DisplayName(), StaticURL: h.prefix() + "/static"}
 }
 
 // fail shows an error page; restart, when set, offers "start again".
@@ -288,9 +284,8 @@ func (h *Handler) page(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) action(w http.ResponseWriter, r *http.Request) {
-	b := h.Cookies.Browser(w, r)
-	if !b.ValidCSRF(r) {
-		h.fail(w, http.StatusForbidden, "Form expired", "This form is no longer valid (it may have been open too long). Go back and try again.", "")
+	b, ok := h.postedBrowser(w, r, "This form is no longer valid (it may have been open too long). Go back and try again.")
+	if !ok {
 		return
 	}
 	st := h.loadBound(w, r, b)
@@ -303,9 +298,8 @@ func (h *Handler) action(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) selectAlternative(w http.ResponseWriter, r *http.Request) {
-	b := h.Cookies.Browser(w, r)
-	if !b.ValidCSRF(r) {
-		h.fail(w, http.StatusForbidden, "Form expired", "This form is no longer valid. Go back and try again.", "")
+	b, ok := h.postedBrowser(w, r, "This form is no longer valid. Go back and try again.")
+	if !ok {
 		return
 	}
 	st := h.loadBound(w, r, b)
@@ -315,6 +309,17 @@ func (h *Handler) selectAlternative(w http.ResponseWriter, r *http.Request) {
 	c := h.flowContext(r, st, nil)
 	out, err := h.Engine.Select(r.Context(), c, r.PostForm.Get("execution"))
 	h.respond(w, r, st, c, b, out, err)
+}
+
+// postedBrowser returns the browser of a form POST, or shows the expired-form
+// page when its CSRF token does not match (forged, or the page is stale).
+func (h *Handler) postedBrowser(w http.ResponseWriter, r *http.Request, hint string) (browser, bool) {
+	b := h.Cookies.Browser(w, r)
+	if !b.ValidCSRF(r) {
+		h.fail(w, http.StatusForbidden, "Form expired", hint, "")
+		return b, false
+	}
+	return b, true
 }
 
 // respond persists the session and shows what the engine decided.
