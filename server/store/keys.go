@@ -19,7 +19,7 @@ type SigningKey struct {
 // SigningKeys returns all keys, newest first.
 func (s *Store) SigningKeys(ctx context.Context) ([]SigningKey, error) {
 	var keys []SigningKey
-	if err := s.db(ctx).Order("created_at DESC").Find(&keys).Error; err != nil {
+	if err := s.read(ctx).Order("created_at DESC").Find(&keys).Error; err != nil {
 		return nil, fmt.Errorf("signing keys: %w", err)
 	}
 	return keys, nil

@@ -78,7 +78,7 @@ func (s *Store) CreateMagicLink(ctx context.Context, l *MagicLink, m *OutboxMail
 // MagicLinkByHash returns the link with that token hash.
 func (s *Store) MagicLinkByHash(ctx context.Context, hash string) (*MagicLink, error) {
 	var l MagicLink
-	if err := s.db(ctx).Where("token_hash = ?", hash).Take(&l).Error; err != nil {
+	if err := s.read(ctx).Where("token_hash = ?", hash).Take(&l).Error; err != nil {
 		return nil, notFound(err)
 	}
 	return &l, nil
@@ -87,7 +87,7 @@ func (s *Store) MagicLinkByHash(ctx context.Context, hash string) (*MagicLink, e
 // MagicLinkByID returns the link with that id.
 func (s *Store) MagicLinkByID(ctx context.Context, id string) (*MagicLink, error) {
 	var l MagicLink
-	if err := s.db(ctx).Where("id = ?", id).Take(&l).Error; err != nil {
+	if err := s.read(ctx).Where("id = ?", id).Take(&l).Error; err != nil {
 		return nil, notFound(err)
 	}
 	return &l, nil
@@ -136,7 +136,7 @@ type LinkFilter struct {
 // ListMagicLinks returns links, newest first, and how many match in all.
 func (s *Store) ListMagicLinks(ctx context.Context, f LinkFilter, now time.Time) ([]MagicLink, int64, error) {
 	now = now.UTC()
-	q := s.db(ctx).Model(&MagicLink{})
+	q := s.read(ctx).Model(&MagicLink{})
 	if f.UserID != "" {
 		q = q.Where("user_id = ?", f.UserID)
 	}

@@ -123,7 +123,7 @@ func (s *Store) create(ctx context.Context, kind, signature string, r fosite.Req
 // revoke what was issued from a reused code or refresh token.
 func (s *Store) get(ctx context.Context, kind, signature string, session fosite.Session) (*fosite.Request, bool, error) {
 	var rec OAuthRecord
-	err := s.db(ctx).Where("kind = ? AND signature = ?", kind, signature).Take(&rec).Error
+	err := s.read(ctx).Where("kind = ? AND signature = ?", kind, signature).Take(&rec).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return nil, false, fosite.ErrNotFound
 	}

@@ -111,13 +111,13 @@ func (s *Store) ReleaseMailLeases(ctx context.Context, owner string) error {
 // MailByRef returns the messages about ref, oldest first.
 func (s *Store) MailByRef(ctx context.Context, ref string) ([]OutboxMail, error) {
 	var out []OutboxMail
-	err := s.db(ctx).Where("ref = ?", ref).Order("id").Find(&out).Error
+	err := s.read(ctx).Where("ref = ?", ref).Order("id").Find(&out).Error
 	return out, err
 }
 
 // RecentMail returns the newest messages (the development mail page).
 func (s *Store) RecentMail(ctx context.Context, limit int) ([]OutboxMail, error) {
 	var out []OutboxMail
-	err := s.db(ctx).Order("id DESC").Limit(limit).Find(&out).Error
+	err := s.read(ctx).Order("id DESC").Limit(limit).Find(&out).Error
 	return out, err
 }

@@ -42,7 +42,7 @@ func (s *Store) SaveAuthSession(ctx context.Context, a *AuthSession) error {
 // user which it was.
 func (s *Store) AuthSessionByID(ctx context.Context, id string) (*AuthSession, error) {
 	var a AuthSession
-	if err := s.db(ctx).Where("id = ?", id).Take(&a).Error; err != nil {
+	if err := s.read(ctx).Where("id = ?", id).Take(&a).Error; err != nil {
 		return nil, notFound(err)
 	}
 	return &a, nil
@@ -74,7 +74,7 @@ func (s *Store) CreateSSOSession(ctx context.Context, sso *SSOSession) error {
 // SSOSessionByID returns a live SSO session.
 func (s *Store) SSOSessionByID(ctx context.Context, id string, now time.Time) (*SSOSession, error) {
 	var sso SSOSession
-	err := s.db(ctx).Where("id = ? AND expires_at > ?", id, now.UTC()).Take(&sso).Error
+	err := s.read(ctx).Where("id = ? AND expires_at > ?", id, now.UTC()).Take(&sso).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return nil, ErrNotFound
 	}

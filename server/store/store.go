@@ -31,7 +31,13 @@ type Options struct {
 
 // Store is the database.
 type Store struct {
-	gdb    *gorm.DB
+	// gdb takes writes and transactions. On SQLite it is one connection:
+	// SQLite has one writer at a time, and queueing in Go is fair and cheap
+	// where contending connections sleep in SQLite's busy handler.
+	gdb *gorm.DB
+	// rdb takes reads outside transactions: several connections on SQLite
+	// (WAL lets them read while the writer writes), gdb itself on PostgreSQL.
+	rdb    *gorm.DB
 	driver string
 	// clients resolves client ids when fosite requests are read back.
 	clients ClientLookup
@@ -39,27 +45,45 @@ type Store struct {
 
 // Open connects and migrates the schema.
 func Open(driver, dsn string, opts Options) (*Store, error) {
-	var dial gorm.Dialector
+	s := &Store{driver: driver}
+	var err error
 	switch driver {
 	case "sqlite", "":
-		driver = "sqlite"
-		dial = sqlite.Open(sqliteDSN(dsn))
+		s.driver = "sqlite"
+		if s.gdb, err = openGorm(sqlite.Open(sqliteDSN(dsn)), Options{MaxOpenConns: 1, MaxIdleConns: 1}); err != nil {
+			return nil, fmt.Errorf("open sqlite database: %w", err)
+		}
+		if s.rdb, err = openGorm(sqlite.Open(sqliteDSN(dsn)), opts); err != nil {
+			_ = s.Close()
+			return nil, fmt.Errorf("open sqlite database: %w", err)
+		}
 	case "postgres":
-		dial = postgres.Open(dsn)
+		if s.gdb, err = openGorm(postgres.Open(dsn), opts); err != nil {
+			return nil, fmt.Errorf("open postgres database: %w", err)
+		}
+		s.rdb = s.gdb
 	default:
 		return nil, fmt.Errorf("unknown database driver %q", driver)
 	}
+	if err := s.migrate(); err != nil {
+		_ = s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func openGorm(dial gorm.Dialector, opts Options) (*gorm.DB, error) {
 	gdb, err := gorm.Open(dial, &gorm.Config{
 		Logger:                 logger.Discard,
 		SkipDefaultTransaction: true, // each statement is atomic; explicit transactions where several must be
 		NowFunc:                func() time.Time { return time.Now().UTC() },
 	})
 	if err != nil {
-		return nil, fmt.Errorf("open %s database: %w", driver, err)
+		return nil, err
 	}
 	sqlDB, err := gdb.DB()
 	if err != nil {
-		return nil, fmt.Errorf("open %s database: %w", driver, err)
+		return nil, err
 	}
 	if opts.MaxOpenConns > 0 {
 		sqlDB.SetMaxOpenConns(opts.MaxOpenConns)
@@ -70,12 +94,7 @@ func Open(driver, dsn string, opts Options) (*Store, error) {
 	if opts.ConnMaxLifetime > 0 {
 		sqlDB.SetConnMaxLifetime(opts.ConnMaxLifetime)
 	}
-	s := &Store{gdb: gdb, driver: driver}
-	if err := s.migrate(); err != nil {
-		_ = sqlDB.Close()
-		return nil, err
-	}
-	return s, nil
+	return gdb, nil
 }
 
 // sqliteDSN adds the pragmas Latchkey relies on: WAL so readers do not block
@@ -106,13 +125,20 @@ func (s *Store) migrate() error {
 // Driver is "sqlite" or "postgres".
 func (s *Store) Driver() string { return s.driver }
 
-// Close closes the pool.
+// Close closes the pools.
 func (s *Store) Close() error {
-	sqlDB, err := s.gdb.DB()
-	if err != nil {
-		return err
+	var errs []error
+	for _, g := range []*gorm.DB{s.gdb, s.rdb} {
+		if g == nil || (g == s.rdb && s.rdb == s.gdb) {
+			continue
+		}
+		sqlDB, err := g.DB()
+		if err == nil {
+			err = sqlDB.Close()
+		}
+		errs = append(errs, err)
 	}
-	return sqlDB.Close()
+	return errors.Join(errs...)
 }
 
 // Ping checks the database answers.
@@ -126,12 +152,20 @@ func (s *Store) Ping(ctx context.Context) error {
 
 type txKey struct{}
 
-// db returns the transaction in ctx, or the pool.
+// db returns the transaction in ctx, or the writer.
 func (s *Store) db(ctx context.Context) *gorm.DB {
 	if tx, ok := ctx.Value(txKey{}).(*gorm.DB); ok {
 		return tx
 	}
 	return s.gdb.WithContext(ctx)
+}
+
+// read returns the transaction in ctx, or a reader.
+func (s *Store) read(ctx context.Context) *gorm.DB {
+	if tx, ok := ctx.Value(txKey{}).(*gorm.DB); ok {
+		return tx
+	}
+	return s.rdb.WithContext(ctx)
 }
 
 // InTx runs fn in one transaction; nested calls join the outer one.
@@ -242,6 +276,7 @@ func (s *Store) SizeBytes(ctx context.Context) (int64, error) {
 	if s.driver == "sqlite" {
 		q = `SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()`
 	}
-	err := s.db(ctx).Raw(q).Scan(&n).Error
+	err := s.read(ctx).Raw(q).Scan(&n).Error
 	return n, err
 }
+

@@ -52,7 +52,7 @@ var _ flows.Users = (*Store)(nil)
 // UserByID implements flows.Users.
 func (s *Store) UserByID(ctx context.Context, id string) (*flows.User, error) {
 	var u User
-	if err := s.db(ctx).Where("id = ?", id).Take(&u).Error; err != nil {
+	if err := s.read(ctx).Where("id = ?", id).Take(&u).Error; err != nil {
 		if errors.Is(err, gorm.ErrRecordNotFound) {
 			return nil, flows.ErrUserNotFound
 		}
@@ -64,7 +64,7 @@ func (s *Store) UserByID(ctx context.Context, id string) (*flows.User, error) {
 // UserByEmail implements flows.Users; email must be canonical.
 func (s *Store) UserByEmail(ctx context.Context, email string) (*flows.User, error) {
 	var u User
-	if err := s.db(ctx).Where("email = ?", email).Take(&u).Error; err != nil {
+	if err := s.read(ctx).Where("email = ?", email).Take(&u).Error; err != nil {
 		if errors.Is(err, gorm.ErrRecordNotFound) {
 			return nil, flows.ErrUserNotFound
 		}
@@ -112,7 +112,7 @@ func (s *Store) UpdateUser(ctx context.Context, fu *flows.User) error {
 // CountUsers returns the number of accounts.
 func (s *Store) CountUsers(ctx context.Context) (int64, error) {
 	var n int64
-	err := s.db(ctx).Model(&User{}).Count(&n).Error
+	err := s.read(ctx).Model(&User{}).Count(&n).Error
 	return n, err
 }
 
