@@ -279,4 +279,3 @@ func (s *Store) SizeBytes(ctx context.Context) (int64, error) {
 	err := s.read(ctx).Raw(q).Scan(&n).Error
 	return n, err
 }
-
