@@ -34,18 +34,15 @@ import (
 	"latchkey/server/login"
 	"latchkey/server/mail"
 	"latchkey/server/oidc"
+	"latchkey/server/ratelimit"
 	"latchkey/server/store"
 	"latchkey/server/web"
 )
 
 // Registry is every authenticator Latchkey knows, by id. Adding one is a
-// package and a line here. st and links may be nil when only the option
-// schemas are needed (validating realm.yaml).
-func Registry(st *store.Store, links *magiclink.Service) flows.Registry {
-	var counter password.Counter
-	if st != nil {
-		counter = st
-	}
+// package and a line here. counter and links may be nil when only the
+// option schemas are needed (validating realm.yaml).
+func Registry(counter password.Counter, links *magiclink.Service) flows.Registry {
 	return flows.Registry{
 		"cookie":                    cookie.Factory{},
 		"username-password-form":    password.Factory{Counter: counter},
@@ -53,6 +50,19 @@ func Registry(st *store.Store, links *magiclink.Service) flows.Registry {
 		"deny-access":               deny.Factory{},
 		"magic-link":                magiclink.Factory{Service: links},
 	}
+}
+
+// rateCounter is where rate limits count. One SQLite node counts in memory
+// (a database write per request would be the login's most contended
+// statement, for nothing another node could read); several nodes on
+// PostgreSQL share the database's counters so a limit holds across them.
+func rateCounter(st *store.Store) interface {
+	Hit(ctx context.Context, key string, window time.Duration, now time.Time) (int, time.Time, error)
+} {
+	if st.Driver() == "sqlite" {
+		return ratelimit.NewMemory()
+	}
+	return st
 }
 
 // LoadConfig reads and validates realm.yaml against the registry's schemas.
@@ -128,11 +138,12 @@ func build(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.L
 	if err != nil {
 		return nil, err
 	}
+	counter := rateCounter(st)
 	links := &magiclink.Service{
-		Store: LinkStore{S: st, Sealer: sealer}, Counter: st, Mail: renderer, Log: log,
+		Store: LinkStore{S: st, Sealer: sealer}, Counter: counter, Decoy: st, Mail: renderer, Log: log,
 		PublicURL: cfg.Server.PublicURL, Realm: cfg.Realm, RealmName: cfg.DisplayName(),
 	}
-	engine, err := flows.NewEngine(cfg.FlowDefs, cfg.Bindings, Registry(st, links), []flows.RequiredAction{
+	engine, err := flows.NewEngine(cfg.FlowDefs, cfg.Bindings, Registry(counter, links), []flows.RequiredAction{
 		profile.Action{}, magiclink.VerifyEmail{Service: links},
 	})
 	if err != nil {

@@ -168,7 +168,7 @@ func (a *Authenticator) send(ctx context.Context, c *flows.Context, email string
 	} else {
 		// No account (and none may be created): send nothing, but do a
 		// comparable write so the response takes about as long.
-		if _, _, err := a.svc.Counter.Hit(ctx, "ml-none:"+c.Session.ID, window, now); err != nil {
+		if _, _, err := a.svc.Decoy.Hit(ctx, "ml-none:"+c.Session.ID, window, now); err != nil {
 			return flows.Result{}, err
 		}
 		a.svc.Log.Info("magic link requested for unknown address", "event", "link_requested", "sent", false)

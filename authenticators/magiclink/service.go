@@ -81,7 +81,7 @@ type Store interface {
 	MarkLinkOpened(ctx context.Context, id string, now time.Time) error
 }
 
-// Counter counts events in a fixed window (shared rate limits).
+// Counter counts events in a fixed window (rate limits).
 type Counter interface {
 	Hit(ctx context.Context, key string, window time.Duration, now time.Time) (int, time.Time, error)
 }
@@ -93,8 +93,12 @@ type MailRenderer interface {
 
 // Service issues and redeems links.
 type Service struct {
-	Store     Store
-	Counter   Counter
+	Store   Store
+	Counter Counter
+	// Decoy takes a database write for an address that gets no link, of
+	// about the cost of issuing one, so response times do not tell which
+	// addresses have accounts.
+	Decoy     Counter
 	Mail      MailRenderer
 	Log       *slog.Logger
 	PublicURL string // links are built from this, never from the request

@@ -1,0 +1,58 @@
+package ratelimit
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestMemoryCountsFixedWindows(t *testing.T) {
+	m := NewMemory()
+	ctx := context.Background()
+	now := time.Now()
+	for i := 1; i <= 3; i++ {
+		n, reset, _ := m.Hit(ctx, "ml:a@example.com", 15*time.Minute, now.Add(time.Duration(i)*time.Second))
+		if n != i {
+			t.Fatalf("hit %d counted %d", i, n)
+		}
+		if want := now.Add(15*time.Minute + time.Second); !reset.Equal(want) {
+			t.Fatalf("window ends %v, want %v (15m after the first hit)", reset, want)
+		}
+	}
+	if n, _, _ := m.Hit(ctx, "ml:a@example.com", 15*time.Minute, now.Add(16*time.Minute+2*time.Second)); n != 1 {
+		t.Fatalf("new window counted %d, want 1", n)
+	}
+	if n, _, _ := m.Hit(ctx, "ml-ip:127.0.0.1", time.Minute, now); n != 1 {
+		t.Fatalf("other key counted %d", n)
+	}
+}
+
+func TestMemoryCountsConcurrentHits(t *testing.T) {
+	m := NewMemory()
+	now := time.Now()
+	var wg sync.WaitGroup
+	for range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			m.Hit(context.Background(), "k", time.Minute, now)
+		}()
+	}
+	wg.Wait()
+	if n, _, _ := m.Hit(context.Background(), "k", time.Minute, now); n != 51 {
+		t.Fatalf("counted %d, want 51", n)
+	}
+}
+
+func TestMemoryForgetsEndedWindows(t *testing.T) {
+	m := NewMemory()
+	now := time.Now()
+	for _, k := range []string{"a", "b", "c"} {
+		m.Hit(context.Background(), k, time.Minute, now)
+	}
+	m.Hit(context.Background(), "d", time.Hour, now.Add(2*time.Minute))
+	if n := m.Len(); n != 1 {
+		t.Fatalf("%d keys held after their windows ended, want 1", n)
+	}
+}
