@@ -22,9 +22,7 @@ import (
 // Outbox is the part of the store the sender uses.
 type Outbox interface {
 	ClaimMail(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int) ([]store.OutboxMail, error)
-	MarkMailSent(ctx context.Context, id uint64, owner string, now time.Time, scrub bool) error
-	MarkMailRetry(ctx context.Context, id uint64, owner string, next time.Time, reason string) error
-	MarkMailFailed(ctx context.Context, id uint64, owner string, now time.Time, reason string) error
+	RecordMail(ctx context.Context, owner string, outcomes []store.MailOutcome) error
 	ReleaseMailLeases(ctx context.Context, owner string) error
 }
 
@@ -190,7 +188,7 @@ func (s *Sender) Run(ctx context.Context) {
 
 func (s *Sender) drain(ctx context.Context) {
 	for ctx.Err() == nil {
-		batch, err := s.Outbox.ClaimMail(ctx, s.Owner, time.Now(), s.Lease, 10)
+		batch, err := s.Outbox.ClaimMail(ctx, s.Owner, time.Now(), s.Lease, 2*s.Parallel)
 		if err != nil {
 			if ctx.Err() == nil {
 				s.Log.Error("claim mail", "err", err)
@@ -202,58 +200,66 @@ func (s *Sender) drain(ctx context.Context) {
 		}
 		// Every send must finish inside the lease, or another node could
 		// claim the same message: when less than half the lease is left,
-		// hand the rest of the batch back and claim again.
+		// record what was done, hand the rest of the batch back, claim again.
 		leaseEnd := time.Now().Add(s.Lease)
 		sem := make(chan struct{}, s.Parallel)
-		var wg sync.WaitGroup
+		var (
+			wg       sync.WaitGroup
+			mu       sync.Mutex
+			outcomes []store.MailOutcome
+			expired  bool
+		)
 		for i := range batch {
 			if time.Until(leaseEnd) < s.Lease/2 {
-				wg.Wait()
-				if err := s.Outbox.ReleaseMailLeases(ctx, s.Owner); err != nil {
-					s.Log.Warn("release mail leases", "err", err)
-				}
+				expired = true
 				break
 			}
 			sem <- struct{}{}
 			wg.Add(1)
 			go func(m *store.OutboxMail) {
 				defer func() { <-sem; wg.Done() }()
-				s.deliver(ctx, m)
+				o := s.deliver(ctx, m)
+				mu.Lock()
+				outcomes = append(outcomes, o)
+				mu.Unlock()
 			}(&batch[i])
 		}
 		wg.Wait()
+		// Record outcomes even while shutting down: the mail went out.
+		if err := s.Outbox.RecordMail(context.WithoutCancel(ctx), s.Owner, outcomes); err != nil {
+			s.Log.Error("record mail outcomes", "mails", len(outcomes), "err", err)
+		}
+		if expired {
+			if err := s.Outbox.ReleaseMailLeases(ctx, s.Owner); err != nil {
+				s.Log.Warn("release mail leases", "err", err)
+			}
+		}
 	}
 }
 
-func (s *Sender) deliver(ctx context.Context, m *store.OutboxMail) {
+// deliver sends m and says what became of it; the caller records outcomes
+// a batch at a time.
+func (s *Sender) deliver(ctx context.Context, m *store.OutboxMail) store.MailOutcome {
 	err := s.open(m)
 	if err == nil {
 		sendCtx, cancel := context.WithTimeout(ctx, s.Lease/2)
 		err = s.Transport.Send(sendCtx, m)
 		cancel()
 	}
-	now := time.Now()
-	// Record outcomes even while shutting down: the mail went out.
-	bg := context.WithoutCancel(ctx)
+	o := store.MailOutcome{ID: m.ID, At: time.Now()}
 	var perm *PermanentError
 	switch {
 	case err == nil:
-		if err := s.Outbox.MarkMailSent(bg, m.ID, s.Owner, now, !s.Keep); err != nil {
-			s.Log.Error("record mail sent", "mail_id", m.ID, "err", err)
-		}
+		o.Sent, o.Scrub = true, !s.Keep
 		s.Log.Info("mail delivered", "event", "mail_delivered", "mail_id", m.ID, "ref", m.Ref, "attempt", m.Attempts+1)
 	case errors.As(err, &perm) || m.Attempts+1 >= s.MaxTries:
-		if err := s.Outbox.MarkMailFailed(bg, m.ID, s.Owner, now, truncate(err.Error())); err != nil {
-			s.Log.Error("record mail failure", "mail_id", m.ID, "err", err)
-		}
+		o.Error = truncate(err.Error())
 		s.Log.Error("mail delivery failed; giving up", "event", "mail_failed", "mail_id", m.ID, "ref", m.Ref, "attempt", m.Attempts+1, "err", err)
 	default:
-		next := now.Add(Backoff(m.Attempts))
-		if err := s.Outbox.MarkMailRetry(bg, m.ID, s.Owner, next, truncate(err.Error())); err != nil {
-			s.Log.Error("record mail retry", "mail_id", m.ID, "err", err)
-		}
-		s.Log.Warn("mail delivery failed; will retry", "event", "mail_retry", "mail_id", m.ID, "ref", m.Ref, "attempt", m.Attempts+1, "next_attempt", next, "err", err)
+		o.Error, o.Retry = truncate(err.Error()), o.At.Add(Backoff(m.Attempts))
+		s.Log.Warn("mail delivery failed; will retry", "event", "mail_retry", "mail_id", m.ID, "ref", m.Ref, "attempt", m.Attempts+1, "next_attempt", o.Retry, "err", err)
 	}
+	return o
 }
 
 // open decrypts a message's bodies; a body that cannot be opened is a

@@ -1,26 +1,29 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"gorm.io/gorm"
-	"gorm.io/gorm/clause"
 )
 
 // OutboxMail is a message waiting for (or done with) delivery. Writing it in
 // the same transaction as what it announces means no mail is lost and none
 // is sent for a change that rolled back.
 type OutboxMail struct {
-	ID            uint64 `gorm:"primaryKey;autoIncrement"`
-	To            string `gorm:"size:254"`
-	Subject       string
-	Text          string
-	HTML          string
-	Ref           string `gorm:"index;size:36"` // what the mail is about (a magic link id)
-	Attempts      int
-	NextAttemptAt time.Time `gorm:"index"`
+	ID       uint64 `gorm:"primaryKey;autoIncrement"`
+	To       string `gorm:"size:254"`
+	Subject  string
+	Text     string
+	HTML     string
+	Ref      string `gorm:"index;size:36"` // what the mail is about (a magic link id)
+	Attempts int
+	// Only mail still to deliver is indexed, so claiming stays one short
+	// index range however much delivered mail the table holds.
+	NextAttemptAt time.Time `gorm:"index:idx_outbox_due,where:sent_at IS NULL AND failed_at IS NULL"`
 	LeaseOwner    string    `gorm:"size:64"`
 	LeaseUntil    *time.Time
 	SentAt        *time.Time
@@ -46,43 +49,68 @@ func (s *Store) enqueue(ctx context.Context, m *OutboxMail) error {
 // EnqueueMail queues a message.
 func (s *Store) EnqueueMail(ctx context.Context, m *OutboxMail) error { return s.enqueue(ctx, m) }
 
-// ClaimMail leases up to limit due messages to owner until now+lease. A
-// lease that expires (its node died mid-send) makes the message claimable
-// again. On PostgreSQL, SKIP LOCKED lets several nodes claim concurrently
-// without waiting for each other.
+// ClaimMail leases up to limit due messages to owner until now+lease, in
+// one statement. A lease that expires (its node died mid-send) makes the
+// message claimable again. On PostgreSQL, SKIP LOCKED lets several nodes
+// claim concurrently without waiting for each other.
 func (s *Store) ClaimMail(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int) ([]OutboxMail, error) {
 	now = now.UTC()
-	until := now.Add(lease)
+	lock := ""
+	if s.driver == "postgres" {
+		lock = " FOR UPDATE SKIP LOCKED"
+	}
 	var claimed []OutboxMail
-	err := s.InTx(ctx, func(ctx context.Context) error {
-		q := s.db(ctx).Model(&OutboxMail{}).Select("id").
-			Where("sent_at IS NULL AND failed_at IS NULL AND next_attempt_at <= ? AND (lease_until IS NULL OR lease_until < ?)", now, now).
-			Order("id").Limit(limit)
-		if s.driver == "postgres" {
-			q = q.Clauses(clause.Locking{Strength: "UPDATE", Options: "SKIP LOCKED"})
-		}
-		var ids []uint64
-		if err := q.Find(&ids).Error; err != nil {
-			return err
-		}
-		if len(ids) == 0 {
-			return nil
-		}
-		if err := s.db(ctx).Model(&OutboxMail{}).Where("id IN ?", ids).
-			Updates(map[string]any{"lease_owner": owner, "lease_until": until}).Error; err != nil {
-			return err
-		}
-		return s.db(ctx).Where("id IN ?", ids).Order("id").Find(&claimed).Error
-	})
+	err := s.db(ctx).Raw(`UPDATE outbox_mails SET lease_owner = ?, lease_until = ?
+WHERE id IN (SELECT id FROM outbox_mails
+  WHERE sent_at IS NULL AND failed_at IS NULL AND next_attempt_at <= ? AND (lease_until IS NULL OR lease_until < ?)
+  ORDER BY id LIMIT ?`+lock+`)
+RETURNING *`, owner, now.Add(lease), now, now, limit).Scan(&claimed).Error
 	if err != nil {
 		return nil, fmt.Errorf("claim mail: %w", err)
 	}
+	slices.SortFunc(claimed, func(a, b OutboxMail) int { return cmp.Compare(a.ID, b.ID) })
 	return claimed, nil
 }
 
-// MarkMailSent records delivery; scrub drops the bodies, which may hold
+// MailOutcome is what became of one delivery attempt.
+type MailOutcome struct {
+	ID    uint64
+	At    time.Time
+	Sent  bool
+	Scrub bool      // drop the delivered bodies
+	Retry time.Time // when to try again; zero when a failure is final
+	Error string
+}
+
+// RecordMail stores a batch of outcomes in one transaction (one commit
+// instead of one per message). Outcomes for messages no longer leased to
+// owner are ignored, as in the Mark functions.
+func (s *Store) RecordMail(ctx context.Context, owner string, outcomes []MailOutcome) error {
+	if len(outcomes) == 0 {
+		return nil
+	}
+	return s.InTx(ctx, func(ctx context.Context) error {
+		for _, o := range outcomes {
+			var err error
+			switch {
+			case o.Sent:
+				err = s.markMailSent(ctx, o.ID, owner, o.At, o.Scrub)
+			case o.Retry.IsZero():
+				err = s.markMailFailed(ctx, o.ID, owner, o.At, o.Error)
+			default:
+				err = s.markMailRetry(ctx, o.ID, owner, o.Retry, o.Error)
+			}
+			if err != nil {
+				return fmt.Errorf("record mail %d: %w", o.ID, err)
+			}
+		}
+		return nil
+	})
+}
+
+// markMailSent records delivery; scrub drops the bodies, which may hold
 // secrets (sign-in links) no longer needed.
-func (s *Store) MarkMailSent(ctx context.Context, id uint64, owner string, now time.Time, scrub bool) error {
+func (s *Store) markMailSent(ctx context.Context, id uint64, owner string, now time.Time, scrub bool) error {
 	set := map[string]any{"sent_at": now.UTC(), "lease_until": nil, "attempts": gorm.Expr("attempts + 1"), "last_error": ""}
 	if scrub {
 		set["text"], set["html"] = "", ""
@@ -90,14 +118,14 @@ func (s *Store) MarkMailSent(ctx context.Context, id uint64, owner string, now t
 	return s.db(ctx).Model(&OutboxMail{}).Where("id = ? AND lease_owner = ?", id, owner).Updates(set).Error
 }
 
-// MarkMailRetry schedules another attempt.
-func (s *Store) MarkMailRetry(ctx context.Context, id uint64, owner string, next time.Time, reason string) error {
+// markMailRetry schedules another attempt.
+func (s *Store) markMailRetry(ctx context.Context, id uint64, owner string, next time.Time, reason string) error {
 	return s.db(ctx).Model(&OutboxMail{}).Where("id = ? AND lease_owner = ?", id, owner).
 		Updates(map[string]any{"next_attempt_at": next.UTC(), "lease_until": nil, "attempts": gorm.Expr("attempts + 1"), "last_error": reason}).Error
 }
 
-// MarkMailFailed gives up on a message.
-func (s *Store) MarkMailFailed(ctx context.Context, id uint64, owner string, now time.Time, reason string) error {
+// markMailFailed gives up on a message.
+func (s *Store) markMailFailed(ctx context.Context, id uint64, owner string, now time.Time, reason string) error {
 	return s.db(ctx).Model(&OutboxMail{}).Where("id = ? AND lease_owner = ?", id, owner).
 		Updates(map[string]any{"failed_at": now.UTC(), "lease_until": nil, "attempts": gorm.Expr("attempts + 1"), "last_error": reason}).Error
 }

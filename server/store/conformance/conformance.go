@@ -364,7 +364,7 @@ func testMagicLinkConcurrent(t *testing.T, s *store.Store) {
 func testOutbox(t *testing.T, s *store.Store) {
 	now := time.Now().UTC()
 	for _, subj := range []string{"one", "two"} {
-		must(t, s.EnqueueMail(ctx, &store.OutboxMail{To: "a@example.com", Subject: subj}))
+		must(t, s.EnqueueMail(ctx, &store.OutboxMail{To: "a@example.com", Subject: subj, Text: "body " + subj}))
 	}
 	got, err := s.ClaimMail(ctx, "node-a", now.Add(time.Second), time.Minute, 10)
 	must(t, err)
@@ -376,8 +376,14 @@ func testOutbox(t *testing.T, s *store.Store) {
 	if len(again) != 0 {
 		t.Fatalf("leased mail claimed twice: %+v", again)
 	}
-	must(t, s.MarkMailSent(ctx, got[0].ID, "node-a", now, true))
-	must(t, s.MarkMailRetry(ctx, got[1].ID, "node-a", now.Add(10*time.Second), "421 try later"))
+	// One batch: the first delivered (bodies scrubbed), the second to retry.
+	must(t, s.RecordMail(ctx, "node-a", []store.MailOutcome{
+		{ID: got[0].ID, At: now, Sent: true, Scrub: true},
+		{ID: got[1].ID, At: now, Retry: now.Add(10 * time.Second), Error: "421 try later"},
+	}))
+	if sent, _ := s.MailByRef(ctx, ""); len(sent) != 2 || sent[0].SentAt == nil || sent[0].Text != "" || sent[1].SentAt != nil {
+		t.Fatalf("after recording the batch: %+v", sent)
+	}
 	if due, _ := s.ClaimMail(ctx, "node-b", now.Add(5*time.Second), time.Minute, 10); len(due) != 0 {
 		t.Fatalf("mail claimed before its retry time: %+v", due)
 	}
@@ -393,8 +399,11 @@ func testOutbox(t *testing.T, s *store.Store) {
 		t.Fatalf("expired lease not reclaimed: %+v", taken)
 	}
 	// A stale owner can no longer mark it.
-	must(t, s.MarkMailSent(ctx, taken[0].ID, "node-b", now, false))
-	must(t, s.MarkMailFailed(ctx, taken[0].ID, "node-a", now, "550 no such user"))
+	must(t, s.RecordMail(ctx, "node-b", []store.MailOutcome{{ID: taken[0].ID, At: now, Sent: true}}))
+	must(t, s.RecordMail(ctx, "node-a", []store.MailOutcome{{ID: taken[0].ID, At: now, Error: "550 no such user"}}))
+	if m, _ := s.MailByRef(ctx, ""); m[1].SentAt != nil || m[1].FailedAt == nil || m[1].LastError != "550 no such user" {
+		t.Fatalf("stale owner's outcome recorded, or failure lost: %+v", m[1])
+	}
 	rest, err := s.ClaimMail(ctx, "node-a", now.Add(time.Hour), time.Minute, 10)
 	must(t, err)
 	if len(rest) != 0 {
