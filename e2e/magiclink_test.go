@@ -322,11 +322,21 @@ func TestMagicLinkUsesPublicURLAndKeepsTokenSecret(t *testing.T) {
 	if strings.Contains(s.LK.Logs(), tok) {
 		t.Fatal("the link token appears in the server log")
 	}
+	res := s.App.Last()
+	if res.Err != "" || res.Code == "" || res.Token.RefreshToken == "" {
+		t.Fatalf("login result %+v", res)
+	}
+	// Only hashes and signatures of secrets are stored: not the link token,
+	// the authorization code, nor the access and refresh tokens.
+	secrets := map[string]string{"link token": tok, "authorization code": res.Code,
+		"access token": res.Token.AccessToken, "refresh token": res.Token.RefreshToken}
 	s.LK.Stop()
 	for _, f := range []string{dsn, dsn + "-wal"} {
 		b, _ := os.ReadFile(f)
-		if strings.Contains(string(b), tok) {
-			t.Fatalf("the raw token is stored in %s", f)
+		for what, v := range secrets {
+			if strings.Contains(string(b), v) {
+				t.Fatalf("the raw %s is stored in %s", what, f)
+			}
 		}
 	}
 }

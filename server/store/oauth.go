@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -305,14 +307,21 @@ func (s *Store) DeletePKCERequestSession(ctx context.Context, signature string) 
 	return s.delete(ctx, kindPKCE, signature)
 }
 
+// fosite keys OpenID Connect sessions by the raw authorization code, not
+// its signature; oidcKey hashes it so that no usable code is ever stored.
+func oidcKey(code string) string {
+	sum := sha256.Sum256([]byte(code))
+	return hex.EncodeToString(sum[:])
+}
+
 // CreateOpenIDConnectSession implements openid.OpenIDConnectRequestStorage.
 func (s *Store) CreateOpenIDConnectSession(ctx context.Context, code string, r fosite.Requester) error {
-	return s.create(ctx, kindOIDC, code, r)
+	return s.create(ctx, kindOIDC, oidcKey(code), r)
 }
 
 // GetOpenIDConnectSession implements openid.OpenIDConnectRequestStorage.
 func (s *Store) GetOpenIDConnectSession(ctx context.Context, code string, r fosite.Requester) (fosite.Requester, error) {
-	req, _, err := s.get(ctx, kindOIDC, code, r.GetSession())
+	req, _, err := s.get(ctx, kindOIDC, oidcKey(code), r.GetSession())
 	if errors.Is(err, fosite.ErrNotFound) {
 		return nil, openid.ErrNoSessionFound
 	}
@@ -324,7 +333,7 @@ func (s *Store) GetOpenIDConnectSession(ctx context.Context, code string, r fosi
 
 // DeleteOpenIDConnectSession implements openid.OpenIDConnectRequestStorage.
 func (s *Store) DeleteOpenIDConnectSession(ctx context.Context, code string) error {
-	return s.delete(ctx, kindOIDC, code)
+	return s.delete(ctx, kindOIDC, oidcKey(code))
 }
 
 // ClientAssertionJWTValid and SetClientAssertionJWT satisfy fosite.ClientManager's
