@@ -374,33 +374,46 @@ func (h *Handler) complete(w http.ResponseWriter, r *http.Request, st *state, c 
 	if fresh {
 		authTime = now.Truncate(time.Second)
 	}
-	ssoID := h.Cookies.SSOID(r)
-	if fresh {
-		var err error
-		if ssoID, err = h.startSSO(w, r, c.User.ID, st.Flow.Methods, authTime); err != nil {
-			h.internal(w, r, err)
-			return
+	// The SSO session, the end of the login attempt and fosite's code, PKCE
+	// and OpenID Connect records are one transaction: one commit, and no
+	// code is issued for a login whose session was not recorded.
+	var resp fosite.AuthorizeResponder
+	var issueErr error
+	err := h.Store.InTx(ctx, func(ctx context.Context) error {
+		ssoID := h.Cookies.SSOID(r)
+		if fresh {
+			var err error
+			if ssoID, err = h.startSSO(ctx, w, r, c.User.ID, st.Flow.Methods, authTime); err != nil {
+				return err
+			}
 		}
-	}
-	if err := h.Store.DeleteAuthSession(ctx, st.Flow.ID); err != nil {
-		h.Log.Warn("delete finished auth session", "err", err)
+		if err := h.Store.DeleteAuthSession(ctx, st.Flow.ID); err != nil {
+			return fmt.Errorf("delete finished auth session: %w", err)
+		}
+		// sid names the SSO session without revealing its secret id.
+		sum := sha256.Sum256([]byte(ssoID))
+		resp, issueErr = h.OIDC.Authorize(ctx, ar, oidc.Identity{
+			User: c.User, AuthTime: authTime, RequestedAt: st.Flow.RequestedAt, Methods: st.Flow.Methods,
+			SessionID: hex.EncodeToString(sum[:12]),
+		})
+		return issueErr
+	})
+	switch {
+	case issueErr != nil:
+		h.OIDC.WriteAuthorizeError(ctx, w, ar, issueErr)
+		return
+	case err != nil:
+		h.internal(w, r, err)
+		return
 	}
 	h.Log.Info("login succeeded", "event", "login", "user_id", c.User.ID, "client_id", st.Flow.ClientID,
 		"methods", st.Flow.Methods, "sso_reused", !fresh)
-	// sid names the SSO session without revealing its secret id.
-	sum := sha256.Sum256([]byte(ssoID))
-	sid := hex.EncodeToString(sum[:12])
-	if err := h.OIDC.Complete(ctx, w, ar, oidc.Identity{
-		User: c.User, AuthTime: authTime, RequestedAt: st.Flow.RequestedAt, Methods: st.Flow.Methods, SessionID: sid,
-	}); err != nil {
-		h.internal(w, r, err)
-	}
+	h.OIDC.WriteAuthorize(ctx, w, ar, resp)
 }
 
 // startSSO creates the SSO session for a fresh login (a new id every time:
 // no fixation), and rotates the browser's id and CSRF token.
-func (h *Handler) startSSO(w http.ResponseWriter, r *http.Request, userID string, methods []string, authTime time.Time) (string, error) {
-	ctx := r.Context()
+func (h *Handler) startSSO(ctx context.Context, w http.ResponseWriter, r *http.Request, userID string, methods []string, authTime time.Time) (string, error) {
 	now := time.Now().UTC()
 	if old := h.Cookies.SSOID(r); old != "" {
 		_ = h.Store.DeleteSSOSession(ctx, old)
@@ -419,12 +432,15 @@ func (h *Handler) startSSO(w http.ResponseWriter, r *http.Request, userID string
 
 // completeMinted ends a login begun by a minted link.
 func (h *Handler) completeMinted(w http.ResponseWriter, r *http.Request, st *state, c *flows.Context) {
-	if _, err := h.startSSO(w, r, c.User.ID, st.Flow.Methods, time.Now().UTC().Truncate(time.Second)); err != nil {
+	err := h.Store.InTx(r.Context(), func(ctx context.Context) error {
+		if _, err := h.startSSO(ctx, w, r, c.User.ID, st.Flow.Methods, time.Now().UTC().Truncate(time.Second)); err != nil {
+			return err
+		}
+		return h.Store.DeleteAuthSession(ctx, st.Flow.ID)
+	})
+	if err != nil {
 		h.internal(w, r, err)
 		return
-	}
-	if err := h.Store.DeleteAuthSession(r.Context(), st.Flow.ID); err != nil {
-		h.Log.Warn("delete finished auth session", "err", err)
 	}
 	h.Log.Info("login succeeded", "event", "login", "user_id", c.User.ID, "client_id", st.Flow.ClientID,
 		"methods", st.Flow.Methods, "minted_link", true)

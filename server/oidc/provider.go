@@ -168,19 +168,18 @@ type Identity struct {
 	SessionID   string   // sid
 }
 
-// Complete issues the authorization response (the code) for ar.
-func (p *Provider) Complete(ctx context.Context, w http.ResponseWriter, ar fosite.AuthorizeRequester, id Identity) error {
+// Authorize issues the authorization response (the code) for an
+// authenticated user; its records join the transaction in ctx, if any.
+func (p *Provider) Authorize(ctx context.Context, ar fosite.AuthorizeRequester, id Identity) (fosite.AuthorizeResponder, error) {
 	for _, s := range ar.GetRequestedScopes() {
 		ar.GrantScope(s)
 	}
-	sess := p.session(ar.GetGrantedScopes(), id)
-	resp, err := p.oauth2.NewAuthorizeResponse(ctx, ar, sess)
-	if err != nil {
-		p.oauth2.WriteAuthorizeError(ctx, w, ar, err)
-		return nil
-	}
+	return p.oauth2.NewAuthorizeResponse(ctx, ar, p.session(ar.GetGrantedScopes(), id))
+}
+
+// WriteAuthorize redirects the browser back to the client with the code.
+func (p *Provider) WriteAuthorize(ctx context.Context, w http.ResponseWriter, ar fosite.AuthorizeRequester, resp fosite.AuthorizeResponder) {
 	p.oauth2.WriteAuthorizeResponse(ctx, w, ar, resp)
-	return nil
 }
 
 func (p *Provider) session(scopes fosite.Arguments, id Identity) *openid.DefaultSession {
