@@ -43,8 +43,9 @@ type SMTPServer struct {
 	reject int           // answer RCPT with this code (e.g. 450, 550); 0 accepts
 	delay  time.Duration // wait before accepting each message (a slow server)
 
-	mu   sync.Mutex
-	msgs []Message
+	mu       sync.Mutex
+	msgs     []Message
+	sessions int // connections accepted
 	srv  *smtp.Server
 	cond *sync.Cond
 }
@@ -156,7 +157,19 @@ func (s *SMTPServer) WaitFor(t testing.TB, addr string, n int, timeout time.Dura
 
 type backend struct{ s *SMTPServer }
 
-func (b *backend) NewSession(*smtp.Conn) (smtp.Session, error) { return &session{s: b.s}, nil }
+func (b *backend) NewSession(*smtp.Conn) (smtp.Session, error) {
+	b.s.mu.Lock()
+	b.s.sessions++
+	b.s.mu.Unlock()
+	return &session{s: b.s}, nil
+}
+
+// Sessions is how many SMTP connections the server has accepted.
+func (s *SMTPServer) Sessions() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sessions
+}
 
 type session struct {
 	s    *SMTPServer

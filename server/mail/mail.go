@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/mail"
 	"strings"
@@ -37,17 +38,33 @@ type PermanentError struct{ Err error }
 func (e *PermanentError) Error() string { return e.Err.Error() }
 func (e *PermanentError) Unwrap() error { return e.Err }
 
-// SMTP sends through an SMTP server with go-mail.
+// SMTP sends through an SMTP server with go-mail. Connections are kept
+// open between messages (up to maxIdle, for idleTimeout): a login storm
+// then costs one message on an open connection per mail, not a TCP (and
+// TLS, and AUTH) handshake each.
 type SMTP struct {
-	cfg config.SMTP
+	cfg  config.SMTP
+	idle chan *smtpConn
 }
+
+type smtpConn struct {
+	c    *gomail.Client
+	last time.Time
+}
+
+const (
+	maxIdle = 8
+	// idleTimeout is well under the 5 minutes RFC 5321 lets servers wait,
+	// so a kept connection is rarely one the server already dropped.
+	idleTimeout = 30 * time.Second
+)
 
 // NewSMTP validates the settings.
 func NewSMTP(cfg config.SMTP) (*SMTP, error) {
 	if _, err := mail.ParseAddress(cfg.From); err != nil {
 		return nil, fmt.Errorf("smtp.from: %w", err)
 	}
-	return &SMTP{cfg: cfg}, nil
+	return &SMTP{cfg: cfg, idle: make(chan *smtpConn, maxIdle)}, nil
 }
 
 // Send delivers m. 5xx answers are permanent; connection failures and 4xx
@@ -68,6 +85,45 @@ func (s *SMTP) Send(ctx context.Context, m *store.OutboxMail) error {
 	if m.HTML != "" {
 		msg.AddAlternativeString(gomail.TypeTextHTML, m.HTML)
 	}
+	for {
+		cn, kept, err := s.conn(ctx)
+		if err != nil {
+			return err
+		}
+		err = cn.c.Send(msg)
+		if err == nil {
+			s.release(cn)
+			return nil
+		}
+		_ = cn.c.Close()
+		// go-mail checks a connection (NOOP) before sending anything of the
+		// message: a kept connection the server has dropped fails there,
+		// and the message is safe to send on a fresh one.
+		var se *gomail.SendError
+		if kept && errors.As(err, &se) && se.Reason == gomail.ErrConnCheck {
+			continue
+		}
+		if errors.As(err, &se) && se.ErrorCode() >= 500 && se.ErrorCode() < 600 {
+			return &PermanentError{err}
+		}
+		return err
+	}
+}
+
+// conn returns a kept connection, or dials one.
+func (s *SMTP) conn(ctx context.Context) (cn *smtpConn, kept bool, err error) {
+	for {
+		select {
+		case cn := <-s.idle:
+			if time.Since(cn.last) < idleTimeout {
+				return cn, true, nil
+			}
+			_ = cn.c.Close()
+			continue
+		default:
+		}
+		break
+	}
 	opts := []gomail.Option{gomail.WithPort(s.cfg.Port), gomail.WithTimeout(20 * time.Second)}
 	switch s.cfg.TLS {
 	case "none":
@@ -83,16 +139,38 @@ func (s *SMTP) Send(ctx context.Context, m *store.OutboxMail) error {
 	}
 	c, err := gomail.NewClient(s.cfg.Host, opts...)
 	if err != nil {
-		return &PermanentError{fmt.Errorf("smtp client: %w", err)}
+		return nil, false, &PermanentError{fmt.Errorf("smtp client: %w", err)}
 	}
-	if err := c.DialAndSendWithContext(ctx, msg); err != nil {
+	if err := c.DialWithContext(ctx); err != nil {
 		var se *gomail.SendError
 		if errors.As(err, &se) && se.ErrorCode() >= 500 && se.ErrorCode() < 600 {
-			return &PermanentError{err}
+			return nil, false, &PermanentError{err} // e.g. authentication refused
 		}
-		return err
+		return nil, false, err
 	}
-	return nil
+	return &smtpConn{c: c}, false, nil
+}
+
+// release keeps a healthy connection for the next message, or closes it.
+func (s *SMTP) release(cn *smtpConn) {
+	cn.last = time.Now()
+	select {
+	case s.idle <- cn:
+	default:
+		_ = cn.c.Close()
+	}
+}
+
+// Close closes the kept connections (QUIT).
+func (s *SMTP) Close() error {
+	for {
+		select {
+		case cn := <-s.idle:
+			_ = cn.c.Close()
+		default:
+			return nil
+		}
+	}
 }
 
 func domainOf(from string) string {
@@ -179,6 +257,9 @@ func (s *Sender) Run(ctx context.Context) {
 				s.Log.Warn("release mail leases", "err", err)
 			}
 			cancel()
+			if c, ok := s.Transport.(io.Closer); ok {
+				_ = c.Close()
+			}
 			return
 		case <-t.C:
 		case <-s.wake:
