@@ -24,11 +24,13 @@ import (
 	"net/url"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/google/uuid"
@@ -49,6 +51,8 @@ type options struct {
 	profile      string
 	quietServer  bool
 	keep         bool
+	genProfile   string
+	signingAlg   string
 }
 
 func main() {
@@ -67,6 +71,8 @@ func main() {
 	flag.StringVar(&o.profile, "cpuprofile", "", "write a CPU profile of the server during the login phase to this file")
 	flag.BoolVar(&o.quietServer, "quiet-server", true, "run the server with LATCHKEY_LOG_LEVEL=warn (per-login info logs cost CPU)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary folder (database, server log)")
+	flag.StringVar(&o.signingAlg, "signing-alg", "RS256", "the realm's tokens.signingAlgorithm (RS256, ES256, EdDSA)")
+	flag.StringVar(&o.genProfile, "gen-cpuprofile", "", "write the generator's own CPU profile during the login phase to this file")
 	flag.Parse()
 	if o.smoke {
 		o.concurrency, o.duration, o.users, o.refreshFor, o.discoveryFor = 2, 3*time.Second, 50, time.Second, time.Second
@@ -113,9 +119,12 @@ type Latency struct {
 // ServerFigures are read from the server process.
 type ServerFigures struct {
 	CPUSecondsPerLogin float64 `json:"cpuSecondsPerLogin"`
-	PeakRSSMB          float64 `json:"peakRssMB"`
-	DBSizeBeforeMB     float64 `json:"dbSizeBeforeMB"`
-	DBSizeAfterMB      float64 `json:"dbSizeAfterMB"`
+	// GeneratorCPUSecondsPerLogin is this load generator's own CPU per
+	// login: on a shared machine it is capacity the server does not get.
+	GeneratorCPUSecondsPerLogin float64 `json:"generatorCpuSecondsPerLogin"`
+	PeakRSSMB                   float64 `json:"peakRssMB"`
+	DBSizeBeforeMB              float64 `json:"dbSizeBeforeMB"`
+	DBSizeAfterMB               float64 `json:"dbSizeAfterMB"`
 }
 
 type recorder struct {
@@ -168,7 +177,7 @@ func run(ctx context.Context, o options, out io.Writer) (*Report, error) {
 	rep := &Report{
 		Machine: fmt.Sprintf("%s/%s, %d CPUs, %s", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version()),
 		Options: map[string]any{"concurrency": o.concurrency, "duration": o.duration.String(), "users": o.users,
-			"newUsers": o.newUsers, "database": map[bool]string{true: "postgres", false: "sqlite"}[o.postgres != ""]},
+			"newUsers": o.newUsers, "signingAlgorithm": o.signingAlg, "database": map[bool]string{true: "postgres", false: "sqlite"}[o.postgres != ""]},
 		Steps: map[string]Latency{}, ErrorsByKind: map[string]int64{},
 	}
 	if t != nil {
@@ -176,12 +185,23 @@ func run(ctx context.Context, o options, out io.Writer) (*Report, error) {
 	}
 	rec := &recorder{steps: map[string][]float64{}, errs: map[string]int64{}}
 	cpu0, _ := t.procStats()
+	gen0 := selfCPU()
 
 	// Phase 1: complete logins.
 	var profileDone chan error
 	if o.profile != "" && t != nil {
 		profileDone = make(chan error, 1)
 		go func() { profileDone <- fetchProfile(t.pprof, o.profile, o.duration) }()
+	}
+	if o.genProfile != "" {
+		f, err := os.Create(o.genProfile)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return nil, err
+		}
 	}
 	fmt.Fprintf(out, "logins: %d virtual users for %s...\n", o.concurrency, o.duration)
 	var done, failed atomic.Int64
@@ -213,10 +233,16 @@ func run(ctx context.Context, o options, out io.Writer) (*Report, error) {
 	}
 	wg.Wait()
 	elapsed := time.Since(start).Seconds()
+	if o.genProfile != "" {
+		pprof.StopCPUProfile()
+	}
 	rep.Logins = Phase{Completed: done.Load(), Errors: failed.Load(), Seconds: elapsed, PerSecond: float64(done.Load()) / elapsed}
 	cpu1, rss := t.procStats()
 	if done.Load() > 0 && t != nil {
 		rep.Server.CPUSecondsPerLogin = (cpu1 - cpu0) / float64(done.Load())
+	}
+	if done.Load() > 0 {
+		rep.Server.GeneratorCPUSecondsPerLogin = (selfCPU() - gen0) / float64(done.Load())
 	}
 	for _, s := range steps {
 		rep.Steps[s] = percentiles(rec.steps[s])
@@ -377,6 +403,7 @@ func printReport(w io.Writer, r *Report, sink *mailSink) {
 	}
 	fmt.Fprintf(w, "\nserver: %.2f ms CPU per login, peak RSS %.1f MB, database %.1f MB before, %.1f MB after\n",
 		r.Server.CPUSecondsPerLogin*1000, r.Server.PeakRSSMB, r.Server.DBSizeBeforeMB, r.Server.DBSizeAfterMB)
+	fmt.Fprintf(w, "generator: %.2f ms CPU per login (its share of the machine)\n", r.Server.GeneratorCPUSecondsPerLogin*1000)
 	fmt.Fprintf(w, "mail received: %d (unclaimed %d)\n", sink.received.Load(), sink.orphans.Load())
 	if len(r.ErrorsByKind) > 0 {
 		var kinds []string
@@ -386,4 +413,13 @@ func printReport(w io.Writer, r *Report, sink *mailSink) {
 		sort.Strings(kinds)
 		fmt.Fprintf(w, "errors by kind:\n%s\n", strings.Join(kinds, "\n"))
 	}
+}
+
+// selfCPU is this process's user+system CPU seconds so far.
+func selfCPU() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }

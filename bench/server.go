@@ -33,6 +33,8 @@ smtp:
   port: %[4]s
   tls: none
   from: "Bench <bench@example.com>"
+tokens:
+  signingAlgorithm: %[7]s
 outbox:
   pollInterval: 100ms
   lease: 30s
@@ -100,7 +102,7 @@ func launch(ctx context.Context, o options, smtpPort string, dir string) (*targe
 		return nil, err
 	}
 	cfg := filepath.Join(dir, "realm.yaml")
-	doc := fmt.Sprintf(realmTemplate, addr, t.driver, t.dsn, smtpPort, "15m", o.conns)
+	doc := fmt.Sprintf(realmTemplate, addr, t.driver, t.dsn, smtpPort, "15m", o.conns, o.signingAlg)
 	if err := os.WriteFile(cfg, []byte(doc), 0o600); err != nil {
 		return nil, err
 	}

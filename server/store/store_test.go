@@ -43,4 +43,9 @@ func TestSQLitePragmas(t *testing.T) {
 			t.Fatalf("no WAL file: journal mode is not WAL (%v)", err)
 		}
 	}
+	for pragma, want := range map[string]int{"synchronous": 1, "wal_autocheckpoint": 10000, "foreign_keys": 1} {
+		if got := s.Pragma(t.Context(), pragma); got != want {
+			t.Errorf("PRAGMA %s = %d, want %d", pragma, got, want)
+		}
+	}
 }

@@ -1,0 +1,103 @@
+package store_test
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ory/fosite"
+	"github.com/ory/fosite/handler/openid"
+	"github.com/ory/fosite/token/jwt"
+
+	"latchkey/flows"
+	"latchkey/server/store"
+)
+
+// The statements a login is made of, one at a time, on SQLite: what each
+// costs bounds how many a login can afford (see README "Performance").
+
+func benchStore(b *testing.B) *store.Store {
+	s, err := store.Open("sqlite", filepath.Join(b.TempDir(), "bench.db"), store.Options{MaxOpenConns: 8})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = s.Close() })
+	s.SetClients(func(context.Context, string) (fosite.Client, error) { return &fosite.DefaultClient{ID: "app"}, nil })
+	return s
+}
+
+func benchRequest(id string) *fosite.Request {
+	sess := &openid.DefaultSession{Subject: "user-1", Claims: &jwt.IDTokenClaims{Subject: "user-1", Nonce: "n-0S6",
+		Extra: map[string]any{"email": "someone@example.com", "name": "Some One"}}, Headers: &jwt.Headers{}}
+	sess.SetExpiresAt(fosite.AuthorizeCode, time.Now().Add(time.Minute))
+	return &fosite.Request{ID: id, RequestedAt: time.Now().UTC(), Client: &fosite.DefaultClient{ID: "app"},
+		RequestedScope: fosite.Arguments{"openid", "email", "profile"}, GrantedScope: fosite.Arguments{"openid", "email", "profile"},
+		Form: map[string][]string{"redirect_uri": {"http://localhost/cb"}, "state": {strings.Repeat("s", 43)}}, Session: sess}
+}
+
+func BenchmarkInsertOAuthRecord(b *testing.B) {
+	s, ctx := benchStore(b), context.Background()
+	for i := 0; b.Loop(); i++ {
+		if err := s.CreateAccessTokenSession(ctx, fmt.Sprint("sig-", i), benchRequest("r")); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkInsertThreeOAuthRecordsInOneTx(b *testing.B) {
+	s, ctx := benchStore(b), context.Background()
+	for i := 0; b.Loop(); i++ {
+		err := s.InTx(ctx, func(ctx context.Context) error {
+			for _, k := range []string{"a", "b", "c"} {
+				if err := s.CreateAccessTokenSession(ctx, fmt.Sprint(k, i), benchRequest("r")); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkReadOAuthRecord(b *testing.B) {
+	s, ctx := benchStore(b), context.Background()
+	for i := range 1000 {
+		if err := s.CreateAccessTokenSession(ctx, fmt.Sprint("sig-", i), benchRequest("r")); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for i := 0; b.Loop(); i++ {
+		if _, err := s.GetAccessTokenSession(ctx, fmt.Sprint("sig-", i%1000), &openid.DefaultSession{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkSaveAuthSession(b *testing.B) {
+	s, ctx := benchStore(b), context.Background()
+	data := strings.Repeat("x", 1500)
+	for i := 0; b.Loop(); i++ {
+		if err := s.SaveAuthSession(ctx, &store.AuthSession{ID: fmt.Sprint("a", i%100), Data: data, ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkUserByEmail(b *testing.B) {
+	s, ctx := benchStore(b), context.Background()
+	for i := range 1000 {
+		if err := s.CreateUser(ctx, &flows.User{Email: fmt.Sprintf("u%d@example.com", i)}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for i := 0; b.Loop(); i++ {
+		if _, err := s.UserByEmail(ctx, fmt.Sprintf("u%d@example.com", i%1000)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
