@@ -181,7 +181,20 @@ func (s *Store) db(ctx context.Context) *gorm.DB {
 	if tx, ok := ctx.Value(txKey{}).(*gorm.DB); ok {
 		return tx
 	}
-	return s.gdb.WithContext(ctx)
+	return s.gdb.WithContext(s.stmtCtx(ctx))
+}
+
+// stmtCtx is the context statements run with. On SQLite it drops
+// cancellation: go-sqlite3 runs every statement on a cancellable context in
+// a goroutine of its own (to interrupt it), and database/sql watches a
+// cancellable transaction with another; under load those hand-offs cost
+// more than the statements and stretch how long the one writer is held.
+// SQLite statements here are short and bounded by the busy timeout.
+func (s *Store) stmtCtx(ctx context.Context) context.Context {
+	if s.driver == "sqlite" {
+		return context.WithoutCancel(ctx)
+	}
+	return ctx
 }
 
 // read returns the transaction in ctx, or a reader.
@@ -189,7 +202,7 @@ func (s *Store) read(ctx context.Context) *gorm.DB {
 	if tx, ok := ctx.Value(txKey{}).(*gorm.DB); ok {
 		return tx
 	}
-	return s.rdb.WithContext(ctx)
+	return s.rdb.WithContext(s.stmtCtx(ctx))
 }
 
 // InTx runs fn in one transaction; nested calls join the outer one.
@@ -197,7 +210,7 @@ func (s *Store) InTx(ctx context.Context, fn func(ctx context.Context) error) er
 	if _, ok := ctx.Value(txKey{}).(*gorm.DB); ok {
 		return fn(ctx)
 	}
-	return s.gdb.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	return s.gdb.WithContext(s.stmtCtx(ctx)).Transaction(func(tx *gorm.DB) error {
 		return fn(context.WithValue(ctx, txKey{}, tx))
 	})
 }
@@ -205,7 +218,7 @@ func (s *Store) InTx(ctx context.Context, fn func(ctx context.Context) error) er
 // BeginTX, Commit and Rollback implement fosite's storage.Transactional, so
 // that fosite's multi-step writes (code redemption, refresh rotation) are atomic.
 func (s *Store) BeginTX(ctx context.Context) (context.Context, error) {
-	tx := s.gdb.WithContext(ctx).Begin()
+	tx := s.gdb.WithContext(s.stmtCtx(ctx)).Begin()
 	if tx.Error != nil {
 		return ctx, fmt.Errorf("begin transaction: %w", tx.Error)
 	}
