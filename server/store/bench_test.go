@@ -101,3 +101,26 @@ func BenchmarkUserByEmail(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkRefreshRotation follows one grant's chain of refreshes: each
+// rotation deactivates the current token and stores the next. The cost per
+// rotation must not grow with the chain (compare -benchtime 1000x and
+// 20000x): rotated tokens are kept for reuse detection, and must not be
+// read again by every later rotation.
+func BenchmarkRefreshRotation(b *testing.B) {
+	s, ctx := benchStore(b), context.Background()
+	if err := s.CreateRefreshTokenSession(ctx, "rt-0", "", benchRequest("grant")); err != nil {
+		b.Fatal(err)
+	}
+	for i := 0; b.Loop(); i++ {
+		err := s.InTx(ctx, func(ctx context.Context) error {
+			if err := s.RotateRefreshToken(ctx, "grant", fmt.Sprint("rt-", i)); err != nil {
+				return err
+			}
+			return s.CreateRefreshTokenSession(ctx, fmt.Sprint("rt-", i+1), "", benchRequest("grant"))
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+}

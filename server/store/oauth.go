@@ -30,12 +30,15 @@ const (
 // OAuthRecord is one fosite request stored under a token signature. Only
 // signatures (HMACs of tokens) are stored, never the tokens themselves.
 type OAuthRecord struct {
-	Kind        string `gorm:"primaryKey;size:8"`
-	Signature   string `gorm:"primaryKey;size:128"`
-	RequestID   string `gorm:"index;size:64"`
+	Kind      string `gorm:"primaryKey;size:8;index:idx_oauth_grant,priority:2"`
+	Signature string `gorm:"primaryKey;size:128"`
+	// (request_id, kind, active) finds a grant's live tokens of a kind
+	// without reading the rotated ones kept for reuse detection, however
+	// long the grant's chain of refreshes grows.
+	RequestID   string `gorm:"index:idx_oauth_grant,priority:1;size:64"`
 	ClientID    string `gorm:"size:128"`
 	Subject     string `gorm:"index;size:64"`
-	Active      bool
+	Active      bool   `gorm:"index:idx_oauth_grant,priority:3"`
 	RequestedAt time.Time
 	ExpiresAt   time.Time `gorm:"index"`
 	Data        string    // JSON of storedRequest
@@ -257,9 +260,12 @@ func (s *Store) RotateRefreshToken(ctx context.Context, requestID, signature str
 	return s.RevokeAccessToken(ctx, requestID)
 }
 
-// RevokeRefreshToken deactivates every refresh token of a grant.
+// RevokeRefreshToken deactivates every refresh token of a grant. Only the
+// active ones are written: a grant keeps its rotated tokens (to detect
+// reuse), and rewriting them all on every rotation made each refresh
+// slower than the last.
 func (s *Store) RevokeRefreshToken(ctx context.Context, requestID string) error {
-	if err := s.db(ctx).Model(&OAuthRecord{}).Where("kind = ? AND request_id = ?", kindRefresh, requestID).Update("active", false).Error; err != nil {
+	if err := s.db(ctx).Model(&OAuthRecord{}).Where("kind = ? AND request_id = ? AND active = ?", kindRefresh, requestID, true).Update("active", false).Error; err != nil {
 		return fmt.Errorf("revoke refresh tokens: %w", err)
 	}
 	return nil
