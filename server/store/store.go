@@ -280,6 +280,11 @@ func (s *Store) SettingOrCreate(ctx context.Context, key string, create func() (
 	return row.Value, nil
 }
 
+// purgeBatch bounds each DELETE of a purge: a busy hour's expired rows go
+// in many short statements, never one long one holding the (SQLite) writer
+// while logins wait.
+const purgeBatch = 1000
+
 // Purge deletes rows that expired before now minus grace: tokens, codes,
 // sessions, links and delivered mail, so the database does not grow without bound.
 func (s *Store) Purge(ctx context.Context, now time.Time, grace time.Duration) (int64, error) {
@@ -287,22 +292,30 @@ func (s *Store) Purge(ctx context.Context, now time.Time, grace time.Duration) (
 	var total int64
 	for _, q := range []struct {
 		model any
+		key   string // the primary key, to delete a batch selected by a subquery
 		where string
 	}{
-		{&OAuthRecord{}, "expires_at < ?"},
-		{&AuthSession{}, "expires_at < ?"},
-		{&SSOSession{}, "expires_at < ?"},
-		{&MagicLink{}, "expires_at < ?"},
-		{&OutboxMail{}, "(sent_at IS NOT NULL OR failed_at IS NOT NULL) AND created_at < ?"},
-		{&RateCounter{}, "expires_at < ?"},
+		{&OAuthRecord{}, "(kind, signature)", "expires_at < ?"},
+		{&AuthSession{}, "id", "expires_at < ?"},
+		{&SSOSession{}, "id", "expires_at < ?"},
+		{&MagicLink{}, "id", "expires_at < ?"},
+		{&OutboxMail{}, "id", "(sent_at IS NOT NULL OR failed_at IS NOT NULL) AND created_at < ?"},
+		{&RateCounter{}, "key", "expires_at < ?"},
 	} {
-		res := s.db(ctx).Where(q.where, cut).Delete(q.model)
-		if res.Error != nil {
-			return total, fmt.Errorf("purge %T: %w", q.model, res.Error)
+		cols := strings.Trim(q.key, "()")
+		for ctx.Err() == nil {
+			batch := s.read(ctx).Model(q.model).Select(cols).Where(q.where, cut).Limit(purgeBatch)
+			res := s.db(ctx).Where(q.key+" IN (?)", batch).Delete(q.model)
+			if res.Error != nil {
+				return total, fmt.Errorf("purge %T: %w", q.model, res.Error)
+			}
+			total += res.RowsAffected
+			if res.RowsAffected < purgeBatch {
+				break
+			}
 		}
-		total += res.RowsAffected
 	}
-	return total, nil
+	return total, ctx.Err()
 }
 
 // SizeBytes is the space the schema's tables and indexes take (PostgreSQL),

@@ -5,6 +5,7 @@ package conformance
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -491,6 +492,29 @@ func testPurge(t *testing.T, s *store.Store) {
 	}
 	if _, err := s.AuthSessionByID(ctx, "gone"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatal("expired auth session survived the purge")
+	}
+	if _, err := s.GetAccessTokenSession(ctx, "old-at", newSession()); !errors.Is(err, fosite.ErrNotFound) {
+		t.Fatalf("expired token survived the purge: %v", err)
+	}
+
+	// More expired rows than one purge statement takes: all go, in batches,
+	// and the live ones stay.
+	const many = 2500
+	must(t, s.InTx(ctx, func(ctx context.Context) error {
+		for i := range many {
+			if err := s.SaveAuthSession(ctx, &store.AuthSession{ID: fmt.Sprint("old-", i), ExpiresAt: now.Add(-2 * time.Hour)}); err != nil {
+				return err
+			}
+		}
+		return s.SaveAuthSession(ctx, &store.AuthSession{ID: "live", ExpiresAt: now.Add(time.Hour)})
+	}))
+	n, err = s.Purge(ctx, now, time.Hour)
+	must(t, err)
+	if n != many {
+		t.Fatalf("purged %d rows, want %d", n, many)
+	}
+	if _, err := s.AuthSessionByID(ctx, "live"); err != nil {
+		t.Fatalf("live auth session purged: %v", err)
 	}
 }
 
