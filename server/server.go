@@ -172,6 +172,8 @@ func build(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.L
 	sender := (&mail.Sender{Outbox: st, Transport: transport, Owner: hostname + "-" + randomID(), Log: log, Sealer: sealer, Keep: dev,
 		Poll: cfg.Outbox.PollInterval.D(), Lease: cfg.Outbox.Lease.D(), MaxTries: cfg.Outbox.MaxAttempts, Parallel: cfg.Outbox.Parallel}).Init()
 
+	links.Queued = sender.Wake
+
 	ips, err := clientip.New(cfg.Server.TrustedProxies)
 	if err != nil {
 		return nil, fmt.Errorf("server.trustedProxies: %w", err)
@@ -181,7 +183,7 @@ func build(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.L
 	lh := &login.Handler{
 		Cfg: cfg, Store: st, Engine: engine, OIDC: provider, Web: renderer, Links: links, Log: log,
 		Cookies: login.NewCookies(derive("cookie-hash", 64), derive("cookie-block", 32), prefix+"/", secure, ssoTTL),
-		Mailed:  sender.Wake, DevMail: dev, Sealer: sealer, ClientIP: ips,
+		DevMail: dev, Sealer: sealer, ClientIP: ips,
 	}
 	mux := http.NewServeMux()
 	oc := prefix + "/protocol/openid-connect"
@@ -201,7 +203,7 @@ func build(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.L
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	lh.Routes(mux)
-	adm := &admin.Service{Cfg: cfg, Store: st, Links: links, Engine: engine, Mailed: sender.Wake}
+	adm := &admin.Service{Cfg: cfg, Store: st, Links: links, Engine: engine}
 	admin.NewAPI(adm, cfg.APIKeys, log).Routes(mux, cfg.Realm)
 	(&account.Handler{
 		Issuer: cfg.Issuer(), Realm: cfg.Realm, Name: cfg.DisplayName(), Web: renderer, Log: log, Provider: mux, Secure: secure,

@@ -104,6 +104,9 @@ type Service struct {
 	PublicURL string // links are built from this, never from the request
 	Realm     string
 	RealmName string
+	// Queued is called after a link's mail was committed to the outbox
+	// (it wakes the sender, so the mail leaves at once).
+	Queued func()
 }
 
 // MailData is what the link mail templates see.
@@ -156,6 +159,9 @@ func (s *Service) Issue(ctx context.Context, in Issue, now time.Time) (string, *
 	}
 	if err := s.Store.CreateLink(ctx, link, mail); err != nil {
 		return "", nil, err
+	}
+	if mail != nil && s.Queued != nil {
+		s.Queued()
 	}
 	s.Log.Info("magic link issued", "event", "link_requested", "link_id", link.ID, "type", in.Type,
 		"user_id", in.User.ID, "client_id", in.ClientID, "expires_at", link.ExpiresAt, "mail_queued", in.Send)

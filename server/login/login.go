@@ -40,8 +40,6 @@ type Handler struct {
 	Links   *magiclink.Service
 	Cookies *Cookies
 	Log     *slog.Logger
-	// Mailed is called after a request that may have queued mail.
-	Mailed  func()
 	DevMail bool
 	Sealer  *mail.Sealer // opens outbox bodies for the development mailbox
 	// ClientIP resolves the client's address (trusted proxies' X-Forwarded-For).
@@ -324,9 +322,6 @@ func (h *Handler) postedBrowser(w http.ResponseWriter, r *http.Request, hint str
 
 // respond persists the session and shows what the engine decided.
 func (h *Handler) respond(w http.ResponseWriter, r *http.Request, st *state, c *flows.Context, b browser, out flows.Outcome, err error) {
-	if h.Mailed != nil {
-		defer h.Mailed()
-	}
 	if err != nil {
 		h.internal(w, r, err)
 		return

@@ -124,3 +124,36 @@ func BenchmarkRefreshRotation(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkClaimMailWithDeliveredBacklog claims mail from an outbox that
+// holds 20,000 delivered messages (kept until purge) and one due. A claim
+// must find the due message through the index of undelivered mail, at a
+// cost that does not grow with the delivered backlog.
+func BenchmarkClaimMailWithDeliveredBacklog(b *testing.B) {
+	s, ctx := benchStore(b), context.Background()
+	now := time.Now()
+	err := s.InTx(ctx, func(ctx context.Context) error {
+		for i := range 20000 {
+			sent := now.Add(-time.Duration(20000-i) * time.Millisecond)
+			if err := s.EnqueueMail(ctx, &store.OutboxMail{To: "a@example.com", Subject: "s", NextAttemptAt: sent, SentAt: &sent}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if err := s.EnqueueMail(ctx, &store.OutboxMail{To: "b@example.com", Subject: "due"}); err != nil {
+			b.Fatal(err)
+		}
+		got, err := s.ClaimMail(ctx, "node", time.Now(), time.Minute, 16)
+		if err != nil || len(got) != 1 {
+			b.Fatalf("claimed %d, %v", len(got), err)
+		}
+		if err := s.RecordMail(ctx, "node", []store.MailOutcome{{ID: got[0].ID, At: time.Now(), Sent: true}}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

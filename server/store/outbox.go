@@ -50,7 +50,9 @@ func (s *Store) enqueue(ctx context.Context, m *OutboxMail) error {
 func (s *Store) EnqueueMail(ctx context.Context, m *OutboxMail) error { return s.enqueue(ctx, m) }
 
 // ClaimMail leases up to limit due messages to owner until now+lease, in
-// one statement. A lease that expires (its node died mid-send) makes the
+// one statement, oldest due first. The order follows idx_outbox_due: with
+// ORDER BY id, SQLite chose to walk the whole table in id order (sent mail
+// included) on every claim, which made each login slower than the last. A lease that expires (its node died mid-send) makes the
 // message claimable again. On PostgreSQL, SKIP LOCKED lets several nodes
 // claim concurrently without waiting for each other.
 func (s *Store) ClaimMail(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int) ([]OutboxMail, error) {
@@ -63,7 +65,7 @@ func (s *Store) ClaimMail(ctx context.Context, owner string, now time.Time, leas
 	err := s.db(ctx).Raw(`UPDATE outbox_mails SET lease_owner = ?, lease_until = ?
 WHERE id IN (SELECT id FROM outbox_mails
   WHERE sent_at IS NULL AND failed_at IS NULL AND next_attempt_at <= ? AND (lease_until IS NULL OR lease_until < ?)
-  ORDER BY id LIMIT ?`+lock+`)
+  ORDER BY next_attempt_at, id LIMIT ?`+lock+`)
 RETURNING *`, owner, now.Add(lease), now, now, limit).Scan(&claimed).Error
 	if err != nil {
 		return nil, fmt.Errorf("claim mail: %w", err)
