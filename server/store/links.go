@@ -93,21 +93,22 @@ func (s *Store) MagicLinkByID(ctx context.Context, id string) (*MagicLink, error
 	return &l, nil
 }
 
-// ConsumeMagicLink marks the link used. One UPDATE decides, so of any
-// number of concurrent attempts exactly one wins; the others get
+// ConsumeMagicLink marks the link used and returns it. One UPDATE decides,
+// so of any number of concurrent attempts exactly one wins; the others get
 // ErrLinkUnavailable.
 func (s *Store) ConsumeMagicLink(ctx context.Context, hash string, now time.Time) (*MagicLink, error) {
 	now = now.UTC()
-	res := s.db(ctx).Model(&MagicLink{}).
-		Where("token_hash = ? AND used_at IS NULL AND revoked_at IS NULL AND expires_at > ?", hash, now).
-		Update("used_at", now)
-	if res.Error != nil {
-		return nil, fmt.Errorf("consume magic link: %w", res.Error)
+	var l MagicLink
+	err := s.db(ctx).Raw(`UPDATE magic_links SET used_at = ?
+WHERE token_hash = ? AND used_at IS NULL AND revoked_at IS NULL AND expires_at > ?
+RETURNING *`, now, hash, now).Scan(&l).Error
+	if err != nil {
+		return nil, fmt.Errorf("consume magic link: %w", err)
 	}
-	if res.RowsAffected == 0 {
+	if l.ID == "" {
 		return nil, ErrLinkUnavailable
 	}
-	return s.MagicLinkByHash(ctx, hash)
+	return &l, nil
 }
 
 // MarkMagicLinkOpened records the first time the link's page was shown.
