@@ -46,8 +46,8 @@ type SMTPServer struct {
 	mu       sync.Mutex
 	msgs     []Message
 	sessions int // connections accepted
-	srv  *smtp.Server
-	cond *sync.Cond
+	srv      *smtp.Server
+	cond     *sync.Cond
 }
 
 // StartSMTP starts a server on a free loopback port.
