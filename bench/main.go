@@ -122,9 +122,13 @@ type ServerFigures struct {
 	// GeneratorCPUSecondsPerLogin is this load generator's own CPU per
 	// login: on a shared machine it is capacity the server does not get.
 	GeneratorCPUSecondsPerLogin float64 `json:"generatorCpuSecondsPerLogin"`
-	PeakRSSMB                   float64 `json:"peakRssMB"`
-	DBSizeBeforeMB              float64 `json:"dbSizeBeforeMB"`
-	DBSizeAfterMB               float64 `json:"dbSizeAfterMB"`
+	// CPUBoundLoginsPerSecond is what the machine's cores could do at these
+	// CPU costs (server + generator) if they were never idle: the ceiling
+	// the measured rate is to be read against.
+	CPUBoundLoginsPerSecond float64 `json:"cpuBoundLoginsPerSecond"`
+	PeakRSSMB               float64 `json:"peakRssMB"`
+	DBSizeBeforeMB          float64 `json:"dbSizeBeforeMB"`
+	DBSizeAfterMB           float64 `json:"dbSizeAfterMB"`
 }
 
 type recorder struct {
@@ -243,6 +247,9 @@ func run(ctx context.Context, o options, out io.Writer) (*Report, error) {
 	}
 	if done.Load() > 0 {
 		rep.Server.GeneratorCPUSecondsPerLogin = (selfCPU() - gen0) / float64(done.Load())
+		if per := rep.Server.CPUSecondsPerLogin + rep.Server.GeneratorCPUSecondsPerLogin; t != nil && per > 0 {
+			rep.Server.CPUBoundLoginsPerSecond = float64(runtime.NumCPU()) / per
+		}
 	}
 	for _, s := range steps {
 		rep.Steps[s] = percentiles(rec.steps[s])
@@ -404,6 +411,10 @@ func printReport(w io.Writer, r *Report, sink *mailSink) {
 	fmt.Fprintf(w, "\nserver: %.2f ms CPU per login, peak RSS %.1f MB, database %.1f MB before, %.1f MB after\n",
 		r.Server.CPUSecondsPerLogin*1000, r.Server.PeakRSSMB, r.Server.DBSizeBeforeMB, r.Server.DBSizeAfterMB)
 	fmt.Fprintf(w, "generator: %.2f ms CPU per login (its share of the machine)\n", r.Server.GeneratorCPUSecondsPerLogin*1000)
+	if b := r.Server.CPUBoundLoginsPerSecond; b > 0 {
+		fmt.Fprintf(w, "CPU bound: %.0f logins/s would keep all %d cores busy at these costs; measured %.0f%% of it\n",
+			b, runtime.NumCPU(), 100*r.Logins.PerSecond/b)
+	}
 	fmt.Fprintf(w, "mail received: %d (unclaimed %d)\n", sink.received.Load(), sink.orphans.Load())
 	if len(r.ErrorsByKind) > 0 {
 		var kinds []string
