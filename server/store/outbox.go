@@ -29,7 +29,9 @@ type OutboxMail struct {
 	SentAt        *time.Time
 	FailedAt      *time.Time
 	LastError     string
-	CreatedAt     time.Time
+	// Indexed for the purge, which otherwise scans the whole outbox (on the
+	// writer) every time it finds nothing old enough to delete.
+	CreatedAt time.Time `gorm:"index"`
 }
 
 func (s *Store) enqueue(ctx context.Context, m *OutboxMail) error {
