@@ -135,6 +135,11 @@ func (s *Store) get(ctx context.Context, kind, signature string, session fosite.
 	if err != nil {
 		return nil, false, fmt.Errorf("read %s: %w", kind, err)
 	}
+	if rec.Data == "" {
+		// A rotated or revoked refresh token keeps only what reuse detection
+		// needs: its grant (request id) and client.
+		return s.deadRecord(ctx, &rec, session)
+	}
 	var sr storedRequest
 	if err := json.Unmarshal([]byte(rec.Data), &sr); err != nil {
 		return nil, false, fmt.Errorf("decode %s: %w", kind, err)
@@ -158,6 +163,20 @@ func (s *Store) get(ctx context.Context, kind, signature string, session fosite.
 		Form: sr.Form, Session: session,
 	}
 	return req, rec.Active, nil
+}
+
+// deadRecord is the request of a record whose data was dropped when it
+// stopped being usable: enough for fosite to revoke its grant on reuse and
+// to check the client, never enough to issue anything (it is inactive).
+func (s *Store) deadRecord(ctx context.Context, rec *OAuthRecord, session fosite.Session) (*fosite.Request, bool, error) {
+	if s.clients == nil {
+		return nil, false, errors.New("store: no client lookup configured")
+	}
+	client, err := s.clients(ctx, rec.ClientID)
+	if err != nil {
+		return nil, false, fmt.Errorf("client of %s: %w", rec.Kind, err)
+	}
+	return &fosite.Request{ID: rec.RequestID, RequestedAt: rec.RequestedAt, Client: client, Form: url.Values{}, Session: session}, false, nil
 }
 
 func (s *Store) delete(ctx context.Context, kind, signature string) error {
@@ -243,11 +262,18 @@ func (s *Store) DeleteRefreshTokenSession(ctx context.Context, signature string)
 	return s.delete(ctx, kindRefresh, signature)
 }
 
+// deactivated is how a refresh token that was rotated or revoked is kept:
+// inactive, so presenting it again is detected as reuse and revokes its
+// grant, and without its data (about 1 KB of request and claims), so a
+// session refreshed every few minutes does not store a full copy of its
+// request per refresh for the refresh token's lifetime.
+var deactivated = map[string]any{"active": false, "data": ""}
+
 // RotateRefreshToken deactivates the family's refresh tokens (kept, so reuse
 // is detected) and deletes its access tokens. Only one concurrent rotation of
 // the same token wins: the losing one finds it inactive.
 func (s *Store) RotateRefreshToken(ctx context.Context, requestID, signature string) error {
-	res := s.db(ctx).Model(&OAuthRecord{}).Where("kind = ? AND signature = ? AND active", kindRefresh, signature).Update("active", false)
+	res := s.db(ctx).Model(&OAuthRecord{}).Where("kind = ? AND signature = ? AND active", kindRefresh, signature).Updates(deactivated)
 	if res.Error != nil {
 		return fmt.Errorf("rotate refresh token: %w", res.Error)
 	}
@@ -265,7 +291,7 @@ func (s *Store) RotateRefreshToken(ctx context.Context, requestID, signature str
 // reuse), and rewriting them all on every rotation made each refresh
 // slower than the last.
 func (s *Store) RevokeRefreshToken(ctx context.Context, requestID string) error {
-	if err := s.db(ctx).Model(&OAuthRecord{}).Where("kind = ? AND request_id = ? AND active = ?", kindRefresh, requestID, true).Update("active", false).Error; err != nil {
+	if err := s.db(ctx).Model(&OAuthRecord{}).Where("kind = ? AND request_id = ? AND active = ?", kindRefresh, requestID, true).Updates(deactivated).Error; err != nil {
 		return fmt.Errorf("revoke refresh tokens: %w", err)
 	}
 	return nil
@@ -290,7 +316,7 @@ func (s *Store) RevokeSubject(ctx context.Context, subject string) error {
 		if err := s.db(ctx).Where("kind = ? AND subject = ?", kindAccess, subject).Delete(&OAuthRecord{}).Error; err != nil {
 			return err
 		}
-		return s.db(ctx).Model(&OAuthRecord{}).Where("kind = ? AND subject = ?", kindRefresh, subject).Update("active", false).Error
+		return s.db(ctx).Model(&OAuthRecord{}).Where("kind = ? AND subject = ?", kindRefresh, subject).Updates(deactivated).Error
 	})
 }
 

@@ -197,8 +197,17 @@ func testRefreshRotation(t *testing.T, s *store.Store) {
 	must(t, s.RotateRefreshToken(ctx, "req-3", "rt-a"))
 	must(t, s.CreateAccessTokenSession(ctx, "at-b", r))
 	must(t, s.CreateRefreshTokenSession(ctx, "rt-b", "at-b", r))
-	if _, err := s.GetRefreshTokenSession(ctx, "rt-a", newSession()); !errors.Is(err, fosite.ErrInactiveToken) {
+	old, err := s.GetRefreshTokenSession(ctx, "rt-a", newSession())
+	if !errors.Is(err, fosite.ErrInactiveToken) {
 		t.Fatalf("rotated token: err = %v, want ErrInactiveToken (reuse detection)", err)
+	}
+	// fosite revokes the grant of a reused token by its request id, and
+	// checks its client on revocation and introspection.
+	if old == nil || old.GetID() != "req-3" || old.GetClient().GetID() != "app" {
+		t.Fatalf("rotated token read back as %+v", old)
+	}
+	if cur, err := s.GetRefreshTokenSession(ctx, "rt-b", newSession()); err != nil || !cur.GetGrantedScopes().Has("email") {
+		t.Fatalf("current token after rotation: %+v, %v", cur, err)
 	}
 	if _, err := s.GetAccessTokenSession(ctx, "at-a", newSession()); !errors.Is(err, fosite.ErrNotFound) {
 		t.Fatalf("old access token survived rotation: err = %v", err)
