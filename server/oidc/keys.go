@@ -10,6 +10,7 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -37,6 +38,9 @@ type KeySet struct {
 	loadedAt time.Time
 	signing  *jose.JSONWebKey
 	public   jose.JSONWebKeySet
+	// publicJSON is public, encoded once per load: JWKS is fetched far more
+	// often than keys change.
+	publicJSON []byte
 }
 
 // NewKeySet returns a key set; call Ensure before use.
@@ -134,8 +138,22 @@ func (k *KeySet) load(ctx context.Context) error {
 	if signing == nil {
 		return errors.New("no active signing key (run the server once, or `latchkey keys rotate`)")
 	}
-	k.signing, k.public, k.loadedAt = signing, public, time.Now()
+	publicJSON, err := json.Marshal(public)
+	if err != nil {
+		return fmt.Errorf("encode JWKS: %w", err)
+	}
+	k.signing, k.public, k.publicJSON, k.loadedAt = signing, public, append(publicJSON, '\n'), time.Now()
 	return nil
+}
+
+// PublicJSON returns the published keys encoded as a JWKS document.
+func (k *KeySet) PublicJSON(ctx context.Context) ([]byte, error) {
+	if err := k.load(ctx); err != nil {
+		return nil, err
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.publicJSON, nil
 }
 
 // Signing returns the key new tokens are signed with. fosite's signer takes

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/ory/fosite"
@@ -34,12 +35,15 @@ type Provider struct {
 	oauth2  fosite.OAuth2Provider
 	clients map[string]*fosite.DefaultClient
 	log     *slog.Logger
+	// discovery is the encoded discovery document, built on first use.
+	discovery func() []byte
 }
 
 // New composes fosite over the store. hmacSecret (32+ bytes, the same on
 // every node) signs opaque tokens.
 func New(cfg *config.Config, st *store.Store, keys *KeySet, hmacSecret []byte, log *slog.Logger) *Provider {
 	p := &Provider{cfg: cfg, store: st, Keys: keys, clients: map[string]*fosite.DefaultClient{}, log: log}
+	p.discovery = sync.OnceValue(p.discoveryDocument)
 	for _, c := range cfg.Clients {
 		dc := &fosite.DefaultClient{
 			ID:            c.ClientID,
@@ -326,18 +330,26 @@ func (p *Provider) Userinfo(w http.ResponseWriter, r *http.Request) {
 
 // Certs is the JWKS endpoint.
 func (p *Provider) Certs(w http.ResponseWriter, r *http.Request) {
-	set, err := p.Keys.Public(r.Context())
+	doc, err := p.Keys.PublicJSON(r.Context())
 	if err != nil {
 		p.log.Error("jwks", "err", err)
 		http.Error(w, "keys unavailable", http.StatusInternalServerError)
 		return
 	}
 	w.Header().Set("Cache-Control", "public, max-age=60")
-	writeJSON(w, http.StatusOK, set)
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(doc)
 }
 
-// Discovery is /.well-known/openid-configuration.
+// Discovery is /.well-known/openid-configuration. The document depends on
+// realm.yaml only, so it is encoded once.
 func (p *Provider) Discovery(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(p.discovery())
+}
+
+func (p *Provider) discoveryDocument() []byte {
 	iss := p.cfg.Issuer()
 	oc := iss + "/protocol/openid-connect"
 	scopes := map[string]bool{}
@@ -351,8 +363,7 @@ func (p *Provider) Discovery(w http.ResponseWriter, _ *http.Request) {
 		scopeList = append(scopeList, s)
 	}
 	slices.Sort(scopeList)
-	w.Header().Set("Cache-Control", "public, max-age=300")
-	writeJSON(w, http.StatusOK, map[string]any{
+	doc, err := json.Marshal(map[string]any{
 		"issuer":                                         iss,
 		"authorization_endpoint":                         oc + "/auth",
 		"token_endpoint":                                 oc + "/token",
@@ -377,6 +388,10 @@ func (p *Provider) Discovery(w http.ResponseWriter, _ *http.Request) {
 		"authorization_response_iss_parameter_supported": false,
 		"frontchannel_logout_supported":                  false,
 	})
+	if err != nil {
+		panic(err) // strings, bools and slices of them always encode
+	}
+	return append(doc, '\n')
 }
 
 // IDTokenHint checks an id_token_hint (signature and issuer; an expired
