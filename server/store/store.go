@@ -205,7 +205,11 @@ func (s *Store) read(ctx context.Context) *gorm.DB {
 	return s.rdb.WithContext(s.stmtCtx(ctx))
 }
 
-// InTx runs fn in one transaction; nested calls join the outer one.
+// InTx runs fn in one transaction; nested calls join the outer one. Every
+// store call inside fn must use the ctx fn is given: on SQLite the
+// transaction holds the only writer connection, so a write made with any
+// other context waits for it (for ever: SQLite statements run without
+// cancellation, see stmtCtx).
 func (s *Store) InTx(ctx context.Context, fn func(ctx context.Context) error) error {
 	if _, ok := ctx.Value(txKey{}).(*gorm.DB); ok {
 		return fn(ctx)
