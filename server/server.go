@@ -56,9 +56,7 @@ func Registry(counter password.Counter, links *magiclink.Service) flows.Registry
 // (a database write per request would be the login's most contended
 // statement, for nothing another node could read); several nodes on
 // PostgreSQL share the database's counters so a limit holds across them.
-func rateCounter(st *store.Store) interface {
-	Hit(ctx context.Context, key string, window time.Duration, now time.Time) (int, time.Time, error)
-} {
+func rateCounter(st *store.Store) magiclink.Counter {
 	if st.Driver() == "sqlite" {
 		return ratelimit.NewMemory()
 	}

@@ -103,14 +103,20 @@ func (s *SMTP) Send(ctx context.Context, m *store.OutboxMail) error {
 		if kept && errors.As(err, &se) && se.Reason == gomail.ErrConnCheck {
 			continue
 		}
-		if errors.As(err, &se) && se.ErrorCode() >= 500 && se.ErrorCode() < 600 {
-			return &PermanentError{err}
-		}
-		return err
+		return classify(err)
 	}
 }
 
-// conn returns a kept connection, or dials one.
+// classify marks SMTP 5xx answers permanent; anything else is worth a retry.
+func classify(err error) error {
+	var se *gomail.SendError
+	if errors.As(err, &se) && se.ErrorCode() >= 500 && se.ErrorCode() < 600 {
+		return &PermanentError{err}
+	}
+	return err
+}
+
+// conn returns a kept connection that is not too old, or dials one.
 func (s *SMTP) conn(ctx context.Context) (cn *smtpConn, kept bool, err error) {
 	for {
 		select {
@@ -119,11 +125,15 @@ func (s *SMTP) conn(ctx context.Context) (cn *smtpConn, kept bool, err error) {
 				return cn, true, nil
 			}
 			_ = cn.c.Close()
-			continue
 		default:
+			cn, err := s.dial(ctx)
+			return cn, false, err
 		}
-		break
 	}
+}
+
+// dial opens a new connection (with STARTTLS/TLS and AUTH as configured).
+func (s *SMTP) dial(ctx context.Context) (*smtpConn, error) {
 	opts := []gomail.Option{gomail.WithPort(s.cfg.Port), gomail.WithTimeout(20 * time.Second)}
 	switch s.cfg.TLS {
 	case "none":
@@ -139,16 +149,12 @@ func (s *SMTP) conn(ctx context.Context) (cn *smtpConn, kept bool, err error) {
 	}
 	c, err := gomail.NewClient(s.cfg.Host, opts...)
 	if err != nil {
-		return nil, false, &PermanentError{fmt.Errorf("smtp client: %w", err)}
+		return nil, &PermanentError{fmt.Errorf("smtp client: %w", err)}
 	}
 	if err := c.DialWithContext(ctx); err != nil {
-		var se *gomail.SendError
-		if errors.As(err, &se) && se.ErrorCode() >= 500 && se.ErrorCode() < 600 {
-			return nil, false, &PermanentError{err} // e.g. authentication refused
-		}
-		return nil, false, err
+		return nil, classify(err) // a 5xx here is e.g. authentication refused
 	}
-	return &smtpConn{c: c}, false, nil
+	return &smtpConn{c: c}, nil
 }
 
 // release keeps a healthy connection for the next message, or closes it.

@@ -149,12 +149,9 @@ func (s *Store) get(ctx context.Context, kind, signature string, session fosite.
 			return nil, false, fmt.Errorf("decode %s session: %w", kind, err)
 		}
 	}
-	if s.clients == nil {
-		return nil, false, errors.New("store: no client lookup configured")
-	}
-	client, err := s.clients(ctx, sr.ClientID)
+	client, err := s.client(ctx, kind, sr.ClientID)
 	if err != nil {
-		return nil, false, fmt.Errorf("client of %s: %w", kind, err)
+		return nil, false, err
 	}
 	req := &fosite.Request{
 		ID: sr.ID, RequestedAt: sr.RequestedAt, Client: client,
@@ -169,14 +166,23 @@ func (s *Store) get(ctx context.Context, kind, signature string, session fosite.
 // stopped being usable: enough for fosite to revoke its grant on reuse and
 // to check the client, never enough to issue anything (it is inactive).
 func (s *Store) deadRecord(ctx context.Context, rec *OAuthRecord, session fosite.Session) (*fosite.Request, bool, error) {
-	if s.clients == nil {
-		return nil, false, errors.New("store: no client lookup configured")
-	}
-	client, err := s.clients(ctx, rec.ClientID)
+	client, err := s.client(ctx, rec.Kind, rec.ClientID)
 	if err != nil {
-		return nil, false, fmt.Errorf("client of %s: %w", rec.Kind, err)
+		return nil, false, err
 	}
 	return &fosite.Request{ID: rec.RequestID, RequestedAt: rec.RequestedAt, Client: client, Form: url.Values{}, Session: session}, false, nil
+}
+
+// client resolves the client a stored record of kind was issued to.
+func (s *Store) client(ctx context.Context, kind, id string) (fosite.Client, error) {
+	if s.clients == nil {
+		return nil, errors.New("store: no client lookup configured")
+	}
+	c, err := s.clients(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("client of %s: %w", kind, err)
+	}
+	return c, nil
 }
 
 func (s *Store) delete(ctx context.Context, kind, signature string) error {
@@ -316,7 +322,7 @@ func (s *Store) RevokeSubject(ctx context.Context, subject string) error {
 		if err := s.db(ctx).Where("kind = ? AND subject = ?", kindAccess, subject).Delete(&OAuthRecord{}).Error; err != nil {
 			return err
 		}
-		return s.db(ctx).Model(&OAuthRecord{}).Where("kind = ? AND subject = ?", kindRefresh, subject).Updates(deactivated).Error
+		return s.db(ctx).Model(&OAuthRecord{}).Where("kind = ? AND subject = ? AND active = ?", kindRefresh, subject, true).Updates(deactivated).Error
 	})
 }
 

@@ -114,13 +114,6 @@ func init() {
 	}})
 }
 
-// Pragma reads an integer SQLite setting from a writer connection (tests).
-func (s *Store) Pragma(ctx context.Context, name string) int {
-	var v int
-	_ = s.db(ctx).Raw("PRAGMA " + name).Scan(&v).Error
-	return v
-}
-
 // sqliteDSN adds the pragmas Latchkey relies on: WAL so readers do not block
 // the writer, a busy timeout instead of immediate SQLITE_BUSY, foreign keys,
 // BEGIN IMMEDIATE so transactions never fail on lock upgrade, and
