@@ -157,6 +157,11 @@ type Context struct {
 	ActionURL string // where the challenge's form must post
 	Users     Users
 	Now       func() time.Time
+	// ConsumedSecret is set by a step that consumed, in this request, a
+	// one-time secret issued for this session (an emailed link, a code).
+	// The server lets a browser that is not bound to the session continue
+	// it only when this is set: whoever holds a used link must not.
+	ConsumedSecret string
 
 	// Set per execution by the engine.
 	Config    Config

@@ -34,6 +34,7 @@ type SentPage struct {
 	Lifetime   string
 	ResendIn   int    // seconds until resend is allowed; 0: now
 	RetryAfter string // set when a rate limit was reached
+	Queued     bool   // this request sent a link (or, for an unknown address, would have)
 }
 
 // Factory builds magic-link authenticators.
@@ -175,7 +176,9 @@ func (a *Authenticator) send(ctx context.Context, c *flows.Context, email string
 	}
 	c.Session.SetNote(noteEmail, email)
 	c.Session.SetNote(noteSentAt, now.Format(time.RFC3339Nano))
-	return flows.Show(PageSent, a.sentPage(c, email, "")), nil
+	p := a.sentPage(c, email, "")
+	p.Queued = true
+	return flows.Show(PageSent, p), nil
 }
 
 func (a *Authenticator) user(ctx context.Context, c *flows.Context, email string, now time.Time) (*flows.User, error) {
@@ -252,6 +255,7 @@ func redeem(ctx context.Context, svc *Service, c *flows.Context, token, typ stri
 	if err != nil {
 		return nil, err
 	}
+	c.ConsumedSecret = l.ID
 	u, err := c.Users.UserByID(ctx, l.UserID)
 	if err != nil {
 		return nil, err

@@ -70,6 +70,16 @@ func (c *Client) Submit(p *Page, f Form, set map[string]string) *Page {
 	return c.page(resp)
 }
 
+// Post posts raw form values to u (a forged or hand-made form).
+func (c *Client) Post(u string, vals url.Values) *Page {
+	c.t.Helper()
+	resp, err := c.HTTP.PostForm(u, vals)
+	if err != nil {
+		c.t.Fatalf("POST %s: %v", u, err)
+	}
+	return c.page(resp)
+}
+
 func (c *Client) page(resp *http.Response) *Page {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)

@@ -1,7 +1,9 @@
 package login
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"time"
@@ -23,59 +25,83 @@ type invalidData struct {
 	Token     string
 }
 
+// linkUse is what the server knows about a link token a request presents:
+// the link, its state, and the login it belongs to.
+type linkUse struct {
+	Link   *magiclink.Link // nil: no link has this token
+	Status string          // pending, used, revoked, expired, or unknown
+	State  *state          // the login the link belongs to, while it is open
+	Owned  bool            // this browser is bound to that login
+}
+
+// canResend reports whether a fresh link can continue the login: it is
+// still open and still waiting at the link's step. A used link's step is
+// over, so a used link never offers one.
+func (u linkUse) canResend() bool {
+	return u.Link != nil && u.State != nil && u.Status != "used" && u.State.Flow.Current == u.Link.Execution
+}
+
+// inspectLink is the one place where a request presenting a link token
+// (show, confirm, resend) learns the link's state and whether this
+// browser owns its login. What a non-owner may then do is decided by
+// mayContinue: only consuming the pending link lets it in.
+func (h *Handler) inspectLink(ctx context.Context, b browser, token string, now time.Time) (linkUse, error) {
+	l, err := h.Links.Inspect(ctx, token)
+	if errors.Is(err, magiclink.ErrNotFound) {
+		return linkUse{Status: "unknown"}, nil
+	}
+	if err != nil {
+		return linkUse{}, err
+	}
+	u := linkUse{Link: l, Status: l.Status(now)}
+	if l.AuthSessionID == "" {
+		return u, nil // minted: it starts a login of its own
+	}
+	st, _, err := h.load(ctx, l.AuthSessionID)
+	switch {
+	case errors.Is(err, errSessionGone):
+	case err != nil:
+		return linkUse{}, err
+	default:
+		u.State, u.Owned = st, st.boundTo == b.ID
+	}
+	return u, nil
+}
+
 // linkPage shows the link's confirm page. GET and HEAD never consume the
 // link: mail scanners fetch every link in a message.
 func (h *Handler) linkPage(w http.ResponseWriter, r *http.Request) {
 	b := h.Cookies.Browser(w, r)
 	token := r.URL.Query().Get("token")
 	now := time.Now()
-	l := h.pendingLink(w, r, b, token, now)
-	if l == nil {
+	u, err := h.inspectLink(r.Context(), b, token, now)
+	if err != nil {
+		h.internal(w, r, err)
 		return
 	}
-	h.Links.Opened(r.Context(), l, r.UserAgent(), now)
+	if u.Status != "pending" {
+		h.invalidLink(w, b, u, token, now)
+		return
+	}
+	h.Links.Opened(r.Context(), u.Link, r.UserAgent(), now)
 	v := h.view("Sign in")
-	v.CSRF, v.Action, v.Data = b.CSRF, magiclink.LinkPath(h.Cfg.Realm), confirmData{Email: l.Email, Token: token}
+	v.CSRF, v.Action, v.Data = b.CSRF, magiclink.LinkPath(h.Cfg.Realm), confirmData{Email: u.Link.Email, Token: token}
 	h.Web.Page(w, http.StatusOK, "magic-link-confirm", v)
 }
 
-// pendingLink returns the token's link if it can still be used; otherwise
-// it shows why not and returns nil.
-func (h *Handler) pendingLink(w http.ResponseWriter, r *http.Request, b browser, token string, now time.Time) *magiclink.Link {
-	l, err := h.Links.Inspect(r.Context(), token)
-	if err != nil && !errors.Is(err, magiclink.ErrNotFound) {
-		h.internal(w, r, err)
-		return nil
-	}
-	if l == nil || l.Status(now) != "pending" {
-		h.invalidLink(w, r, b, l, token, now)
-		return nil
-	}
-	return l
-}
-
 // invalidLink says which of used, expired or revoked the link is, and
-// offers a new link for the same login while that login is still open.
-func (h *Handler) invalidLink(w http.ResponseWriter, r *http.Request, b browser, l *magiclink.Link, token string, now time.Time) {
-	if l != nil {
-		h.Links.Rejected(l, l.Status(now))
-	} else {
-		h.Links.Rejected(nil, "unknown")
-	}
+// offers a new link while its login still waits for one.
+func (h *Handler) invalidLink(w http.ResponseWriter, b browser, u linkUse, token string, now time.Time) {
+	h.Links.Rejected(u.Link, u.Status)
 	v := h.view("This link cannot be used")
-	v.Message, v.CSRF = magiclink.Explain(l, now), b.CSRF
-	data := invalidData{ResendURL: magiclink.LinkPath(h.Cfg.Realm) + "/resend", Token: token}
-	if l != nil && l.AuthSessionID != "" {
-		if _, _, err := h.load(r.Context(), l.AuthSessionID); err == nil {
-			data.CanResend = true
-		}
-	}
-	v.Data = data
+	v.Message, v.CSRF = magiclink.Explain(u.Link, now), b.CSRF
+	v.Data = invalidData{ResendURL: magiclink.LinkPath(h.Cfg.Realm) + "/resend", Token: token, CanResend: u.canResend()}
 	h.Web.Page(w, http.StatusGone, "magic-link-invalid", v)
 }
 
-// linkConfirm consumes the link (the POST from its confirm page) and resumes
-// the login it belongs to, in whichever browser it was opened.
+// linkConfirm consumes the link (the POST from its confirm page) and
+// resumes the login it belongs to, in whichever browser it was opened:
+// consuming the pending link, once, is what lets another browser in.
 func (h *Handler) linkConfirm(w http.ResponseWriter, r *http.Request) {
 	b, ok := h.postedBrowser(w, r, "This page was open too long or cookies are blocked. Open the link from your email again.")
 	if !ok {
@@ -83,37 +109,44 @@ func (h *Handler) linkConfirm(w http.ResponseWriter, r *http.Request) {
 	}
 	token := r.PostForm.Get("token")
 	now := time.Now()
-	l := h.pendingLink(w, r, b, token, now)
-	if l == nil {
+	u, err := h.inspectLink(r.Context(), b, token, now)
+	if err != nil {
+		h.internal(w, r, err)
 		return
 	}
+	if u.Status != "pending" {
+		h.invalidLink(w, b, u, token, now)
+		return
+	}
+	l := u.Link
 	if l.AuthSessionID == "" {
 		h.confirmMinted(w, r, b, l, token, now)
 		return
 	}
-	st, _, err := h.load(r.Context(), l.AuthSessionID)
+	st := u.State
+	if st == nil {
+		h.fail(w, http.StatusGone, "Sign-in expired", "The sign-in this link belongs to has expired. Go back to the application and sign in again.", "")
+		return
+	}
+	c := h.flowContext(r, st, url.Values{"token": {token}})
+	out, err := h.Engine.Act(r.Context(), c, l.Execution)
 	if err != nil {
-		if errors.Is(err, errSessionGone) {
-			restart := ""
-			if st != nil {
-				restart = h.restartURL(l.AuthSessionID)
-			}
-			h.fail(w, http.StatusGone, "Sign-in expired", "The sign-in this link belongs to has expired.", restart)
-			return
-		}
 		h.internal(w, r, err)
 		return
 	}
-	// The login continues in this browser (it may not be the one that asked).
-	c := h.flowContext(r, st, url.Values{"token": {token}})
-	out, err := h.Engine.Act(r.Context(), c, l.Execution)
-	if err == nil && out.Failed {
+	if out.Failed || !mayContinue(st, b, c) {
+		// Nothing was consumed for this browser: it sees no page of the login.
+		msg := out.Message
+		if msg == "" {
+			msg = "This link belongs to a sign-in that has moved on. Continue in the browser where you started it."
+		}
+		h.Links.Rejected(l, "not_consumed")
 		v := h.view("This link cannot be used")
-		v.Message, v.CSRF, v.Data = out.Message, b.CSRF, invalidData{}
+		v.Message, v.CSRF, v.Data = msg, b.CSRF, invalidData{}
 		h.Web.Page(w, http.StatusGone, "magic-link-invalid", v)
 		return
 	}
-	if err == nil && !out.Done {
+	if !out.Done {
 		// More steps (a required action, another REQUIRED step): continue on the login page.
 		if err := h.save(r.Context(), st, b.ID); err != nil {
 			h.internal(w, r, err)
@@ -122,7 +155,7 @@ func (h *Handler) linkConfirm(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, h.authenticateURL(st.Flow.ID), http.StatusSeeOther)
 		return
 	}
-	h.respond(w, r, st, c, b, out, err)
+	h.respond(w, r, st, c, b, out, nil)
 }
 
 // confirmMinted redeems a link minted through the management API. It does
@@ -143,8 +176,12 @@ func (h *Handler) confirmMinted(w http.ResponseWriter, r *http.Request, b browse
 		return
 	}
 	if _, err := h.Links.Consume(ctx, token, now); errors.Is(err, magiclink.ErrUnavailable) {
-		l2, _ := h.Links.Inspect(ctx, token)
-		h.invalidLink(w, r, b, l2, token, now)
+		u, err := h.inspectLink(ctx, b, token, now)
+		if err != nil {
+			h.internal(w, r, err)
+			return
+		}
+		h.invalidLink(w, b, u, token, now)
 		return
 	} else if err != nil {
 		h.internal(w, r, err)
@@ -185,29 +222,74 @@ func (h *Handler) confirmMinted(w http.ResponseWriter, r *http.Request, b browse
 	h.respond(w, r, st, c, b, out, err)
 }
 
-// linkResend sends a fresh link for the login an unusable link belonged to.
+// linkResend mails a fresh link for the login a dead link belonged to, to
+// the address stored on the account. A browser that does not own that login
+// is told to check its email and sees none of the login's pages.
 func (h *Handler) linkResend(w http.ResponseWriter, r *http.Request) {
 	b, ok := h.postedBrowser(w, r, "Open the link from your email again.")
 	if !ok {
 		return
 	}
-	l, err := h.Links.Inspect(r.Context(), r.PostForm.Get("token"))
+	token := r.PostForm.Get("token")
+	now := time.Now()
+	u, err := h.inspectLink(r.Context(), b, token, now)
 	if err != nil {
+		h.internal(w, r, err)
+		return
+	}
+	switch {
+	case u.Status == "pending":
+		// The link still works: show its confirm page.
+		http.Redirect(w, r, magiclink.LinkPath(h.Cfg.Realm)+"?token="+url.QueryEscape(token), http.StatusSeeOther)
+		return
+	case u.Link == nil || u.Link.AuthSessionID == "":
 		h.fail(w, http.StatusGone, "Cannot send a new link", "Go back to the application and sign in again.", "")
 		return
-	}
-	st, _, err := h.load(r.Context(), l.AuthSessionID)
-	if err != nil {
+	case u.State == nil:
 		h.fail(w, http.StatusGone, "Sign-in expired", "The sign-in this link belonged to has expired. Go back to the application and sign in again.", "")
 		return
+	case !u.canResend():
+		h.invalidLink(w, b, u, token, now)
+		return
 	}
+	st := u.State
 	form := url.Values{"action": {"resend"}}
-	if l.Type == magiclink.TypeVerifyEmail {
+	if u.Link.Type == magiclink.TypeVerifyEmail {
 		form = url.Values{}
 	}
 	c := h.flowContext(r, st, form)
-	out, err := h.Engine.Act(r.Context(), c, l.Execution)
-	h.respond(w, r, st, c, b, out, err)
+	out, err := h.Engine.Act(r.Context(), c, u.Link.Execution)
+	if u.Owned || err != nil {
+		h.respond(w, r, st, c, b, out, err)
+		return
+	}
+	// Not this browser's login: record the new send, keep the login bound
+	// to its own browser, and show only the outcome of the send.
+	if err := h.save(r.Context(), st, st.boundTo); err != nil {
+		h.internal(w, r, err)
+		return
+	}
+	v := h.view("Check your email")
+	v.Message = resendOutcome(out, u.Link.Email)
+	h.Web.Page(w, http.StatusOK, "info", v)
+}
+
+// resendOutcome says what became of a resend, without the login's pages.
+func resendOutcome(out flows.Outcome, email string) string {
+	switch d := out.Data.(type) {
+	case magiclink.SentPage:
+		switch {
+		case d.RetryAfter != "":
+			return d.RetryAfter
+		case !d.Queued && d.ResendIn > 0:
+			return fmt.Sprintf("A link was sent moments ago. No new email was sent; wait %d seconds before asking again.", d.ResendIn)
+		}
+	case magiclink.VerifyPage:
+		if d.Error != "" {
+			return d.Error
+		}
+	}
+	return "We sent a new sign-in link to " + email + ". Open it to continue signing in."
 }
 
 // devMail shows captured mail when no SMTP server is configured.

@@ -251,7 +251,7 @@ func (h *Handler) load(ctx context.Context, id string) (*state, *store.AuthSessi
 // this browser; it writes the error page itself and returns nil on failure.
 func (h *Handler) loadBound(w http.ResponseWriter, r *http.Request, b browser) *state {
 	id := r.URL.Query().Get("session")
-	st, row, err := h.load(r.Context(), id)
+	st, _, err := h.load(r.Context(), id)
 	switch {
 	case errors.Is(err, errSessionGone):
 		restart := ""
@@ -263,11 +263,19 @@ func (h *Handler) loadBound(w http.ResponseWriter, r *http.Request, b browser) *
 	case err != nil:
 		h.internal(w, r, err)
 		return nil
-	case row.BrowserID != b.ID:
+	case !mayContinue(st, b, nil):
 		h.fail(w, http.StatusForbidden, "Sign-in not found", "This sign-in was started in another browser, or your cookies were cleared.", h.restartURL(id))
 		return nil
 	}
 	return st
+}
+
+// mayContinue is the one rule of who may continue an authentication
+// session: the browser bound to it, or a request that consumed, once, a
+// pending one-time secret (emailed link, code) issued for it (c may be nil
+// before any step ran).
+func mayContinue(st *state, b browser, c *flows.Context) bool {
+	return st.boundTo == b.ID || (c != nil && c.ConsumedSecret != "")
 }
 
 func (h *Handler) page(w http.ResponseWriter, r *http.Request) {

@@ -1,0 +1,119 @@
+package e2e
+
+import (
+	"net/http"
+	"net/url"
+	"testing"
+	"time"
+
+	"latchkey/e2e/testkit"
+)
+
+// Regression tests for the outside attack run of 2026-11 (issue 11). Each
+// drives the server over HTTP the way the attacker did.
+
+// csrfOf returns a CSRF token valid for c's browser cookie: any page with a
+// form carries it, so an attacker has one for his own browser.
+func csrfOf(t *testing.T, s *setup, c *testkit.Client) string {
+	t.Helper()
+	p := c.Get(s.App.LoginURL(nil))
+	return p.Form(t, "csrf").Fields.Get("csrf")
+}
+
+func linkToken(t *testing.T, link string) string {
+	t.Helper()
+	u, err := url.Parse(link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u.Query().Get("token")
+}
+
+func (s *setup) resendURL() string { return s.LK.URL + "/realms/test/login-actions/magic-link/resend" }
+
+func (s *setup) mailCount(t *testing.T, to string) int {
+	t.Helper()
+	mails, err := s.LK.Server.Store.RecentMail(t.Context(), 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, m := range mails {
+		if m.To == to {
+			n++
+		}
+	}
+	return n
+}
+
+// A used link, found in a scanner's or proxy's log, must not lead a browser
+// without cookies to the victim's pending step (here: the profile form of a
+// new account) and from there to the victim's session and code.
+func TestUsedLinkCannotResumeTheVictimsLogin(t *testing.T) {
+	s := start(t, magic(map[string]string{"forceCreateUser": "true", "updateProfileOnCreate": "true"}))
+	victim := testkit.NewClient(t)
+	s.requestLink(t, victim, "victim@example.com")
+	link := s.SMTP.WaitFor(t, "victim@example.com", 1, 10*time.Second)[0].Link()
+	profile := confirm(t, victim, link)
+	if !profile.Has("Complete your profile") {
+		t.Fatalf("victim: no profile form after the link:\n%s", profile.Body)
+	}
+
+	attacker := testkit.NewClient(t)
+	if p := attacker.Get(link); p.Status != http.StatusGone || !p.Has("already used") {
+		t.Fatalf("used link: status %d\n%s", p.Status, p.Body)
+	}
+	p := attacker.Post(s.resendURL(), url.Values{"csrf": {csrfOf(t, s, attacker)}, "token": {linkToken(t, link)}})
+	for _, f := range p.Forms {
+		if _, ok := f.Fields["firstName"]; ok {
+			p = attacker.Submit(p, f, map[string]string{"firstName": "Mallory", "lastName": "M"})
+			t.Fatalf("the attacker reached the victim's profile form; submitting it gave %d logins:\n%s", len(s.App.Results()), p.Body)
+		}
+		if _, ok := f.Fields["execution"]; ok {
+			t.Fatalf("the attacker was shown a step of the victim's login:\n%s", p.Body)
+		}
+	}
+	if p.Status != http.StatusGone || !p.Has("already used") {
+		t.Fatalf("resend from a used link: status %d\n%s", p.Status, p.Body)
+	}
+	// The victim's own login goes on.
+	p = victim.Submit(profile, profile.Form(t, "firstName"), map[string]string{"firstName": "Vic", "lastName": "Tim"})
+	if res := s.App.Last(); res.Err != "" || res.Claims["email"] != "victim@example.com" {
+		t.Fatalf("victim's login: %+v\n%s", res, p.Body)
+	}
+	if n := len(s.App.Results()); n != 1 {
+		t.Fatalf("%d logins, want the victim's only", n)
+	}
+}
+
+// Resending from a replaced (or expired) link mails a fresh link to the
+// stored address and says so; a browser that does not own the login sees
+// none of its pages and gets nothing to continue it with.
+func TestResendFromDeadLinkInAnotherBrowserOnlyMails(t *testing.T) {
+	s := start(t, magic(map[string]string{"resendCooldown": "1s"}))
+	owner := testkit.NewClient(t)
+	p := s.requestLink(t, owner, "alice@example.com")
+	first := s.SMTP.WaitFor(t, "alice@example.com", 1, 10*time.Second)[0].Link()
+	time.Sleep(1100 * time.Millisecond) // past the resend cooldown
+	owner.Submit(p, p.FormWith(t, "action", "resend"), nil)
+	s.SMTP.WaitFor(t, "alice@example.com", 2, 10*time.Second)
+
+	other := testkit.NewClient(t)
+	if p := other.Get(first); p.Status != http.StatusGone || !p.Has("replaced by a newer one") {
+		t.Fatalf("replaced link: status %d\n%s", p.Status, p.Body)
+	}
+	time.Sleep(1100 * time.Millisecond) // past the resend cooldown again
+	p = other.Post(s.resendURL(), url.Values{"csrf": {csrfOf(t, s, other)}, "token": {linkToken(t, first)}})
+	if p.Status != http.StatusOK || !p.Has("Check your email") || !p.Has("We sent a new sign-in link to alice@example.com") {
+		t.Fatalf("resend from another browser: status %d\n%s", p.Status, p.Body)
+	}
+	if len(p.Forms) != 0 {
+		t.Fatalf("the other browser was shown a form of the login:\n%s", p.Body)
+	}
+	third := s.SMTP.WaitFor(t, "alice@example.com", 3, 10*time.Second)[2].Link()
+	// The owner's browser still holds the login, and the newest link finishes it.
+	confirm(t, owner, third)
+	if res := s.App.Last(); res.Err != "" || res.Claims["email"] != "alice@example.com" {
+		t.Fatalf("owner's login: %+v", res)
+	}
+}
