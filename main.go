@@ -163,12 +163,12 @@ func serve(cfg *config.Config, log *slog.Logger, stderr io.Writer) int {
 	}
 	iss := cfg.Issuer()
 	log.Info("Latchkey is serving", "realm", cfg.Realm, "listen", l.Addr().String(), "issuer", iss, "database", cfg.Database.Driver)
-	if cfg.SMTP.Host == "" {
-		log.Warn("smtp.host is empty: mail is NOT delivered; read it in the development mailbox", "mailbox", iss+"/dev/mail")
+	if cfg.SMTP.DevMailbox {
+		log.Warn("smtp.devMailbox is on: mail is NOT delivered; read it in the development mailbox", "mailbox", iss+"/dev/mail")
 	}
 	fmt.Fprintf(stderr, "\n  Latchkey realm %q\n  Discovery:  %s/.well-known/openid-configuration\n", cfg.Realm, iss)
 	fmt.Fprintf(stderr, "  Log in:     %s/account  (apps: point them at the issuer %s)\n", iss, iss)
-	if cfg.SMTP.Host == "" {
+	if cfg.SMTP.DevMailbox {
 		fmt.Fprintf(stderr, "  Mailbox:    %s/dev/mail  (development: links are shown here)\n", iss)
 	}
 	fmt.Fprintln(stderr)

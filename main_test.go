@@ -24,9 +24,14 @@ func TestBrokenRealmYAMLExits2AndServesNothing(t *testing.T) {
 	l.Close()
 	cases := []struct{ name, from, to, want string }{
 		{"unknown key", "  publicURL:", "  publicUrl:", "realm.yaml:5: server.publicUrl: unknown key"},
-		{"bad URL", "redirectUris: [http://localhost:3000/callback]", "redirectUris: [http://localhost:3000/callback, not-a-url]", "realm.yaml:24: clients[0].redirectUris[1]: must be an absolute URL"},
-		{"duplicate client", "flows:\n", "  - clientId: demo-app\n    redirectUris: [http://localhost:3000/cb]\nflows:\n", "realm.yaml:27: clients[1].clientId: duplicate client \"demo-app\""},
-		{"unknown authenticator", "authenticator: magic-link", "authenticator: magic-lnk", "realm.yaml:34: flows.browser-magic-link[1].executions[0].authenticator: unknown authenticator \"magic-lnk\""},
+		{"bad URL", "redirectUris: [http://localhost:3000/callback]", "redirectUris: [http://localhost:3000/callback, not-a-url]", "realm.yaml:25: clients[0].redirectUris[1]: must be an absolute URL"},
+		{"duplicate client", "flows:\n", "  - clientId: demo-app\n    redirectUris: [http://localhost:3000/cb]\nflows:\n", "realm.yaml:28: clients[1].clientId: duplicate client \"demo-app\""},
+		{"unknown authenticator", "authenticator: magic-link", "authenticator: magic-lnk", "realm.yaml:35: flows.browser-magic-link[1].executions[0].authenticator: unknown authenticator \"magic-lnk\""},
+		// Mail must never vanish, and the development mailbox is never public.
+		{"no SMTP host, no dev mailbox", "  devMailbox: true", "  devMailbox: false", "realm.yaml:10: smtp.host: must be set"},
+		{"dev mailbox on https", "publicURL: http://localhost:8080", "publicURL: https://id.example.com", "realm.yaml:11: smtp.devMailbox: is for development only"},
+		{"dev mailbox on a LAN address", "publicURL: http://localhost:8080", "publicURL: http://192.0.2.10:8080", "realm.yaml:11: smtp.devMailbox: is for development only"},
+		{"dev mailbox and SMTP host", `host: ""`, "host: smtp.example.com", "realm.yaml:11: smtp.devMailbox: cannot be used with smtp.host"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

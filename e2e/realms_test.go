@@ -24,6 +24,7 @@ database:
   dsn: {{DSN}}
 smtp:
   host: "{{SMTP_HOST}}"
+  devMailbox: {{DEV_MAILBOX}}
   port: {{SMTP_PORT}}
   tls: none
   from: "Test Realm <no-reply@example.com>"

@@ -158,7 +158,7 @@ func build(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.L
 		return nil, err
 	}
 
-	dev := cfg.SMTP.Host == ""
+	dev := cfg.SMTP.DevMailbox
 	prefix := "/realms/" + cfg.Realm
 	var transport mail.Transport = mail.DevSink{Log: log, PageURL: cfg.Server.PublicURL + prefix + "/dev/mail"}
 	if !dev {

@@ -40,7 +40,7 @@ type Vars struct {
 }
 
 // StartLatchkey writes the realm.yaml template (placeholders {{PUBLIC}},
-// {{SMTP_PORT}}, {{REDIRECT}}, {{DSN}}, {{DRIVER}}) and starts Latchkey.
+// {{SMTP_PORT}}, {{SMTP_HOST}}, {{DEV_MAILBOX}}, {{REDIRECT}}, {{DSN}}, {{DRIVER}}) and starts Latchkey.
 func StartLatchkey(t testing.TB, realmYAML string, v Vars) *Latchkey {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -55,11 +55,11 @@ func StartLatchkey(t testing.TB, realmYAML string, v Vars) *Latchkey {
 	if v.Driver == "" {
 		v.Driver = "sqlite"
 	}
-	smtpHost := "127.0.0.1"
+	smtpHost, devMailbox := "127.0.0.1", "false"
 	if v.SMTPPort == "" {
-		smtpHost, v.SMTPPort = "", "25"
+		smtpHost, v.SMTPPort, devMailbox = "", "25", "true"
 	}
-	doc := strings.NewReplacer("{{PUBLIC}}", public, "{{SMTP_PORT}}", v.SMTPPort, "{{SMTP_HOST}}", smtpHost,
+	doc := strings.NewReplacer("{{PUBLIC}}", public, "{{SMTP_PORT}}", v.SMTPPort, "{{SMTP_HOST}}", smtpHost, "{{DEV_MAILBOX}}", devMailbox,
 		"{{REDIRECT}}", v.RedirectURI, "{{DSN}}", v.DSN, "{{DRIVER}}", v.Driver, "{{LISTEN}}", addr).Replace(realmYAML)
 	path := filepath.Join(t.TempDir(), "realm.yaml")
 	if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {

@@ -63,9 +63,14 @@ type Database struct {
 	ConnMaxLifetime Duration `yaml:"connMaxLifetime"`
 }
 
-// SMTP is the outgoing mail server. An empty Host selects the development sink.
+// SMTP is the outgoing mail server.
 type SMTP struct {
-	Host     string `yaml:"host"`
+	Host string `yaml:"host"`
+	// DevMailbox keeps mail in the database and shows it at
+	// /realms/{realm}/dev/mail instead of sending it: anyone who can reach
+	// that page reads every sign-in link. Only with an http://localhost
+	// public URL, and never together with a host.
+	DevMailbox bool `yaml:"devMailbox"`
 	Port     int    `yaml:"port"`
 	TLS      string `yaml:"tls"`
 	Username string `yaml:"username"`
@@ -268,7 +273,7 @@ func (d *decoder) validate(c *Config, opts Options) {
 	if c.Database.MaxOpenConns < 1 {
 		d.failAt("database.maxOpenConns", "must be at least 1")
 	}
-	d.validateSMTP(c.SMTP)
+	d.validateSMTP(c.SMTP, c.Server.PublicURL)
 	for _, t := range []struct {
 		path string
 		v    Duration
@@ -333,7 +338,15 @@ func (d *decoder) validateAPIKeys(c *Config) {
 	}
 }
 
-func (d *decoder) validateSMTP(s SMTP) {
+func (d *decoder) validateSMTP(s SMTP, publicURL string) {
+	switch {
+	case s.DevMailbox && s.Host != "":
+		d.failAt("smtp.devMailbox", "cannot be used with smtp.host: mail either goes to the SMTP server or stays in the development mailbox")
+	case s.DevMailbox && !isLocalHTTP(publicURL):
+		d.failAt("smtp.devMailbox", "is for development only: it shows every sign-in link to anyone who can open it, so it needs a server.publicURL of http://localhost, http://127.0.0.1 or http://[::1] (set smtp.host instead)")
+	case !s.DevMailbox && s.Host == "":
+		d.failAt("smtp.host", "must be set: mail would go nowhere (for development on this machine, set smtp.devMailbox: true instead)")
+	}
 	switch s.TLS {
 	case "none", "starttls", "tls":
 	default:
@@ -409,6 +422,16 @@ func CheckRedirectURI(raw string) string {
 		return "must not contain wildcards (redirect URIs are matched exactly)"
 	}
 	return ""
+}
+
+// isLocalHTTP reports whether u is a plain-http URL of this machine.
+func isLocalHTTP(u string) bool {
+	p, err := url.Parse(u)
+	if err != nil || p.Scheme != "http" {
+		return false
+	}
+	h := p.Hostname()
+	return h == "localhost" || h == "127.0.0.1" || h == "::1"
 }
 
 func isLoopback(h string) bool {

@@ -49,6 +49,8 @@ func TestDefaultRealmLoads(t *testing.T) {
 const base = `realm: demo
 server:
   publicURL: http://localhost:8080
+smtp:
+  devMailbox: true
 clients:
   - clientId: app
     redirectUris: [http://localhost:3000/cb, "%s"]
@@ -65,15 +67,15 @@ func TestErrorsNameLineAndField(t *testing.T) {
 	cases := []struct {
 		name, yaml, want string
 	}{
-		{"bad redirect URL", fill(base, "/relative", "cookie", "alias: x"), "realm.yaml:6: clients[0].redirectUris[1]: must be an absolute URL"},
-		{"javascript redirect", fill(base, "javascript:alert(1)", "cookie", "alias: x"), "realm.yaml:6: clients[0].redirectUris[1]: must be an absolute URL"},
+		{"bad redirect URL", fill(base, "/relative", "cookie", "alias: x"), "realm.yaml:8: clients[0].redirectUris[1]: must be an absolute URL"},
+		{"javascript redirect", fill(base, "javascript:alert(1)", "cookie", "alias: x"), "realm.yaml:8: clients[0].redirectUris[1]: must be an absolute URL"},
 		{"http non-loopback", fill(base, "http://app.example.com/cb", "cookie", "alias: x"), "clients[0].redirectUris[1]: must use https"},
-		{"unknown authenticator", fill(base, "https://a.example/cb", "magic-lnk", "alias: x"), "realm.yaml:9: flows.f[0].authenticator: unknown authenticator \"magic-lnk\""},
-		{"unknown option", fill(base, "https://a.example/cb", "magic-link", "forceCreate: true"), "realm.yaml:11: flows.f[0].config.forceCreate: unknown option"},
-		{"wrong option type", fill(base, "https://a.example/cb", "magic-link", "forceCreateUser: yes-please"), "realm.yaml:11: flows.f[0].config.forceCreateUser: must be true or false"},
+		{"unknown authenticator", fill(base, "https://a.example/cb", "magic-lnk", "alias: x"), "realm.yaml:11: flows.f[0].authenticator: unknown authenticator \"magic-lnk\""},
+		{"unknown option", fill(base, "https://a.example/cb", "magic-link", "forceCreate: true"), "realm.yaml:13: flows.f[0].config.forceCreate: unknown option"},
+		{"wrong option type", fill(base, "https://a.example/cb", "magic-link", "forceCreateUser: yes-please"), "realm.yaml:13: flows.f[0].config.forceCreateUser: must be true or false"},
 		{"bad duration option", fill(base, "https://a.example/cb", "magic-link", "linkTTL: soon"), "flows.f[0].config.linkTTL: invalid duration"},
 		{"unknown key", strings.Replace(fill(base, "https://a.example/cb", "cookie", "alias: x"), "  publicURL", "  publicUrl", 1), "realm.yaml:3: server.publicUrl: unknown key"},
-		{"duplicate client", strings.Replace(fill(base, "https://a.example/cb", "cookie", "alias: x"), "flows:", "  - clientId: app\n    redirectUris: [https://b.example/cb]\nflows:", 1), "realm.yaml:7: clients[1].clientId: duplicate client \"app\""},
+		{"duplicate client", strings.Replace(fill(base, "https://a.example/cb", "cookie", "alias: x"), "flows:", "  - clientId: app\n    redirectUris: [https://b.example/cb]\nflows:", 1), "realm.yaml:9: clients[1].clientId: duplicate client \"app\""},
 		{"unset env", strings.Replace(fill(base, "https://a.example/cb", "cookie", "alias: x"), "realm: demo", "realm: ${LATCHKEY_TEST_UNSET_VAR}", 1), "realm.yaml:1: realm: environment variable LATCHKEY_TEST_UNSET_VAR is not set"},
 		{"missing binding", strings.Replace(fill(base, "https://a.example/cb", "cookie", "alias: x"), "  browser: f", "  browser: g", 1), "bindings.browser: names unknown flow \"g\""},
 		{"conditional authenticator", strings.Replace(fill(base, "https://a.example/cb", "cookie", "alias: x"), "      config:", "      requirement: CONDITIONAL\n      config:", 1), "flows.f[0].requirement: CONDITIONAL applies to sub-flows only"},
