@@ -6,7 +6,10 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/oauth2"
+
 	"latchkey/e2e/testkit"
+	"latchkey/flows"
 )
 
 // Regression tests for the outside attack run of 2026-11 (issue 11). Each
@@ -115,5 +118,48 @@ func TestResendFromDeadLinkInAnotherBrowserOnlyMails(t *testing.T) {
 	confirm(t, owner, third)
 	if res := s.App.Last(); res.Err != "" || res.Claims["email"] != "alice@example.com" {
 		t.Fatalf("owner's login: %+v", res)
+	}
+}
+
+// The fields a users[] entry writes are applied at every start; declaring
+// an account disabled ends its SSO session and revokes its tokens at once.
+// Fields the entry leaves out keep what was changed later.
+func TestRealmYAMLUsersAreAppliedAtEveryStart(t *testing.T) {
+	s := start(t, opts{dsn: t.TempDir() + "/lk.db"})
+	c := testkit.NewClient(t)
+	s.passwordLogin(t, c, nil, "alice@example.com", alicePassword)
+	tok := s.App.Last().Token
+	if tok == nil {
+		t.Fatalf("login: %+v", s.App.Last())
+	}
+	ctx := t.Context()
+	st := s.LK.Server.Store
+	alice, _ := st.UserByEmail(ctx, "alice@example.com")
+	alice.LastName = "Changed" // declared in realm.yaml: reset at start
+	newbie, _ := st.UserByEmail(ctx, "newbie@example.com")
+	newbie.FirstName = "Newt" // not declared: kept
+	for _, u := range []*flows.User{alice, newbie} {
+		if err := st.UpdateUser(ctx, u); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	s.LK.EditConfig("    emailVerified: true\n", "    emailVerified: true\n    disabled: true\n")
+	s.LK.Restart()
+	st = s.LK.Server.Store
+	alice, _ = st.UserByEmail(ctx, "alice@example.com")
+	newbie, _ = st.UserByEmail(ctx, "newbie@example.com")
+	if !alice.Disabled || alice.LastName != "Example" || newbie.FirstName != "Newt" {
+		t.Fatalf("after restart: alice disabled=%v lastName=%q, newbie firstName=%q", alice.Disabled, alice.LastName, newbie.FirstName)
+	}
+	if _, err := s.App.Provider().UserInfo(ctx, oauth2.StaticTokenSource(tok)); err == nil {
+		t.Fatal("the disabled user's access token still works at userinfo")
+	}
+	if _, err := refresh(t, s, tok.RefreshToken); err == nil {
+		t.Fatal("the disabled user's refresh token still works")
+	}
+	// The SSO cookie no longer signs her in: the login form is shown.
+	if p := c.Get(s.App.LoginURL(nil)); len(s.App.Results()) != 1 || !p.Has("password") {
+		t.Fatalf("SSO of a disabled user: %d logins\n%s", len(s.App.Results()), p.Body)
 	}
 }

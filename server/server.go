@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -216,14 +217,15 @@ func randomID() string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-// seedUsers creates realm.yaml's users when missing; an existing account
-// keeps its data, except a password hash set in the file.
+// seedUsers applies realm.yaml's users: a missing account is created, and
+// the fields an entry writes are applied to an existing one at every start.
+// A declared disabled account loses its SSO sessions and tokens at once.
 func seedUsers(ctx context.Context, st *store.Store, users []config.User, log *slog.Logger) error {
 	for _, cu := range users {
 		u, err := st.UserByEmail(ctx, cu.Email)
 		if errors.Is(err, flows.ErrUserNotFound) {
-			u = &flows.User{Email: cu.Email, FirstName: cu.FirstName, LastName: cu.LastName, EmailVerified: cu.EmailVerified,
-				Disabled: cu.Disabled, PasswordHash: cu.PasswordHash, RequiredActions: cu.RequiredActions}
+			u = &flows.User{Email: cu.Email}
+			applyDeclared(u, cu)
 			if err := st.CreateUser(ctx, u); err != nil && !errors.Is(err, flows.ErrUserExists) {
 				return fmt.Errorf("create user from realm.yaml: %w", err)
 			}
@@ -233,14 +235,46 @@ func seedUsers(ctx context.Context, st *store.Store, users []config.User, log *s
 		if err != nil {
 			return err
 		}
-		if cu.PasswordHash != "" && cu.PasswordHash != u.PasswordHash {
-			u.PasswordHash = cu.PasswordHash
+		if applyDeclared(u, cu) {
 			if err := st.UpdateUser(ctx, u); err != nil {
-				return err
+				return fmt.Errorf("update user from realm.yaml: %w", err)
+			}
+			log.Info("user updated from realm.yaml", "event", "user_updated", "user_id", u.ID)
+		}
+		if u.Disabled {
+			if err := st.EndUserSessions(ctx, u.ID); err != nil {
+				return fmt.Errorf("end sessions of disabled user: %w", err)
 			}
 		}
 	}
 	return nil
+}
+
+// applyDeclared writes the fields a users[] entry sets onto u and reports
+// whether any of them changed.
+func applyDeclared(u *flows.User, cu config.User) bool {
+	before := *u
+	before.RequiredActions = slices.Clone(u.RequiredActions)
+	if cu.FirstName != nil {
+		u.FirstName = *cu.FirstName
+	}
+	if cu.LastName != nil {
+		u.LastName = *cu.LastName
+	}
+	if cu.EmailVerified != nil {
+		u.EmailVerified = *cu.EmailVerified
+	}
+	if cu.Disabled != nil {
+		u.Disabled = *cu.Disabled
+	}
+	if cu.PasswordHash != "" {
+		u.PasswordHash = cu.PasswordHash
+	}
+	if cu.RequiredActions != nil {
+		u.RequiredActions = slices.Clone(cu.RequiredActions)
+	}
+	return u.FirstName != before.FirstName || u.LastName != before.LastName || u.EmailVerified != before.EmailVerified ||
+		u.Disabled != before.Disabled || u.PasswordHash != before.PasswordHash || !slices.Equal(u.RequiredActions, before.RequiredActions)
 }
 
 // Start runs the background work (mail delivery, purging) until ctx ends.

@@ -119,6 +119,23 @@ func (lk *Latchkey) Restart() {
 	lk.start(l)
 }
 
+// EditConfig replaces from with to in the realm.yaml the server reads at
+// its next (re)start.
+func (lk *Latchkey) EditConfig(from, to string) {
+	lk.t.Helper()
+	raw, err := os.ReadFile(lk.cfg)
+	if err != nil {
+		lk.t.Fatal(err)
+	}
+	doc := strings.Replace(string(raw), from, to, 1)
+	if doc == string(raw) {
+		lk.t.Fatalf("realm.yaml has no %q", from)
+	}
+	if err := os.WriteFile(lk.cfg, []byte(doc), 0o600); err != nil {
+		lk.t.Fatal(err)
+	}
+}
+
 // Logs returns everything the server logged.
 func (lk *Latchkey) Logs() string { return lk.logs.String() }
 

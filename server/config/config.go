@@ -127,15 +127,18 @@ type ExecutionDef struct {
 	Config        yaml.Node      `yaml:"config"`
 }
 
-// User is an account created at start when missing.
+// User is an account declared in realm.yaml: created at start when missing,
+// and at every start the fields the entry writes are applied to it (the
+// admin's declared truth). Fields it leaves out (nil) stay as they are, so
+// changes made later through an API survive.
 type User struct {
 	Email           string   `yaml:"email"`
-	FirstName       string   `yaml:"firstName"`
-	LastName        string   `yaml:"lastName"`
-	EmailVerified   bool     `yaml:"emailVerified"`
-	Disabled        bool     `yaml:"disabled"`
-	PasswordHash    string   `yaml:"passwordHash"` // bcrypt; or set with `latchkey users set-password`
-	RequiredActions []string `yaml:"requiredActions"`
+	FirstName       *string  `yaml:"firstName"`
+	LastName        *string  `yaml:"lastName"`
+	EmailVerified   *bool    `yaml:"emailVerified"`
+	Disabled        *bool    `yaml:"disabled"`
+	PasswordHash    string   `yaml:"passwordHash"`    // bcrypt; or set with `latchkey users set-password`
+	RequiredActions []string `yaml:"requiredActions"` // nil: not declared; [] clears them
 }
 
 // Branding is how the hosted pages look.

@@ -315,7 +315,7 @@ func (p *Provider) Userinfo(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	u, err := p.store.UserByID(ctx, sess.Subject)
-	if err != nil {
+	if err != nil || u.Disabled {
 		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid_token"})
 		return
 	}

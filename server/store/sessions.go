@@ -88,3 +88,14 @@ func (s *Store) SSOSessionByID(ctx context.Context, id string, now time.Time) (*
 func (s *Store) DeleteSSOSession(ctx context.Context, id string) error {
 	return s.db(ctx).Where("id = ?", id).Delete(&SSOSession{}).Error
 }
+
+// EndUserSessions ends every SSO session of a user and revokes their
+// tokens (a disabled or deleted account), in one transaction.
+func (s *Store) EndUserSessions(ctx context.Context, userID string) error {
+	return s.InTx(ctx, func(ctx context.Context) error {
+		if err := s.db(ctx).Where("user_id = ?", userID).Delete(&SSOSession{}).Error; err != nil {
+			return fmt.Errorf("end sso sessions: %w", err)
+		}
+		return s.RevokeSubject(ctx, userID)
+	})
+}
