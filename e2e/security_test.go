@@ -1,8 +1,13 @@
 package e2e
 
 import (
+	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
+	"runtime"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -10,6 +15,7 @@ import (
 
 	"latchkey/e2e/testkit"
 	"latchkey/flows"
+	"latchkey/server/httplimit"
 )
 
 // Regression tests for the outside attack run of 2026-11 (issue 11). Each
@@ -161,5 +167,89 @@ func TestRealmYAMLUsersAreAppliedAtEveryStart(t *testing.T) {
 	// The SSO cookie no longer signs her in: the login form is shown.
 	if p := c.Get(s.App.LoginURL(nil)); len(s.App.Results()) != 1 || !p.Has("password") {
 		t.Fatalf("SSO of a disabled user: %d logins\n%s", len(s.App.Results()), p.Body)
+	}
+}
+
+// zeros is an endless body that costs the sender nothing to produce.
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) { clear(p); return len(p), nil }
+
+// Four concurrent 40 MB multipart POSTs once took the server from 42 MB to
+// 440 MB: forms were parsed before the CSRF check. Every body is now capped
+// (a clear 413) before any handler reads it, and memory stays flat.
+func TestLargeBodiesAreRefusedWithoutBuffering(t *testing.T) {
+	s := start(t, magic(nil))
+	target := s.LK.URL + "/realms/test/login-actions/authenticate?session=x"
+	var before runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	var wg sync.WaitGroup
+	statuses := make([]int, 4)
+	for i := range statuses {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			head := "--b\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n"
+			body := io.MultiReader(strings.NewReader(head), io.LimitReader(zeros{}, 40<<20))
+			req, _ := http.NewRequest(http.MethodPost, target, body)
+			req.Header.Set("Content-Type", "multipart/form-data; boundary=b")
+			if i%2 == 0 {
+				req.ContentLength = int64(len(head)) + 40<<20 // announced: refused before reading
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Errorf("request %d: %v", i, err)
+				return
+			}
+			resp.Body.Close()
+			statuses[i] = resp.StatusCode
+		}()
+	}
+	wg.Wait()
+	var after runtime.MemStats
+	runtime.ReadMemStats(&after)
+	for i, st := range statuses {
+		if st != http.StatusRequestEntityTooLarge {
+			t.Errorf("request %d: status %d, want 413", i, st)
+		}
+	}
+	// The whole process (server and this test's clients) allocated less than
+	// one of the bodies: nothing buffered them.
+	if grown := after.TotalAlloc - before.TotalAlloc; grown > 16<<20 {
+		t.Errorf("4 x 40 MB bodies made the process allocate %d MB", grown>>20)
+	}
+
+	// Headers are bounded too.
+	req, _ := http.NewRequest(http.MethodGet, s.LK.URL+"/realms/test/.well-known/openid-configuration", nil)
+	req.Header.Set("X-Big", strings.Repeat("a", 100<<10))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		t.Fatalf("100 KB header: status %d, want 431", resp.StatusCode)
+	}
+	// A management API body over the limit gets a JSON 413, not a truncated parse.
+	big := `{"email":"alice@example.com","clientId":"app","redirectUri":"` + strings.Repeat("a", 70<<10) + `"}`
+	req, _ = http.NewRequest(http.MethodPost, s.LK.URL+"/realms/test/magic-links", strings.NewReader(big))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer test-api-key-0123456789-0123456789-abcdef")
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge || resp.Header.Get("Content-Type") != "application/json" {
+		t.Fatalf("large JSON body: status %d, %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+}
+
+// The HTTP server bounds slow clients (slowloris) and idle connections.
+func TestHTTPServerHasTimeouts(t *testing.T) {
+	srv := httplimit.Server(http.NotFoundHandler(), slog.Default())
+	if srv.ReadHeaderTimeout <= 0 || srv.ReadTimeout <= 0 || srv.WriteTimeout <= 0 || srv.IdleTimeout <= 0 || srv.MaxHeaderBytes <= 0 || srv.MaxHeaderBytes > 64<<10 {
+		t.Fatalf("limits: %+v", srv)
 	}
 }

@@ -32,6 +32,7 @@ import (
 	"latchkey/server/admin"
 	"latchkey/server/clientip"
 	"latchkey/server/config"
+	"latchkey/server/httplimit"
 	"latchkey/server/login"
 	"latchkey/server/mail"
 	"latchkey/server/oidc"
@@ -308,7 +309,7 @@ func (s *Server) Start(ctx context.Context) (done <-chan struct{}) {
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
 	done := s.Start(bg)
-	srv := &http.Server{Handler: s.Handler, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
+	srv := httplimit.Server(s.Handler, s.log)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(l) }()
 	var err error
