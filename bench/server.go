@@ -18,7 +18,8 @@ import (
 )
 
 // realmTemplate is the realm the benchmark runs: the magic-link flow, send
-// limits raised (every virtual user shares 127.0.0.1), mail to our sink.
+// and login-attempt limits raised (every virtual user shares 127.0.0.1),
+// mail to our sink.
 const realmTemplate = `realm: bench
 server:
   listen: %[1]s
@@ -38,6 +39,8 @@ tokens:
 outbox:
   pollInterval: 100ms
   lease: 30s
+sessions:
+  authSessionsPerMinutePerIP: 100000000
 clients:
   - clientId: bench
     redirectUris: [http://127.0.0.1:9/cb]

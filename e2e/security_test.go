@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"database/sql"
 	"io"
 	"log/slog"
 	"net/http"
@@ -252,4 +253,40 @@ func TestHTTPServerHasTimeouts(t *testing.T) {
 	if srv.ReadHeaderTimeout <= 0 || srv.ReadTimeout <= 0 || srv.WriteTimeout <= 0 || srv.IdleTimeout <= 0 || srv.MaxHeaderBytes <= 0 || srv.MaxHeaderBytes > 64<<10 {
 		t.Fatalf("limits: %+v", srv)
 	}
+}
+
+// Every GET /auth that shows a page writes a login attempt: one address may
+// start only so many per minute, and the refused ones write nothing.
+func TestLoginAttemptsPerAddressAreBounded(t *testing.T) {
+	dsn := t.TempDir() + "/lk.db"
+	doc := strings.Replace(realm, "branding:", "sessions:\n  authSessionsPerMinutePerIP: 5\nbranding:", 1)
+	s := startDoc(t, doc, opts{dsn: dsn})
+	for i := 1; i <= 8; i++ {
+		p := testkit.NewClient(t).Get(s.App.LoginURL(nil))
+		limited := p.Status == http.StatusTooManyRequests
+		if limited != (i > 5) {
+			t.Fatalf("attempt %d: status %d\n%s", i, p.Status, p.Body)
+		}
+		if limited && (p.Header.Get("Retry-After") == "" || !p.Has("Too many sign-ins")) {
+			t.Fatalf("attempt %d: no Retry-After or message\n%s", i, p.Body)
+		}
+	}
+	db := openSQLite(t, dsn)
+	var n int
+	if err := db.QueryRow(`SELECT count(*) FROM auth_sessions`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 5 {
+		t.Fatalf("%d login attempts stored, want 5", n)
+	}
+}
+
+func openSQLite(t *testing.T, dsn string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("sqlite3", dsn+"?_busy_timeout=5000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
 }

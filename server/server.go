@@ -183,7 +183,7 @@ func build(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.L
 	lh := &login.Handler{
 		Cfg: cfg, Store: st, Engine: engine, OIDC: provider, Web: renderer, Links: links, Log: log,
 		Cookies: login.NewCookies(derive("cookie-hash", 64), derive("cookie-block", 32), prefix+"/", secure, ssoTTL),
-		DevMail: dev, Sealer: sealer, ClientIP: ips,
+		DevMail: dev, Sealer: sealer, ClientIP: ips, Counter: counter,
 	}
 	mux := http.NewServeMux()
 	oc := prefix + "/protocol/openid-connect"

@@ -103,6 +103,9 @@ type Sessions struct {
 	AuthSessionTTL Duration `yaml:"authSessionTTL"`
 	// SSOSessionTTL is how long a login is remembered for single sign-on.
 	SSOSessionTTL Duration `yaml:"ssoSessionTTL"`
+	// AuthSessionsPerMinutePerIP bounds the login attempts (each a stored
+	// row) one client address may start per minute.
+	AuthSessionsPerMinutePerIP int `yaml:"authSessionsPerMinutePerIP"`
 }
 
 // Client is a relying party.
@@ -191,7 +194,7 @@ func defaults() Config {
 			SigningAlgorithm: "RS256", KeyCacheTTL: Duration(30 * time.Second),
 		},
 		Outbox:   Outbox{PollInterval: Duration(time.Second), Lease: Duration(time.Minute), MaxAttempts: 12, Parallel: 8},
-		Sessions: Sessions{AuthSessionTTL: Duration(time.Hour), SSOSessionTTL: Duration(10 * time.Hour)},
+		Sessions: Sessions{AuthSessionTTL: Duration(time.Hour), SSOSessionTTL: Duration(10 * time.Hour), AuthSessionsPerMinutePerIP: 120},
 	}
 }
 
@@ -292,6 +295,9 @@ func (d *decoder) validate(c *Config, opts Options) {
 	}
 	if c.Outbox.Parallel < 1 || c.Outbox.Parallel > 64 {
 		d.failAt("outbox.parallel", "must be between 1 and 64")
+	}
+	if c.Sessions.AuthSessionsPerMinutePerIP < 1 {
+		d.failAt("sessions.authSessionsPerMinutePerIP", "must be at least 1")
 	}
 	if c.Outbox.MaxAttempts < 1 {
 		d.failAt("outbox.maxAttempts", "must be at least 1")

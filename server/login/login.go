@@ -44,6 +44,13 @@ type Handler struct {
 	Sealer  *mail.Sealer // opens outbox bodies for the development mailbox
 	// ClientIP resolves the client's address (trusted proxies' X-Forwarded-For).
 	ClientIP *clientip.Resolver
+	// Counter bounds the login attempts one client address may start.
+	Counter Counter
+}
+
+// Counter counts events in a fixed window (rate limits).
+type Counter interface {
+	Hit(ctx context.Context, key string, window time.Duration, now time.Time) (int, time.Time, error)
 }
 
 // state is an authentication session as stored server-side.
@@ -171,6 +178,17 @@ func (h *Handler) authorize(w http.ResponseWriter, r *http.Request) {
 	}
 	if out.Done {
 		h.complete(w, r, st, c, ar)
+		return
+	}
+	// Each attempt that needs a page is a stored row: bound how many one
+	// address may start.
+	if n, until, err := h.Counter.Hit(ctx, "auth-ip:"+c.ClientIP, time.Minute, time.Now()); err != nil {
+		h.internal(w, r, err)
+		return
+	} else if n > h.Cfg.Sessions.AuthSessionsPerMinutePerIP {
+		h.Log.Warn("login attempts rate limited", "event", "auth_session_rate_limited", "client_ip", c.ClientIP)
+		w.Header().Set("Retry-After", strconv.Itoa(max(1, int(time.Until(until).Seconds()+0.5))))
+		h.fail(w, http.StatusTooManyRequests, "Too many sign-in attempts", "Too many sign-ins were started from your network. Wait a minute, then try again.", "")
 		return
 	}
 	if err := h.save(ctx, st, b.ID); err != nil {
