@@ -42,6 +42,8 @@ type SMTPServer struct {
 	Addr   string
 	reject int           // answer RCPT with this code (e.g. 450, 550); 0 accepts
 	delay  time.Duration // wait before accepting each message (a slow server)
+	greet  time.Duration // wait before the 220 greeting (an anti-spam setting)
+	greetN int           // ... on this many more connections
 
 	mu       sync.Mutex
 	msgs     []Message
@@ -76,7 +78,48 @@ func (s *SMTPServer) serve(l net.Listener) {
 	s.mu.Lock()
 	s.srv = srv
 	s.mu.Unlock()
-	go func() { _ = srv.Serve(l) }()
+	go func() { _ = srv.Serve(greetingDelayer{l, s}) }()
+}
+
+// SetGreetingDelay makes the server wait d before its 220 greeting on the
+// next n connections, as anti-spam "greet pause" settings do.
+func (s *SMTPServer) SetGreetingDelay(d time.Duration, n int) {
+	s.mu.Lock()
+	s.greet, s.greetN = d, n
+	s.mu.Unlock()
+}
+
+// greetingDelayer hands out connections whose first write (the greeting)
+// waits for the server's greeting delay.
+type greetingDelayer struct {
+	net.Listener
+	s *SMTPServer
+}
+
+func (l greetingDelayer) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	var d time.Duration
+	l.s.mu.Lock()
+	if l.s.greetN > 0 {
+		d = l.s.greet
+		l.s.greetN--
+	}
+	l.s.mu.Unlock()
+	return &delayedConn{Conn: c, delay: d}, nil
+}
+
+type delayedConn struct {
+	net.Conn
+	delay   time.Duration
+	greeted sync.Once
+}
+
+func (c *delayedConn) Write(p []byte) (int, error) {
+	c.greeted.Do(func() { time.Sleep(c.delay) })
+	return c.Conn.Write(p)
 }
 
 // Stop closes the listener and connections: connections are refused.

@@ -10,11 +10,14 @@ import (
 	"io"
 	"log/slog"
 	"net/mail"
+	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	gomail "github.com/wneessen/go-mail"
+	"github.com/wneessen/go-mail/smtp"
 
 	"latchkey/server/config"
 	"latchkey/server/store"
@@ -23,7 +26,7 @@ import (
 // Outbox is the part of the store the sender uses.
 type Outbox interface {
 	ClaimMail(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int) ([]store.OutboxMail, error)
-	RecordMail(ctx context.Context, owner string, outcomes []store.MailOutcome) error
+	RecordMail(ctx context.Context, owner string, outcomes []store.MailOutcome) (lost []uint64, err error)
 	ReleaseMailLeases(ctx context.Context, owner string) error
 }
 
@@ -42,13 +45,19 @@ func (e *PermanentError) Unwrap() error { return e.Err }
 // open between messages (up to maxIdle, for idleTimeout): a login storm
 // then costs one message on an open connection per mail, not a TCP (and
 // TLS, and AUTH) handshake each.
+//
+// Every stage of a send (connect, greeting, EHLO, STARTTLS, AUTH, the
+// message itself) ends by the deadline of the context given to Send: each
+// stage runs under a go-mail client whose timeout is the time left, and
+// go-mail puts that timeout on the connection as an absolute deadline.
 type SMTP struct {
 	cfg  config.SMTP
+	opts []gomail.Option // everything but the timeout
 	idle chan *smtpConn
 }
 
 type smtpConn struct {
-	c    *gomail.Client
+	c    *smtp.Client
 	last time.Time
 }
 
@@ -57,6 +66,8 @@ const (
 	// idleTimeout is well under the 5 minutes RFC 5321 lets servers wait,
 	// so a kept connection is rarely one the server already dropped.
 	idleTimeout = 30 * time.Second
+	// defaultSendTimeout bounds a send whose context has no deadline.
+	defaultSendTimeout = 20 * time.Second
 )
 
 // NewSMTP validates the settings.
@@ -64,12 +75,46 @@ func NewSMTP(cfg config.SMTP) (*SMTP, error) {
 	if _, err := mail.ParseAddress(cfg.From); err != nil {
 		return nil, fmt.Errorf("smtp.from: %w", err)
 	}
-	return &SMTP{cfg: cfg, idle: make(chan *smtpConn, maxIdle)}, nil
+	helo, err := os.Hostname()
+	if err != nil || helo == "" {
+		helo = "localhost"
+	}
+	opts := []gomail.Option{gomail.WithPort(cfg.Port), gomail.WithHELO(helo)}
+	switch cfg.TLS {
+	case "none":
+		opts = append(opts, gomail.WithTLSPolicy(gomail.NoTLS))
+	case "starttls":
+		opts = append(opts, gomail.WithTLSPolicy(gomail.TLSMandatory))
+	case "tls":
+		opts = append(opts, gomail.WithSSL())
+	}
+	if cfg.Username != "" {
+		opts = append(opts, gomail.WithSMTPAuth(gomail.SMTPAuthAutoDiscover),
+			gomail.WithUsername(cfg.Username), gomail.WithPassword(cfg.Password))
+	}
+	return &SMTP{cfg: cfg, opts: opts, idle: make(chan *smtpConn, maxIdle)}, nil
 }
 
-// Send delivers m. 5xx answers are permanent; connection failures and 4xx
-// answers are worth retrying.
+// client returns a go-mail client whose every network operation ends by deadline.
+func (s *SMTP) client(deadline time.Time) (*gomail.Client, error) {
+	left := time.Until(deadline)
+	if left <= 0 {
+		return nil, fmt.Errorf("smtp: no time left for the send: %w", context.DeadlineExceeded)
+	}
+	c, err := gomail.NewClient(s.cfg.Host, append(slices.Clip(s.opts), gomail.WithTimeout(left))...)
+	if err != nil {
+		return nil, &PermanentError{fmt.Errorf("smtp client: %w", err)}
+	}
+	return c, nil
+}
+
+// Send delivers m before ctx's deadline. 5xx answers are permanent;
+// connection failures, timeouts and 4xx answers are worth retrying.
 func (s *SMTP) Send(ctx context.Context, m *store.OutboxMail) error {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(defaultSendTimeout)
+	}
 	msg := gomail.NewMsg()
 	if err := msg.From(s.cfg.From); err != nil {
 		return &PermanentError{fmt.Errorf("from address: %w", err)}
@@ -86,11 +131,16 @@ func (s *SMTP) Send(ctx context.Context, m *store.OutboxMail) error {
 		msg.AddAlternativeString(gomail.TypeTextHTML, m.HTML)
 	}
 	for {
-		cn, kept, err := s.conn(ctx)
+		cn, kept, err := s.conn(ctx, deadline)
 		if err != nil {
 			return err
 		}
-		err = cn.c.Send(msg)
+		gc, err := s.client(deadline)
+		if err != nil {
+			_ = cn.c.Close()
+			return err
+		}
+		err = gc.SendWithSMTPClient(cn.c, msg)
 		if err == nil {
 			s.release(cn)
 			return nil
@@ -117,7 +167,7 @@ func classify(err error) error {
 }
 
 // conn returns a kept connection that is not too old, or dials one.
-func (s *SMTP) conn(ctx context.Context) (cn *smtpConn, kept bool, err error) {
+func (s *SMTP) conn(ctx context.Context, deadline time.Time) (cn *smtpConn, kept bool, err error) {
 	for {
 		select {
 		case cn := <-s.idle:
@@ -126,32 +176,21 @@ func (s *SMTP) conn(ctx context.Context) (cn *smtpConn, kept bool, err error) {
 			}
 			_ = cn.c.Close()
 		default:
-			cn, err := s.dial(ctx)
+			cn, err := s.dial(ctx, deadline)
 			return cn, false, err
 		}
 	}
 }
 
-// dial opens a new connection (with STARTTLS/TLS and AUTH as configured).
-func (s *SMTP) dial(ctx context.Context) (*smtpConn, error) {
-	opts := []gomail.Option{gomail.WithPort(s.cfg.Port), gomail.WithTimeout(20 * time.Second)}
-	switch s.cfg.TLS {
-	case "none":
-		opts = append(opts, gomail.WithTLSPolicy(gomail.NoTLS))
-	case "starttls":
-		opts = append(opts, gomail.WithTLSPolicy(gomail.TLSMandatory))
-	case "tls":
-		opts = append(opts, gomail.WithSSL())
-	}
-	if s.cfg.Username != "" {
-		opts = append(opts, gomail.WithSMTPAuth(gomail.SMTPAuthAutoDiscover),
-			gomail.WithUsername(s.cfg.Username), gomail.WithPassword(s.cfg.Password))
-	}
-	c, err := gomail.NewClient(s.cfg.Host, opts...)
+// dial opens a new connection (with STARTTLS/TLS and AUTH as configured),
+// every step of it ending by deadline.
+func (s *SMTP) dial(ctx context.Context, deadline time.Time) (*smtpConn, error) {
+	gc, err := s.client(deadline)
 	if err != nil {
-		return nil, &PermanentError{fmt.Errorf("smtp client: %w", err)}
+		return nil, err
 	}
-	if err := c.DialWithContext(ctx); err != nil {
+	c, err := gc.DialToSMTPClientWithContext(ctx)
+	if err != nil {
 		return nil, classify(err) // a 5xx here is e.g. authentication refused
 	}
 	return &smtpConn{c: c}, nil
@@ -163,7 +202,15 @@ func (s *SMTP) release(cn *smtpConn) {
 	select {
 	case s.idle <- cn:
 	default:
-		_ = cn.c.Close()
+		quit(cn.c)
+	}
+}
+
+// quit says goodbye briefly and always closes the connection.
+func quit(c *smtp.Client) {
+	_ = c.UpdateDeadline(2 * time.Second)
+	if err := c.Quit(); err != nil {
+		_ = c.Close()
 	}
 }
 
@@ -172,7 +219,7 @@ func (s *SMTP) Close() error {
 	for {
 		select {
 		case cn := <-s.idle:
-			_ = cn.c.Close()
+			quit(cn.c)
 		default:
 			return nil
 		}
@@ -286,8 +333,10 @@ func (s *Sender) drain(ctx context.Context) {
 			return
 		}
 		// Every send must finish inside the lease, or another node could
-		// claim the same message: when less than half the lease is left,
-		// record what was done, hand the rest of the batch back, claim again.
+		// claim the same message: a send starts only while at least half the
+		// lease is left, and is cut off (every SMTP stage, see SMTP) after
+		// half a lease. Otherwise record what was done, hand the rest of
+		// the batch back, and claim again.
 		leaseEnd := time.Now().Add(s.Lease)
 		sem := make(chan struct{}, s.Parallel)
 		var (
@@ -297,11 +346,12 @@ func (s *Sender) drain(ctx context.Context) {
 			expired  bool
 		)
 		for i := range batch {
+			sem <- struct{}{} // may wait for a slow send: check the lease after
 			if time.Until(leaseEnd) < s.Lease/2 {
+				<-sem
 				expired = true
 				break
 			}
-			sem <- struct{}{}
 			wg.Add(1)
 			go func(m *store.OutboxMail) {
 				defer func() { <-sem; wg.Done() }()
@@ -313,8 +363,13 @@ func (s *Sender) drain(ctx context.Context) {
 		}
 		wg.Wait()
 		// Record outcomes even while shutting down: the mail went out.
-		if err := s.Outbox.RecordMail(context.WithoutCancel(ctx), s.Owner, outcomes); err != nil {
+		lost, err := s.Outbox.RecordMail(context.WithoutCancel(ctx), s.Owner, outcomes)
+		if err != nil {
 			s.Log.Error("record mail outcomes", "mails", len(outcomes), "err", err)
+		}
+		if len(lost) > 0 {
+			s.Log.Error("mail outcomes not recorded: the lease ran out and another node took the messages; raise outbox.lease",
+				"event", "mail_lease_lost", "mail_ids", lost, "lease", s.Lease)
 		}
 		if expired {
 			if err := s.Outbox.ReleaseMailLeases(ctx, s.Owner); err != nil {

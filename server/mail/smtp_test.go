@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"path/filepath"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -49,3 +52,71 @@ func TestSMTPKeepsConnectionsAcrossMessages(t *testing.T) {
 }
 
 func errorsAs(err error, target any) bool { return errors.As(err, target) }
+
+// A send must end before its lease does, at every SMTP stage: an SMTP
+// server that pauses before its greeting (an anti-spam setting) once let a
+// second node claim and send the same message while the first still waited,
+// and the first node's outcome was then dropped. Here the first three
+// connections pause 3 s before the greeting with a 2 s lease: the first
+// attempts are cut off inside the lease and recorded as retries, and each
+// message arrives exactly once.
+func TestSendEndsInsideTheLeaseWhenTheGreetingIsSlow(t *testing.T) {
+	srv := testkit.StartSMTP(t)
+	srv.SetGreetingDelay(3*time.Second, 3)
+	port, _ := strconv.Atoi(srv.Port())
+	st, err := store.Open("sqlite", filepath.Join(t.TempDir(), "outbox.db"), store.Options{MaxOpenConns: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	for i := range 3 {
+		if err := st.EnqueueMail(ctx, &store.OutboxMail{To: fmt.Sprintf("u%d@example.com", i), Subject: "link", Text: "body"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var wg sync.WaitGroup
+	for _, owner := range []string{"node-a", "node-b"} {
+		tr, err := mail.NewSMTP(config.SMTP{Host: "127.0.0.1", Port: port, TLS: "none", From: "Latchkey <id@example.com>"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := (&mail.Sender{Outbox: st, Transport: tr, Owner: owner, Log: slog.Default(), Poll: 50 * time.Millisecond, Lease: 2 * time.Second}).Init()
+		wg.Add(1)
+		go func() { defer wg.Done(); s.Run(ctx) }()
+	}
+	var mails []store.OutboxMail
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		if mails, err = st.RecentMail(ctx, 10); err != nil {
+			t.Fatal(err)
+		}
+		if allSent(mails) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not delivered in 30 s: %+v", mails)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	wg.Wait()
+	for _, m := range mails {
+		// The cut-off attempt was recorded by the node that held the lease.
+		if m.Attempts != 2 {
+			t.Errorf("mail %d to %s: %d attempts recorded, want 2 (the timed-out one and the delivery)", m.ID, m.To, m.Attempts)
+		}
+		if got := len(srv.To(m.To)); got != 1 {
+			t.Errorf("mail to %s arrived %d times", m.To, got)
+		}
+	}
+}
+
+func allSent(mails []store.OutboxMail) bool {
+	for _, m := range mails {
+		if m.SentAt == nil {
+			return false
+		}
+	}
+	return len(mails) > 0
+}

@@ -158,7 +158,7 @@ func BenchmarkClaimMailWithDeliveredBacklog(b *testing.B) {
 		if err != nil || len(got) != 1 {
 			b.Fatalf("claimed %d, %v", len(got), err)
 		}
-		if err := s.RecordMail(ctx, "node", []store.MailOutcome{{ID: got[0].ID, At: time.Now(), Sent: true}}); err != nil {
+		if _, err := s.RecordMail(ctx, "node", []store.MailOutcome{{ID: got[0].ID, At: time.Now(), Sent: true}}); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -88,50 +88,39 @@ type MailOutcome struct {
 
 // RecordMail stores a batch of outcomes in one transaction (one commit
 // instead of one per message). Outcomes for messages no longer leased to
-// owner are ignored, as in the Mark functions.
-func (s *Store) RecordMail(ctx context.Context, owner string, outcomes []MailOutcome) error {
+// owner (the lease ran out and another node claimed them) are not
+// recorded; their ids are returned so the caller can say so.
+func (s *Store) RecordMail(ctx context.Context, owner string, outcomes []MailOutcome) (lost []uint64, err error) {
 	if len(outcomes) == 0 {
-		return nil
+		return nil, nil
 	}
-	return s.InTx(ctx, func(ctx context.Context) error {
+	err = s.InTx(ctx, func(ctx context.Context) error {
+		lost = lost[:0]
 		for _, o := range outcomes {
-			var err error
+			var set map[string]any
 			switch {
 			case o.Sent:
-				err = s.markMailSent(ctx, o.ID, owner, o.At, o.Scrub)
+				set = map[string]any{"sent_at": o.At.UTC(), "last_error": ""}
+				if o.Scrub { // the bodies may hold secrets (sign-in links) no longer needed
+					set["text"], set["html"] = "", ""
+				}
 			case o.Retry.IsZero():
-				err = s.markMailFailed(ctx, o.ID, owner, o.At, o.Error)
+				set = map[string]any{"failed_at": o.At.UTC(), "last_error": o.Error}
 			default:
-				err = s.markMailRetry(ctx, o.ID, owner, o.Retry, o.Error)
+				set = map[string]any{"next_attempt_at": o.Retry.UTC(), "last_error": o.Error}
 			}
-			if err != nil {
-				return fmt.Errorf("record mail %d: %w", o.ID, err)
+			set["lease_until"], set["attempts"] = nil, gorm.Expr("attempts + 1")
+			res := s.db(ctx).Model(&OutboxMail{}).Where("id = ? AND lease_owner = ?", o.ID, owner).Updates(set)
+			if res.Error != nil {
+				return fmt.Errorf("record mail %d: %w", o.ID, res.Error)
+			}
+			if res.RowsAffected == 0 {
+				lost = append(lost, o.ID)
 			}
 		}
 		return nil
 	})
-}
-
-// markMailSent records delivery; scrub drops the bodies, which may hold
-// secrets (sign-in links) no longer needed.
-func (s *Store) markMailSent(ctx context.Context, id uint64, owner string, now time.Time, scrub bool) error {
-	set := map[string]any{"sent_at": now.UTC(), "lease_until": nil, "attempts": gorm.Expr("attempts + 1"), "last_error": ""}
-	if scrub {
-		set["text"], set["html"] = "", ""
-	}
-	return s.db(ctx).Model(&OutboxMail{}).Where("id = ? AND lease_owner = ?", id, owner).Updates(set).Error
-}
-
-// markMailRetry schedules another attempt.
-func (s *Store) markMailRetry(ctx context.Context, id uint64, owner string, next time.Time, reason string) error {
-	return s.db(ctx).Model(&OutboxMail{}).Where("id = ? AND lease_owner = ?", id, owner).
-		Updates(map[string]any{"next_attempt_at": next.UTC(), "lease_until": nil, "attempts": gorm.Expr("attempts + 1"), "last_error": reason}).Error
-}
-
-// markMailFailed gives up on a message.
-func (s *Store) markMailFailed(ctx context.Context, id uint64, owner string, now time.Time, reason string) error {
-	return s.db(ctx).Model(&OutboxMail{}).Where("id = ? AND lease_owner = ?", id, owner).
-		Updates(map[string]any{"failed_at": now.UTC(), "lease_until": nil, "attempts": gorm.Expr("attempts + 1"), "last_error": reason}).Error
+	return lost, err
 }
 
 // ReleaseMailLeases hands owner's unfinished messages back (graceful shutdown).

@@ -383,10 +383,14 @@ func testOutbox(t *testing.T, s *store.Store) {
 		t.Fatalf("leased mail claimed twice: %+v", again)
 	}
 	// One batch: the first delivered (bodies scrubbed), the second to retry.
-	must(t, s.RecordMail(ctx, "node-a", []store.MailOutcome{
+	lost, err := s.RecordMail(ctx, "node-a", []store.MailOutcome{
 		{ID: got[0].ID, At: now, Sent: true, Scrub: true},
 		{ID: got[1].ID, At: now, Retry: now.Add(10 * time.Second), Error: "421 try later"},
-	}))
+	})
+	must(t, err)
+	if len(lost) != 0 {
+		t.Fatalf("outcomes of the lease holder reported lost: %v", lost)
+	}
 	if sent, _ := s.MailByRef(ctx, ""); len(sent) != 2 || sent[0].SentAt == nil || sent[0].Text != "" || sent[1].SentAt != nil {
 		t.Fatalf("after recording the batch: %+v", sent)
 	}
@@ -404,9 +408,14 @@ func testOutbox(t *testing.T, s *store.Store) {
 	if len(taken) != 1 {
 		t.Fatalf("expired lease not reclaimed: %+v", taken)
 	}
-	// A stale owner can no longer mark it.
-	must(t, s.RecordMail(ctx, "node-b", []store.MailOutcome{{ID: taken[0].ID, At: now, Sent: true}}))
-	must(t, s.RecordMail(ctx, "node-a", []store.MailOutcome{{ID: taken[0].ID, At: now, Error: "550 no such user"}}))
+	// A stale owner can no longer mark it, and is told so.
+	lost, err = s.RecordMail(ctx, "node-b", []store.MailOutcome{{ID: taken[0].ID, At: now, Sent: true}})
+	must(t, err)
+	if len(lost) != 1 || lost[0] != taken[0].ID {
+		t.Fatalf("stale owner's outcome: lost = %v, want [%d]", lost, taken[0].ID)
+	}
+	_, err = s.RecordMail(ctx, "node-a", []store.MailOutcome{{ID: taken[0].ID, At: now, Error: "550 no such user"}})
+	must(t, err)
 	if m, _ := s.MailByRef(ctx, ""); m[1].SentAt != nil || m[1].FailedAt == nil || m[1].LastError != "550 no such user" {
 		t.Fatalf("stale owner's outcome recorded, or failure lost: %+v", m[1])
 	}
