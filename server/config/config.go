@@ -70,12 +70,12 @@ type SMTP struct {
 	// /realms/{realm}/dev/mail instead of sending it: anyone who can reach
 	// that page reads every sign-in link. Only with an http://localhost
 	// public URL, and never together with a host.
-	DevMailbox bool `yaml:"devMailbox"`
-	Port     int    `yaml:"port"`
-	TLS      string `yaml:"tls"`
-	Username string `yaml:"username"`
-	Password string `yaml:"password"`
-	From     string `yaml:"from"`
+	DevMailbox bool   `yaml:"devMailbox"`
+	Port       int    `yaml:"port"`
+	TLS        string `yaml:"tls"`
+	Username   string `yaml:"username"`
+	Password   string `yaml:"password"`
+	From       string `yaml:"from"`
 }
 
 // Tokens sets token lifetimes and the signing algorithm.
