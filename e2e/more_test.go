@@ -190,7 +190,14 @@ func TestAccountPageLoginAndLogout(t *testing.T) {
 	if !p.Has("Signed in") || !p.Has("alice@example.com") || !p.Has("(verified)") || p.URL.Path != "/realms/test/account" {
 		t.Fatalf("account page at %s:\n%s", p.URL, p.Body)
 	}
-	p = c.Get(s.LK.Issuer + "/account/logout")
+	// A cross-site link cannot sign the user out: sign-out is a POST with a token.
+	if p := c.Get(s.LK.Issuer + "/account/logout"); p.Status != http.StatusMethodNotAllowed {
+		t.Fatalf("GET sign-out: status %d", p.Status)
+	}
+	if p := c.Post(s.LK.Issuer+"/account/logout", url.Values{"csrf": {"forged"}}); !p.Has("Signed in") {
+		t.Fatalf("sign-out with a forged token:\n%s", p.Body)
+	}
+	p = c.Submit(p, p.Form(t, "csrf"), nil)
 	if p.Form(t, "email").Action == "" || p.URL.Path != "/realms/test/login-actions/authenticate" {
 		t.Fatalf("after sign-out, expected the login page again, got %s:\n%s", p.URL, p.Body)
 	}

@@ -290,3 +290,30 @@ func openSQLite(t *testing.T, dsn string) *sql.DB {
 	t.Cleanup(func() { db.Close() })
 	return db
 }
+
+// A cross-site GET with the attacker's own id_token_hint must not end the
+// victim's session: a hint naming another user or another SSO session asks.
+func TestLogoutHintForAnotherSessionAsks(t *testing.T) {
+	s := start(t, opts{})
+	attacker := testkit.NewClient(t)
+	s.passwordLogin(t, attacker, nil, "alice@example.com", alicePassword)
+	otherSession, _ := s.App.Last().Token.Extra("id_token").(string) // alice, but another SSO session
+	p := s.passwordLogin(t, attacker, url.Values{"prompt": {"login"}}, "newbie@example.com", alicePassword)
+	attacker.Submit(p, p.Form(t, "firstName"), map[string]string{"firstName": "Mal", "lastName": "Lory"})
+	attackersOwn, _ := s.App.Last().Token.Extra("id_token").(string)
+
+	victim := testkit.NewClient(t)
+	s.passwordLogin(t, victim, nil, "alice@example.com", alicePassword)
+	for name, hint := range map[string]string{"another user's hint": attackersOwn, "another session's hint": otherSession} {
+		q := url.Values{"id_token_hint": {hint}, "post_logout_redirect_uri": {s.App.RedirectURI() + "/bye"}}
+		p := victim.Get(s.LK.Issuer + "/protocol/openid-connect/logout?" + q.Encode())
+		if p.Status != http.StatusOK || !p.Has("Do you want to sign out") {
+			t.Fatalf("%s: status %d at %s\n%s", name, p.Status, p.URL, p.Body)
+		}
+		n := len(s.App.Results())
+		victim.Get(s.App.LoginURL(url.Values{"prompt": {"none"}}))
+		if res := s.App.Last(); len(s.App.Results()) != n+1 || res.Err != "" {
+			t.Fatalf("%s ended the victim's session: %+v", name, res)
+		}
+	}
+}

@@ -53,6 +53,7 @@ type Profile struct {
 	EmailVerified        bool
 	IDToken              string
 	LogoutURL            string
+	CSRF                 string // the sign-out form's token
 }
 
 const (
@@ -65,7 +66,7 @@ func (h *Handler) Routes(mux *http.ServeMux) {
 	p := "/realms/" + h.Realm + "/account"
 	mux.HandleFunc("GET "+p, h.show)
 	mux.HandleFunc("GET "+p+"/callback", h.callback)
-	mux.HandleFunc("GET "+p+"/logout", h.logout)
+	mux.HandleFunc("POST "+p+"/logout", h.logout)
 }
 
 func (h *Handler) oauth() *oauth2.Config {
@@ -153,6 +154,7 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 	}
 	p.IDToken, _ = tok.Extra("id_token").(string)
 	p.LogoutURL = "/realms/" + h.Realm + "/account/logout"
+	p.CSRF = oauth2.GenerateVerifier() // 256 bits from crypto/rand
 	h.cookie(w, profileCookie, p, 0)
 	http.Redirect(w, r, h.Issuer+"/account", http.StatusFound)
 }
@@ -178,15 +180,19 @@ func (h *Handler) userinfo(ctx context.Context, tok *oauth2.Token) (Profile, err
 	return Profile{Subject: c.Sub, Email: c.Email, Name: c.Name, EmailVerified: c.Verified}, nil
 }
 
-// logout forgets the account page's view and ends the SSO session through
-// the realm's RP-initiated logout.
+// logout (a POST from the account page's own form: a cross-site link
+// cannot sign anyone out) forgets the account page's view and ends the SSO
+// session through the realm's RP-initiated logout.
 func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
 	var p Profile
-	h.read(r, profileCookie, &p)
+	if !h.read(r, profileCookie, &p) || p.CSRF == "" || subtle.ConstantTimeCompare([]byte(p.CSRF), []byte(r.PostFormValue("csrf"))) != 1 {
+		http.Redirect(w, r, h.Issuer+"/account", http.StatusSeeOther)
+		return
+	}
 	h.cookie(w, profileCookie, nil, -1)
 	q := url.Values{"post_logout_redirect_uri": {h.Issuer + "/account"}, "client_id": {ClientID}}
 	if p.IDToken != "" {
 		q.Set("id_token_hint", p.IDToken)
 	}
-	http.Redirect(w, r, h.Issuer+"/protocol/openid-connect/logout?"+q.Encode(), http.StatusFound)
+	http.Redirect(w, r, h.Issuer+"/protocol/openid-connect/logout?"+q.Encode(), http.StatusSeeOther)
 }

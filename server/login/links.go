@@ -10,6 +10,8 @@ import (
 
 	"latchkey/authenticators/magiclink"
 	"latchkey/flows"
+	"latchkey/server/oidc"
+	"latchkey/server/store"
 )
 
 // confirmData is the link confirm page's data.
@@ -308,26 +310,37 @@ func (h *Handler) devMail(w http.ResponseWriter, r *http.Request) {
 	h.Web.Page(w, http.StatusOK, "dev-mail", v)
 }
 
-// logout is RP-initiated logout. With a valid id_token_hint it ends the
-// session at once; otherwise the user confirms with a (CSRF-protected)
-// form. It redirects only to a post-logout URI registered for the client.
+// logout is RP-initiated logout. An id_token_hint that names this
+// browser's SSO session (its sub and sid) ends it at once; any other
+// request, a hint for someone else's session included, asks the user to
+// confirm with a (CSRF-protected) form. It redirects only to a
+// post-logout URI registered for the client.
 func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
 	_ = r.ParseForm()
 	b := h.Cookies.Browser(w, r)
 	clientID := r.Form.Get("client_id")
 	redirect := r.Form.Get("post_logout_redirect_uri")
 	confirmed := r.Method == http.MethodPost && b.ValidCSRF(r)
-	if hint := r.Form.Get("id_token_hint"); hint != "" {
-		aud, _, err := h.OIDC.IDTokenHint(r.Context(), hint)
+	ssoID := h.Cookies.SSOID(r)
+	if raw := r.Form.Get("id_token_hint"); raw != "" {
+		hint, err := h.OIDC.IDTokenHint(r.Context(), raw)
 		if err != nil {
 			h.fail(w, http.StatusBadRequest, "Cannot sign out", "The application sent an invalid sign-out request (id_token_hint).", "")
 			return
 		}
-		if clientID != "" && clientID != aud {
+		if clientID != "" && clientID != hint.ClientID {
 			h.fail(w, http.StatusBadRequest, "Cannot sign out", "The sign-out request names two different applications.", "")
 			return
 		}
-		clientID, confirmed = aud, true
+		clientID = hint.ClientID
+		if !confirmed {
+			matches, err := h.hintMatchesSSO(r.Context(), hint, ssoID)
+			if err != nil {
+				h.internal(w, r, err)
+				return
+			}
+			confirmed = matches
+		}
 	}
 	if redirect != "" && !h.OIDC.PostLogoutAllowed(clientID, redirect) {
 		h.fail(w, http.StatusBadRequest, "Cannot sign out", "The application asked to return to an address that is not registered for it (post_logout_redirect_uri).", "")
@@ -342,12 +355,15 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
 				params[k] = val
 			}
 		}
+		if params["client_id"] == "" && clientID != "" {
+			params["client_id"] = clientID
+		}
 		v.Data = params
 		h.Web.Page(w, http.StatusOK, "logout-confirm", v)
 		return
 	}
-	if id := h.Cookies.SSOID(r); id != "" {
-		if err := h.Store.DeleteSSOSession(r.Context(), id); err != nil {
+	if ssoID != "" {
+		if err := h.Store.DeleteSSOSession(r.Context(), ssoID); err != nil {
 			h.internal(w, r, err)
 			return
 		}
@@ -368,4 +384,21 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
 	v := h.view("Signed out")
 	v.Message = "You are signed out."
 	h.Web.Page(w, http.StatusOK, "info", v)
+}
+
+// hintMatchesSSO reports whether an id_token_hint names this browser's SSO
+// session: the same user and, when the hint has one, the same sid. Without
+// an SSO session there is nothing to end, and nothing to ask.
+func (h *Handler) hintMatchesSSO(ctx context.Context, hint oidc.Hint, ssoID string) (bool, error) {
+	if ssoID == "" {
+		return true, nil
+	}
+	sso, err := h.Store.SSOSessionByID(ctx, ssoID, time.Now())
+	if errors.Is(err, store.ErrNotFound) {
+		return true, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return sso.UserID == hint.Subject && (hint.SessionID == "" || hint.SessionID == sessionRef(ssoID)), nil
 }

@@ -411,11 +411,9 @@ func (h *Handler) complete(w http.ResponseWriter, r *http.Request, st *state, c 
 		if err := h.Store.DeleteAuthSession(ctx, st.Flow.ID); err != nil {
 			return fmt.Errorf("delete finished auth session: %w", err)
 		}
-		// sid names the SSO session without revealing its secret id.
-		sum := sha256.Sum256([]byte(ssoID))
 		resp, issueErr = h.OIDC.Authorize(ctx, ar, oidc.Identity{
 			User: c.User, AuthTime: authTime, RequestedAt: st.Flow.RequestedAt, Methods: st.Flow.Methods,
-			SessionID: hex.EncodeToString(sum[:12]),
+			SessionID: sessionRef(ssoID),
 		})
 		return issueErr
 	})
@@ -430,6 +428,13 @@ func (h *Handler) complete(w http.ResponseWriter, r *http.Request, st *state, c 
 	h.Log.Info("login succeeded", "event", "login", "user_id", c.User.ID, "client_id", st.Flow.ClientID,
 		"methods", st.Flow.Methods, "sso_reused", !fresh)
 	h.OIDC.WriteAuthorize(ctx, w, ar, resp)
+}
+
+// sessionRef is the sid of tokens issued in an SSO session: it names the
+// session without revealing its secret id.
+func sessionRef(ssoID string) string {
+	sum := sha256.Sum256([]byte(ssoID))
+	return hex.EncodeToString(sum[:12])
 }
 
 // startSSO creates the SSO session for a fresh login (a new id every time:

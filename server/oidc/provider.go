@@ -394,13 +394,18 @@ func (p *Provider) discoveryDocument() []byte {
 	return append(doc, '\n')
 }
 
+// Hint is what an id_token_hint says: the client it was issued to, the
+// user, and the SSO session (sid) it came from.
+type Hint struct {
+	ClientID, Subject, SessionID string
+}
+
 // IDTokenHint checks an id_token_hint (signature and issuer; an expired
-// token is accepted, as logout usually comes after expiry) and returns its
-// audience and subject.
-func (p *Provider) IDTokenHint(ctx context.Context, raw string) (clientID, subject string, err error) {
+// token is accepted, as logout usually comes after expiry).
+func (p *Provider) IDTokenHint(ctx context.Context, raw string) (Hint, error) {
 	set, err := p.Keys.Public(ctx)
 	if err != nil {
-		return "", "", err
+		return Hint{}, err
 	}
 	tok, err := jwt.Parse(raw, func(t *jwt.Token) (interface{}, error) {
 		kid, _ := t.Header["kid"].(string)
@@ -410,25 +415,27 @@ func (p *Provider) IDTokenHint(ctx context.Context, raw string) (clientID, subje
 		return nil, errors.New("unknown kid")
 	})
 	if err != nil && !isOnlyExpired(err) {
-		return "", "", fmt.Errorf("id_token_hint: %w", err)
+		return Hint{}, fmt.Errorf("id_token_hint: %w", err)
 	}
 	if tok == nil {
-		return "", "", errors.New("id_token_hint: unparseable")
+		return Hint{}, errors.New("id_token_hint: unparseable")
 	}
 	claims := tok.Claims
 	if iss, _ := claims["iss"].(string); iss != p.cfg.Issuer() {
-		return "", "", errors.New("id_token_hint: wrong issuer")
+		return Hint{}, errors.New("id_token_hint: wrong issuer")
 	}
-	subject, _ = claims["sub"].(string)
+	var h Hint
+	h.Subject, _ = claims["sub"].(string)
+	h.SessionID, _ = claims["sid"].(string)
 	switch aud := claims["aud"].(type) {
 	case string:
-		clientID = aud
+		h.ClientID = aud
 	case []interface{}:
 		if len(aud) > 0 {
-			clientID, _ = aud[0].(string)
+			h.ClientID, _ = aud[0].(string)
 		}
 	}
-	return clientID, subject, nil
+	return h, nil
 }
 
 func isOnlyExpired(err error) bool {
