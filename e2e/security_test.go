@@ -317,3 +317,83 @@ func TestLogoutHintForAnotherSessionAsks(t *testing.T) {
 		}
 	}
 }
+
+func postForm(t *testing.T, u string, vals url.Values, header map[string]string) (int, map[string]any) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, u, strings.NewReader(vals.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	_ = jsonDecode(resp.Body, &out)
+	return resp.StatusCode, out
+}
+
+// Only authenticated confidential clients may introspect (RFC 7662 §2.1):
+// a public client's access token, or its bare client_id, is no credential.
+func TestIntrospectionNeedsAConfidentialClient(t *testing.T) {
+	s := start(t, opts{})
+	s.passwordLogin(t, testkit.NewClient(t), nil, "alice@example.com", alicePassword)
+	victims := s.App.Last().Token
+	s.passwordLogin(t, testkit.NewClient(t), url.Values{"prompt": {"login"}}, "alice@example.com", alicePassword)
+	attackers := s.App.Last().Token // any public client's token
+	endpoint := s.LK.Issuer + "/protocol/openid-connect/token/introspect"
+	for name, tc := range map[string]struct {
+		vals   url.Values
+		header map[string]string
+	}{
+		"public client's bearer token": {url.Values{"token": {victims.AccessToken}}, map[string]string{"Authorization": "Bearer " + attackers.AccessToken}},
+		"public client_id only":        {url.Values{"token": {victims.AccessToken}, "client_id": {"app"}}, nil},
+		"wrong secret":                 {url.Values{"token": {victims.AccessToken}, "client_id": {"confidential"}, "client_secret": {"wrong"}}, nil},
+	} {
+		if status, out := postForm(t, endpoint, tc.vals, tc.header); status != http.StatusUnauthorized || out["error"] != "invalid_client" || out["sub"] != nil {
+			t.Errorf("%s: status %d, %v", name, status, out)
+		}
+	}
+	// A confidential client, by client_secret_post too.
+	status, out := postForm(t, endpoint, url.Values{"token": {victims.AccessToken}, "client_id": {"confidential"}, "client_secret": {"s3cret-for-the-confidential-client"}}, nil)
+	if status != http.StatusOK || out["active"] != true {
+		t.Fatalf("confidential client: status %d, %v", status, out)
+	}
+}
+
+// Userinfo takes access tokens only, from the header or a form body.
+func TestUserinfoTakesAccessTokensOnly(t *testing.T) {
+	s := start(t, opts{})
+	s.passwordLogin(t, testkit.NewClient(t), nil, "alice@example.com", alicePassword)
+	tok := s.App.Last().Token
+	endpoint := s.LK.Issuer + "/protocol/openid-connect/userinfo"
+	get := func(u string, header map[string]string) int {
+		req, _ := http.NewRequest(http.MethodGet, u, nil)
+		for k, v := range header {
+			req.Header.Set(k, v)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if st := get(endpoint, map[string]string{"Authorization": "Bearer " + tok.RefreshToken}); st != http.StatusUnauthorized {
+		t.Errorf("refresh token as bearer: status %d", st)
+	}
+	if st := get(endpoint+"?access_token="+url.QueryEscape(tok.AccessToken), nil); st != http.StatusUnauthorized {
+		t.Errorf("access token in the query string: status %d", st)
+	}
+	if st, _ := postForm(t, endpoint, url.Values{"access_token": {tok.RefreshToken}}, nil); st != http.StatusUnauthorized {
+		t.Errorf("refresh token in the body: status %d", st)
+	}
+	if st, out := postForm(t, endpoint, url.Values{"access_token": {tok.AccessToken}}, nil); st != http.StatusOK || out["email"] != "alice@example.com" {
+		t.Errorf("access token in the body: status %d %v", st, out)
+	}
+	if st := get(endpoint, map[string]string{"Authorization": "Bearer " + tok.AccessToken}); st != http.StatusOK {
+		t.Errorf("access token in the header: status %d", st)
+	}
+}

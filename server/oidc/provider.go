@@ -13,7 +13,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -282,9 +284,18 @@ func (p *Provider) Revoke(w http.ResponseWriter, r *http.Request) {
 	p.oauth2.WriteRevocationResponse(r.Context(), w, err)
 }
 
-// Introspect is the introspection endpoint (RFC 7662).
+// Introspect is the introspection endpoint (RFC 7662). Only an
+// authenticated confidential client may introspect (§2.1): a public
+// client's credentials prove nothing, and fosite would otherwise accept any
+// live access token as the caller's authorization.
 func (p *Provider) Introspect(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
+	if !p.confidentialCaller(r) {
+		w.Header().Set("WWW-Authenticate", `Basic realm="`+p.cfg.Realm+`"`)
+		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid_client",
+			"error_description": "Introspection needs a confidential client's credentials (client_secret_basic or client_secret_post)."})
+		return
+	}
 	sess := &openid.DefaultSession{Claims: &jwt.IDTokenClaims{}, Headers: &jwt.Headers{}}
 	ir, err := p.oauth2.NewIntrospectionRequest(ctx, r, sess)
 	if err != nil {
@@ -294,18 +305,50 @@ func (p *Provider) Introspect(w http.ResponseWriter, r *http.Request) {
 	p.oauth2.WriteIntrospectionResponse(ctx, w, ir)
 }
 
-// Userinfo returns the claims of the access token's user.
+// confidentialCaller authenticates the client of an introspection request
+// by HTTP Basic (RFC 6749 §2.3.1 form-encoding) or client_secret_post, and
+// hands fosite the credentials as Basic, the one form it reads.
+func (p *Provider) confidentialCaller(r *http.Request) bool {
+	if err := r.ParseForm(); err != nil {
+		return false
+	}
+	id, secret, basic := r.BasicAuth()
+	if basic {
+		var err1, err2 error
+		id, err1 = url.QueryUnescape(id)
+		secret, err2 = url.QueryUnescape(secret)
+		if err1 != nil || err2 != nil {
+			return false
+		}
+	} else if r.Header.Get("Authorization") == "" {
+		id, secret = r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
+	}
+	c, ok := p.cfg.Client(id)
+	if !ok || c.Public() || secret == "" {
+		return false
+	}
+	want, got := sha256.Sum256([]byte(c.Secret)), sha256.Sum256([]byte(secret))
+	if subtle.ConstantTimeCompare(want[:], got[:]) != 1 {
+		return false
+	}
+	r.SetBasicAuth(url.QueryEscape(id), url.QueryEscape(secret))
+	return true
+}
+
+// Userinfo returns the claims of the access token's user. The token comes
+// in the Authorization header or a form body (RFC 6750 §2.1, §2.2), never
+// in the query string (it would reach logs), and must be an access token.
 func (p *Provider) Userinfo(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	tok := fosite.AccessTokenFromRequest(r)
+	tok := bearerToken(r)
 	if tok == "" {
 		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
-		http.Error(w, `{"error":"invalid_token"}`, http.StatusUnauthorized)
+		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid_token"})
 		return
 	}
 	sess := &openid.DefaultSession{Claims: &jwt.IDTokenClaims{}, Headers: &jwt.Headers{}}
-	_, ar, err := p.oauth2.IntrospectToken(ctx, tok, fosite.AccessToken, sess)
-	if err != nil {
+	use, ar, err := p.oauth2.IntrospectToken(ctx, tok, fosite.AccessToken, sess)
+	if err != nil || use != fosite.AccessToken {
 		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
 		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid_token"})
 		return
@@ -326,6 +369,21 @@ func (p *Provider) Userinfo(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	writeJSON(w, http.StatusOK, claims)
+}
+
+// bearerToken reads an access token from the Authorization header, or from
+// a form-encoded POST body; the query string is not read.
+func bearerToken(r *http.Request) string {
+	if auth := r.Header.Get("Authorization"); auth != "" {
+		if scheme, tok, ok := strings.Cut(auth, " "); ok && strings.EqualFold(scheme, "Bearer") {
+			return strings.TrimSpace(tok)
+		}
+		return ""
+	}
+	if r.Method == http.MethodPost && strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
+		return r.PostFormValue("access_token")
+	}
+	return ""
 }
 
 // Certs is the JWKS endpoint.
