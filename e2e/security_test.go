@@ -397,3 +397,50 @@ func TestUserinfoTakesAccessTokensOnly(t *testing.T) {
 		t.Errorf("access token in the header: status %d", st)
 	}
 }
+
+// authorizeRedirect sends an authorization request with c's cookies and
+// returns where Latchkey redirects the browser (without following it).
+func (s *setup) authorizeRedirect(t *testing.T, c *testkit.Client, extra url.Values) (*http.Response, *url.URL) {
+	t.Helper()
+	q := url.Values{"client_id": {"app"}, "redirect_uri": {s.App.RedirectURI()}, "response_type": {"code"}, "scope": {"openid"},
+		"state": {"state-0123456789"}, "nonce": {"nonce-0123456789"},
+		"code_challenge": {oauth2.S256ChallengeFromVerifier(oauth2.GenerateVerifier())}, "code_challenge_method": {"S256"}}
+	for k, v := range extra {
+		q[k] = v
+	}
+	hc := &http.Client{Jar: c.HTTP.Jar, CheckRedirect: noRedirect}
+	resp, err := hc.Get(s.LK.Issuer + "/protocol/openid-connect/auth?" + q.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	loc, _ := url.Parse(resp.Header.Get("Location"))
+	return resp, loc
+}
+
+// Every authorization response names its issuer (RFC 9207), success and
+// error alike, and discovery says so.
+func TestAuthorizationResponsesCarryIss(t *testing.T) {
+	s := start(t, opts{})
+	c := testkit.NewClient(t)
+	_, loc := s.authorizeRedirect(t, c, url.Values{"prompt": {"none"}})
+	if loc.Query().Get("error") != "login_required" || loc.Query().Get("iss") != s.LK.Issuer {
+		t.Fatalf("error response: %s", loc)
+	}
+	p := c.Get(s.LK.Issuer + "/protocol/openid-connect/auth?" + url.Values{"client_id": {"app"}, "redirect_uri": {s.App.RedirectURI()},
+		"response_type": {"code"}, "scope": {"openid"}, "prompt": {"none"}, "response_mode": {"form_post"}, "state": {"state-0123456789"},
+		"code_challenge": {oauth2.S256ChallengeFromVerifier(oauth2.GenerateVerifier())}, "code_challenge_method": {"S256"}}.Encode())
+	if f := p.Form(t, "error"); f.Fields.Get("iss") != s.LK.Issuer || f.Fields.Get("error") == "" {
+		t.Fatalf("form_post error response: %v\n%s", f.Fields, p.Body)
+	}
+	s.passwordLogin(t, c, nil, "alice@example.com", alicePassword)
+	_, loc = s.authorizeRedirect(t, c, url.Values{"prompt": {"none"}})
+	if loc.Query().Get("code") == "" || loc.Query().Get("iss") != s.LK.Issuer || loc.Query().Get("state") != "state-0123456789" {
+		t.Fatalf("success response: %s", loc)
+	}
+	var disc map[string]any
+	getJSON(t, s.LK.Issuer+"/.well-known/openid-configuration", &disc)
+	if disc["authorization_response_iss_parameter_supported"] != true {
+		t.Fatal("discovery does not announce iss in authorization responses")
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"html/template"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -80,6 +81,7 @@ func New(cfg *config.Config, st *store.Store, keys *KeySet, hmacSecret []byte, l
 		ClientSecretsHasher:            sha256Hasher{},
 		TokenURL:                       cfg.Issuer() + "/protocol/openid-connect/token",
 		MinParameterEntropy:            fosite.MinParameterEntropy,
+		FormPostHTMLTemplate:           formPostTemplate(cfg.Issuer()),
 	}
 	strategy := &compose.CommonStrategy{
 		CoreStrategy:               compose.NewOAuth2HMACStrategy(fc),
@@ -160,9 +162,51 @@ func CanRedirectError(ar fosite.AuthorizeRequester) bool {
 	return ar != nil && ar.IsRedirectURIValid()
 }
 
-// WriteAuthorizeError sends an error to the client's redirect URI.
+// WriteAuthorizeError sends an error to the client's redirect URI, with iss.
 func (p *Provider) WriteAuthorizeError(ctx context.Context, w http.ResponseWriter, ar fosite.AuthorizeRequester, err error) {
-	p.oauth2.WriteAuthorizeError(ctx, w, ar, err)
+	p.oauth2.WriteAuthorizeError(ctx, issWriter{w, p.cfg.Issuer()}, ar, err)
+}
+
+// issWriter adds the RFC 9207 iss parameter to an authorization response
+// sent by redirect (query or fragment): it lets a client that talks to
+// several servers tell which one answered (mix-up attacks). form_post
+// responses carry it through formPostTemplate.
+type issWriter struct {
+	http.ResponseWriter
+	iss string
+}
+
+func (w issWriter) WriteHeader(code int) {
+	if loc := w.Header().Get("Location"); loc != "" && code >= 300 && code < 400 {
+		if u, err := url.Parse(loc); err == nil {
+			if u.Fragment != "" {
+				f, _ := url.ParseQuery(u.Fragment)
+				f.Set("iss", w.iss)
+				u.Fragment, u.RawFragment = "", ""
+				loc = u.String() + "#" + f.Encode()
+			} else {
+				q := u.Query()
+				q.Set("iss", w.iss)
+				u.RawQuery = q.Encode()
+				loc = u.String()
+			}
+			w.Header().Set("Location", loc)
+		}
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// formPostTemplate is fosite's form_post page with the iss parameter added.
+func formPostTemplate(issuer string) *template.Template {
+	return template.Must(template.New("form_post").Funcs(template.FuncMap{"issuer": func() string { return issuer }}).Parse(`<html>
+<head><title>Submit This Form</title></head>
+<body onload="javascript:document.forms[0].submit()">
+<form method="post" action="{{ .RedirURL }}">
+{{ range $key, $value := .Parameters }}{{ if ne $key "iss" }}{{ range $parameter := $value }}<input type="hidden" name="{{ $key }}" value="{{ $parameter }}"/>
+{{ end }}{{ end }}{{ end }}<input type="hidden" name="iss" value="{{ issuer }}"/>
+</form>
+</body>
+</html>`))
 }
 
 // Identity is who logged in, and how.
@@ -183,9 +227,9 @@ func (p *Provider) Authorize(ctx context.Context, ar fosite.AuthorizeRequester, 
 	return p.oauth2.NewAuthorizeResponse(ctx, ar, p.session(ar.GetGrantedScopes(), id))
 }
 
-// WriteAuthorize redirects the browser back to the client with the code.
+// WriteAuthorize redirects the browser back to the client with the code and iss.
 func (p *Provider) WriteAuthorize(ctx context.Context, w http.ResponseWriter, ar fosite.AuthorizeRequester, resp fosite.AuthorizeResponder) {
-	p.oauth2.WriteAuthorizeResponse(ctx, w, ar, resp)
+	p.oauth2.WriteAuthorizeResponse(ctx, issWriter{w, p.cfg.Issuer()}, ar, resp)
 }
 
 func (p *Provider) session(scopes fosite.Arguments, id Identity) *openid.DefaultSession {
@@ -443,7 +487,7 @@ func (p *Provider) discoveryDocument() []byte {
 		"claims_parameter_supported":                     false,
 		"request_parameter_supported":                    false,
 		"request_uri_parameter_supported":                false,
-		"authorization_response_iss_parameter_supported": false,
+		"authorization_response_iss_parameter_supported": true,
 		"frontchannel_logout_supported":                  false,
 	})
 	if err != nil {
