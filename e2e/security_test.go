@@ -444,3 +444,27 @@ func TestAuthorizationResponsesCarryIss(t *testing.T) {
 		t.Fatal("discovery does not announce iss in authorization responses")
 	}
 }
+
+// Look-alike addresses are refused with a clear message, and create no
+// account and send no mail, even with forceCreateUser.
+func TestLookalikeAddressesAreRefused(t *testing.T) {
+	s := start(t, magic(map[string]string{"forceCreateUser": "true"}))
+	for _, addr := range []string{
+		"alice@ex\u0430mple.com", "ali\u200bce@example.com", "alice@example.com\u202e", "\uff41lice@example.com", "alice@[127.0.0.1]",
+	} {
+		p := s.requestLink(t, testkit.NewClient(t), addr)
+		if !p.Has("type it again in one alphabet") || p.Has("Check your email") {
+			t.Errorf("%q: not refused:\n%s", addr, p.Body)
+		}
+	}
+	n, err := s.LK.Server.Store.CountUsers(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 2 { // the two of realm.yaml
+		t.Errorf("%d users, want the 2 of realm.yaml", n)
+	}
+	if mails, _ := s.LK.Server.Store.RecentMail(t.Context(), 10); len(mails) != 0 {
+		t.Errorf("%d mails queued for look-alike addresses", len(mails))
+	}
+}

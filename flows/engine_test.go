@@ -389,12 +389,25 @@ func TestParseEmail(t *testing.T) {
 	for in, want := range map[string]string{
 		"  Alice@Example.COM ": "alice@example.com",
 		"bob@example.org":      "bob@example.org",
+		"José@Müller.de":       "josé@müller.de",
+		"ivan@пример.рф":       "ivan@пример.рф",
+		"taro@日本.jp":           "taro@日本.jp",
+		"用户@例子.中国":             "用户@例子.中国",
 	} {
 		if got, err := ParseEmail(in); err != nil || got != want {
 			t.Errorf("ParseEmail(%q) = %q, %v; want %q", in, got, err, want)
 		}
 	}
-	for _, in := range []string{"", "victim@example.com\r\nBcc: x@evil.example", "Alice <a@example.com>", "no-at-sign", "a@localhost", "a b@example.com", "a@example.com\x00"} {
+	for _, in := range []string{"", "victim@example.com\r\nBcc: x@evil.example", "Alice <a@example.com>", "no-at-sign", "a@localhost", "a b@example.com", "a@example.com\x00",
+		"alice@ex\u0430mple.com",  // Cyrillic a in a Latin label
+		"\u0430lice@example.com",  // Cyrillic a in a Latin local part
+		"ali\u200bce@example.com", // zero-width space
+		"alice@example.com\u202e", // bidi override
+		"\uff41lice@example.com",  // fullwidth a
+		"a@[127.0.0.1]",           // domain literal
+		"a@exa_mple.com",          // not a host name
+		"a\u2665b@example.com",    // a symbol
+	} {
 		if got, err := ParseEmail(in); err == nil {
 			t.Errorf("ParseEmail(%q) = %q, want an error", in, got)
 		}
