@@ -468,3 +468,40 @@ func TestLookalikeAddressesAreRefused(t *testing.T) {
 		t.Errorf("%d mails queued for look-alike addresses", len(mails))
 	}
 }
+
+// Repeated parameters are invalid_request (RFC 6749 3.1), never "first
+// value wins": by redirect when client and redirect URI are single, on an
+// error page otherwise, and as JSON at the token endpoint.
+func TestRepeatedParametersAreRefused(t *testing.T) {
+	s := start(t, opts{})
+	c := testkit.NewClient(t)
+	resp, loc := s.authorizeRedirect(t, c, url.Values{"state": {"state-0123456789", "state-other-0123"}})
+	if loc.Query().Get("error") != "invalid_request" || !strings.Contains(loc.Query().Get("error_description"), "state") {
+		t.Fatalf("repeated state: %d %s", resp.StatusCode, loc)
+	}
+	resp, loc = s.authorizeRedirect(t, c, url.Values{"redirect_uri": {s.App.RedirectURI(), s.App.RedirectURI()}})
+	if resp.StatusCode != http.StatusBadRequest || loc.String() != "" {
+		t.Fatalf("repeated redirect_uri: status %d, Location %q", resp.StatusCode, loc)
+	}
+	status, out := postForm(t, s.LK.Issuer+"/protocol/openid-connect/token",
+		url.Values{"grant_type": {"authorization_code"}, "code": {"a", "b"}, "client_id": {"app"}}, nil)
+	if status != http.StatusBadRequest || out["error"] != "invalid_request" {
+		t.Fatalf("repeated code at the token endpoint: %d %v", status, out)
+	}
+}
+
+// prompt is a space-separated list: "login consent" forces a login, and
+// "none" with anything else is an error.
+func TestPromptIsAList(t *testing.T) {
+	s := start(t, opts{})
+	c := testkit.NewClient(t)
+	s.passwordLogin(t, c, nil, "alice@example.com", alicePassword)
+	p := c.Get(s.App.LoginURL(url.Values{"prompt": {"login consent"}}))
+	if _, ok := p.Form(t, "password").Fields["password"]; !ok || len(s.App.Results()) != 1 {
+		t.Fatalf("prompt=login consent reused the SSO session:\n%s", p.Body)
+	}
+	_, loc := s.authorizeRedirect(t, c, url.Values{"prompt": {"none login"}})
+	if loc.Query().Get("error") != "invalid_request" {
+		t.Fatalf("prompt=none login: %s", loc)
+	}
+}

@@ -113,7 +113,7 @@ type Session struct {
 	Selected    map[string]string // alternative chosen by the user, by level
 	Notes       map[string]string // authenticators' notes; survive redirects
 	Methods     []string          // how the user authenticated (amr)
-	Prompt      string            // OIDC prompt (login, none, ...)
+	Prompt      string            // OIDC prompt: a space-separated list (login, none, consent, ...)
 	MaxAge      int               // OIDC max_age in seconds; -1 when absent
 	LoginHint   string
 	RequestedAt time.Time
@@ -122,6 +122,9 @@ type Session struct {
 
 // Note returns a note.
 func (s *Session) Note(k string) string { return s.Notes[k] }
+
+// Prompted reports whether the OIDC prompt list contains value.
+func (s *Session) Prompted(value string) bool { return slices.Contains(strings.Fields(s.Prompt), value) }
 
 // SetNote stores a note that survives redirects.
 func (s *Session) SetNote(k, v string) {

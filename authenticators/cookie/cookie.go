@@ -26,7 +26,7 @@ type authenticator struct{}
 // there is none, prompt=login was asked, or it is older than max_age.
 func (authenticator) Authenticate(ctx context.Context, c *flows.Context) (flows.Result, error) {
 	sso := c.SSO
-	if sso == nil || c.Session.Prompt == "login" {
+	if sso == nil || c.Session.Prompted("login") {
 		return flows.Skipped(), nil
 	}
 	if c.Session.MaxAge >= 0 && c.Time().Sub(sso.AuthTime) > time.Duration(c.Session.MaxAge)*time.Second {

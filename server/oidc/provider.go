@@ -153,7 +153,47 @@ func (p *Provider) ParseAuthorize(ctx context.Context, r *http.Request) (fosite.
 			return nil, ErrUnregisteredRedirect
 		}
 	}
-	return p.oauth2.NewAuthorizeRequest(ctx, r)
+	// RFC 6749 3.1: parameters MUST NOT be included more than once. A
+	// repeated client_id or redirect_uri cannot be trusted to redirect to.
+	if dup := Repeated(r.Form); dup != "" {
+		err := fosite.ErrInvalidRequest.WithHintf("The %s parameter was sent more than once.", dup)
+		if dup == "client_id" || dup == "redirect_uri" {
+			return nil, err
+		}
+		ar, perr := p.oauth2.NewAuthorizeRequest(ctx, r)
+		if perr != nil {
+			return ar, perr
+		}
+		return ar, err
+	}
+	ar, err := p.oauth2.NewAuthorizeRequest(ctx, r)
+	if err != nil {
+		return ar, err
+	}
+	prompts := strings.Fields(r.Form.Get("prompt"))
+	if slices.Contains(prompts, "none") && len(prompts) > 1 {
+		return ar, fosite.ErrInvalidRequest.WithHint("prompt=none cannot be combined with other prompt values.")
+	}
+	for _, v := range prompts {
+		if !slices.Contains(promptValues, v) {
+			return ar, fosite.ErrInvalidRequest.WithHintf("Unknown prompt value %q.", v)
+		}
+	}
+	return ar, nil
+}
+
+// promptValues are the OIDC prompt values understood (login and none act;
+// consent and select_account need no page of their own here).
+var promptValues = []string{"none", "login", "consent", "select_account"}
+
+// Repeated returns the first parameter that appears more than once, or "".
+func Repeated(form url.Values) string {
+	for k, v := range form {
+		if len(v) > 1 {
+			return k
+		}
+	}
+	return ""
 }
 
 // CanRedirectError reports whether an authorization error may be sent to the
@@ -268,6 +308,13 @@ func (p *Provider) session(scopes fosite.Arguments, id Identity) *openid.Default
 // Token is the token endpoint.
 func (p *Provider) Token(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
+	if err := r.ParseForm(); err == nil {
+		if dup := Repeated(r.Form); dup != "" {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_request",
+				"error_description": "The " + dup + " parameter was sent more than once."})
+			return
+		}
+	}
 	sess := &openid.DefaultSession{Claims: &jwt.IDTokenClaims{}, Headers: &jwt.Headers{}}
 	ar, err := p.oauth2.NewAccessRequest(ctx, r, sess)
 	if err != nil {
