@@ -505,3 +505,45 @@ func TestPromptIsAList(t *testing.T) {
 		t.Fatalf("prompt=none login: %s", loc)
 	}
 }
+
+// "Use another email" and then the same address again is a resend: it waits
+// for the cooldown like the resend button.
+func TestAnotherEmailThenSameAddressKeepsTheCooldown(t *testing.T) {
+	s := start(t, magic(nil))
+	c := testkit.NewClient(t)
+	p := s.requestLink(t, c, "alice@example.com")
+	s.SMTP.WaitFor(t, "alice@example.com", 1, 10*time.Second)
+	p = c.Submit(p, p.FormWith(t, "action", "another"), nil)
+	p = c.Submit(p, p.Form(t, "email"), map[string]string{"email": "alice@example.com"})
+	if !p.Has("Check your email") {
+		t.Fatalf("after typing the same address again:\n%s", p.Body)
+	}
+	if n := s.mailCount(t, "alice@example.com"); n != 1 {
+		t.Fatalf("%d mails queued, want 1 (the cooldown applies)", n)
+	}
+}
+
+// Someone elsewhere cannot use up a user's links: the per-address limit
+// counts per client address, with a higher cap for all addresses together.
+func TestSendLimitsDoNotLockOutFromElsewhere(t *testing.T) {
+	doc := strings.Replace(realm, "  publicURL: {{PUBLIC}}\n", "  publicURL: {{PUBLIC}}\n  trustedProxies: [127.0.0.1]\n", 1)
+	s := startDoc(t, doc, magic(map[string]string{"maxPerEmail": "3", "maxPerEmailAllIPs": "5"}))
+	for i := 1; i <= 4; i++ {
+		p := s.requestLink(t, testkit.NewClientFrom(t, "203.0.113.9"), "alice@example.com")
+		if limited := p.Has("too many links"); limited != (i == 4) {
+			t.Fatalf("attacker's request %d: limited=%v", i, limited)
+		}
+	}
+	if p := s.requestLink(t, testkit.NewClientFrom(t, "198.51.100.7"), "alice@example.com"); p.Has("too many links") {
+		t.Fatalf("the user, elsewhere, is locked out:\n%s", p.Body)
+	}
+	s.SMTP.WaitFor(t, "alice@example.com", 4, 10*time.Second)
+	// The cap over all addresses still bounds a distributed attacker.
+	s.requestLink(t, testkit.NewClientFrom(t, "192.0.2.1"), "alice@example.com")
+	if p := s.requestLink(t, testkit.NewClientFrom(t, "192.0.2.2"), "alice@example.com"); !p.Has("too many links") {
+		t.Fatalf("the all-addresses cap did not hold:\n%s", p.Body)
+	}
+	if n := s.mailCount(t, "alice@example.com"); n != 5 {
+		t.Fatalf("%d mails queued, want 5", n)
+	}
+}

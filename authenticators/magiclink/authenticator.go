@@ -20,6 +20,7 @@ const (
 const (
 	noteEmail  = "magic-link.email"
 	noteSentAt = "magic-link.sentAt"
+	noteSentTo = "magic-link.sentTo" // the address of the last send: kept by "use another email"
 )
 
 // EmailForm is the data of the email page.
@@ -66,7 +67,8 @@ func (Factory) Options() []flows.Option {
 				}
 				return nil
 			}},
-		{Name: "maxPerEmail", Type: flows.Int, Default: 5, Help: "Links sent to one address per rateWindow.", Check: positive},
+		{Name: "maxPerEmail", Type: flows.Int, Default: 5, Help: "Links sent to one address per rateWindow, counted per client IP (someone elsewhere cannot use up a user's links).", Check: positive},
+		{Name: "maxPerEmailAllIPs", Type: flows.Int, Default: 20, Help: "Links sent to one address per rateWindow from all client IPs together.", Check: positive},
 		{Name: "maxPerIP", Type: flows.Int, Default: 30, Help: "Links requested from one client IP per rateWindow.", Check: positive},
 		{Name: "rateWindow", Type: flows.Duration, Default: 15 * time.Minute, Help: "Window of the send limits.", Check: positive},
 		{Name: "resendCooldown", Type: flows.Duration, Default: 30 * time.Second, Help: "Wait between two sends for one login.", Check: positive},
@@ -104,8 +106,9 @@ func (a *Authenticator) Action(ctx context.Context, c *flows.Context) (flows.Res
 	}
 	switch c.Form.Get("action") {
 	case "another":
+		// The last send's time and address stay: typing the same address
+		// again is a resend, and waits for the cooldown.
 		c.Session.SetNote(noteEmail, "")
-		c.Session.SetNote(noteSentAt, "")
 		return flows.Show(PageEmail, EmailForm{}), nil
 	case "resend":
 		if email := c.Session.Note(noteEmail); email != "" {
@@ -135,22 +138,27 @@ func (a *Authenticator) sentPage(c *flows.Context, email, retry string) SentPage
 // the person sees the same page: no enumeration.
 func (a *Authenticator) send(ctx context.Context, c *flows.Context, email string) (flows.Result, error) {
 	now := c.Time()
-	if c.Session.Note(noteEmail) == email {
+	if c.Session.Note(noteSentTo) == email {
 		if p := a.sentPage(c, email, ""); p.ResendIn > 0 {
+			c.Session.SetNote(noteEmail, email)
 			return flows.Show(PageSent, p), nil
 		}
 	}
 	window := a.cfg.Duration("rateWindow")
 	for _, lim := range []struct {
-		key string
-		max int
-	}{{"ml:" + email, a.cfg.Int("maxPerEmail")}, {"ml-ip:" + c.ClientIP, a.cfg.Int("maxPerIP")}} {
+		name, key string
+		max       int
+	}{
+		{"per_email_and_ip", "ml:" + email + "|" + c.ClientIP, a.cfg.Int("maxPerEmail")},
+		{"per_email", "ml:" + email, a.cfg.Int("maxPerEmailAllIPs")},
+		{"per_ip", "ml-ip:" + c.ClientIP, a.cfg.Int("maxPerIP")},
+	} {
 		n, until, err := a.svc.Counter.Hit(ctx, lim.key, window, now)
 		if err != nil {
 			return flows.Result{}, err
 		}
 		if n > lim.max {
-			a.svc.Log.Warn("magic link rate limit reached", "event", "link_rate_limited", "limit", lim.key[:len("ml")+3], "client_ip", c.ClientIP)
+			a.svc.Log.Warn("magic link rate limit reached", "event", "link_rate_limited", "limit", lim.name, "client_ip", c.ClientIP)
 			c.Session.SetNote(noteEmail, email)
 			return flows.Show(PageSent, a.sentPage(c, email, fmt.Sprintf("You asked for too many links. No new email was sent; try again in %s.", HumanDuration(until.Sub(now).Round(time.Second))))), nil
 		}
@@ -175,6 +183,7 @@ func (a *Authenticator) send(ctx context.Context, c *flows.Context, email string
 		a.svc.Log.Info("magic link requested for unknown address", "event", "link_requested", "sent", false)
 	}
 	c.Session.SetNote(noteEmail, email)
+	c.Session.SetNote(noteSentTo, email)
 	c.Session.SetNote(noteSentAt, now.Format(time.RFC3339Nano))
 	p := a.sentPage(c, email, "")
 	p.Queued = true

@@ -24,6 +24,22 @@ func NewClient(t testing.TB) *Client {
 	return &Client{HTTP: &http.Client{Jar: jar}, t: t}
 }
 
+// NewClientFrom returns a client whose requests come, as a trusted proxy
+// says with X-Forwarded-For, from the client address ip.
+func NewClientFrom(t testing.TB, ip string) *Client {
+	c := NewClient(t)
+	c.HTTP.Transport = forwardedFor{ip}
+	return c
+}
+
+type forwardedFor struct{ ip string }
+
+func (f forwardedFor) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("X-Forwarded-For", f.ip)
+	return http.DefaultTransport.RoundTrip(r)
+}
+
 // Page is a fetched page.
 type Page struct {
 	URL    *url.URL
