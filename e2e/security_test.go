@@ -547,3 +547,31 @@ func TestSendLimitsDoNotLockOutFromElsewhere(t *testing.T) {
 		t.Fatalf("%d mails queued, want 5", n)
 	}
 }
+
+// A management API body is one JSON object; a huge ttl is a 400, not a wrap.
+func TestManagementAPIBodiesAreStrict(t *testing.T) {
+	s := start(t, magic(nil))
+	post := func(body string) (int, map[string]any) {
+		req, _ := http.NewRequest(http.MethodPost, s.LK.URL+"/realms/test/magic-links", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer test-api-key-0123456789-0123456789-abcdef")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		_ = jsonDecode(resp.Body, &out)
+		return resp.StatusCode, out
+	}
+	good := `{"email":"alice@example.com","clientId":"app","redirectUri":"` + s.App.RedirectURI() + `"`
+	if st, out := post(good + `}{"email":"x@example.com"}`); st != http.StatusBadRequest {
+		t.Errorf("trailing data: %d %v", st, out)
+	}
+	if st, out := post(good + `,"ttl":"106751991167301d"}`); st != http.StatusBadRequest || out["field"] != "ttl" {
+		t.Errorf("huge ttl: %d %v", st, out)
+	}
+	if st, out := post(good + `}`); st != http.StatusCreated {
+		t.Errorf("valid request: %d %v", st, out)
+	}
+}

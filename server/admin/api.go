@@ -106,7 +106,7 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 }
 
 func (a *API) create(w http.ResponseWriter, r *http.Request, key string) {
-	body, err := io.ReadAll(io.LimitReader(r.Body, 64<<10))
+	body, err := io.ReadAll(r.Body) // bounded by httplimit
 	if err != nil {
 		a.fail(w, r, bad("", "unreadable body"))
 		return
@@ -116,6 +116,10 @@ func (a *API) create(w http.ResponseWriter, r *http.Request, key string) {
 	var req CreateRequest
 	if err := dec.Decode(&req); err != nil {
 		a.fail(w, r, bad(jsonField(err), "%s", jsonProblem(err)))
+		return
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		a.fail(w, r, bad("", "the body must hold one JSON object and nothing after it"))
 		return
 	}
 	res, err := a.Service.Create(r.Context(), req, time.Now())

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"reflect"
 	"regexp"
@@ -15,12 +16,15 @@ import (
 // Duration is a time.Duration written as "15m", "720h" or "3d".
 type Duration time.Duration
 
+// maxDays keeps a day count from overflowing time.Duration.
+const maxDays = int(math.MaxInt64 / int64(24*time.Hour))
+
 // ParseDuration accepts Go durations plus a "d" (24h) suffix.
 func ParseDuration(s string) (time.Duration, error) {
 	s = strings.TrimSpace(s)
 	if n, ok := strings.CutSuffix(s, "d"); ok {
 		days, err := strconv.Atoi(n)
-		if err != nil || days < 0 {
+		if err != nil || days < 0 || days > maxDays {
 			return 0, fmt.Errorf("invalid duration %q (use 15m, 2h or 3d)", s)
 		}
 		return time.Duration(days) * 24 * time.Hour, nil

@@ -400,11 +400,11 @@ func (h *Handler) complete(w http.ResponseWriter, r *http.Request, st *state, c 
 	// code is issued for a login whose session was not recorded.
 	var resp fosite.AuthorizeResponder
 	var issueErr error
+	ssoID := h.Cookies.SSOID(r)
 	err := h.Store.InTx(ctx, func(ctx context.Context) error {
-		ssoID := h.Cookies.SSOID(r)
 		if fresh {
 			var err error
-			if ssoID, err = h.startSSO(ctx, w, r, c.User.ID, st.Flow.Methods, authTime); err != nil {
+			if ssoID, err = h.startSSO(ctx, r, c.User.ID, st.Flow.Methods, authTime); err != nil {
 				return err
 			}
 		}
@@ -425,6 +425,9 @@ func (h *Handler) complete(w http.ResponseWriter, r *http.Request, st *state, c 
 		h.internal(w, r, err)
 		return
 	}
+	if fresh {
+		h.setSSOCookies(w, r, ssoID) // only once the session they name is committed
+	}
 	h.Log.Info("login succeeded", "event", "login", "user_id", c.User.ID, "client_id", st.Flow.ClientID,
 		"methods", st.Flow.Methods, "sso_reused", !fresh)
 	h.OIDC.WriteAuthorize(ctx, w, ar, resp)
@@ -438,8 +441,9 @@ func sessionRef(ssoID string) string {
 }
 
 // startSSO creates the SSO session for a fresh login (a new id every time:
-// no fixation), and rotates the browser's id and CSRF token.
-func (h *Handler) startSSO(ctx context.Context, w http.ResponseWriter, r *http.Request, userID string, methods []string, authTime time.Time) (string, error) {
+// no fixation) and ends the browser's previous one. The caller sets the
+// cookies once the transaction has committed (setSSOCookies).
+func (h *Handler) startSSO(ctx context.Context, r *http.Request, userID string, methods []string, authTime time.Time) (string, error) {
 	now := time.Now().UTC()
 	if old := h.Cookies.SSOID(r); old != "" {
 		_ = h.Store.DeleteSSOSession(ctx, old)
@@ -451,15 +455,22 @@ func (h *Handler) startSSO(ctx context.Context, w http.ResponseWriter, r *http.R
 	}); err != nil {
 		return "", err
 	}
-	h.Cookies.SetSSO(w, r, id)
-	h.Cookies.RotateBrowser(w, r)
 	return id, nil
+}
+
+// setSSOCookies names the new SSO session and rotates the browser's id and
+// CSRF token.
+func (h *Handler) setSSOCookies(w http.ResponseWriter, r *http.Request, ssoID string) {
+	h.Cookies.SetSSO(w, r, ssoID)
+	h.Cookies.RotateBrowser(w, r)
 }
 
 // completeMinted ends a login begun by a minted link.
 func (h *Handler) completeMinted(w http.ResponseWriter, r *http.Request, st *state, c *flows.Context) {
+	var ssoID string
 	err := h.Store.InTx(r.Context(), func(ctx context.Context) error {
-		if _, err := h.startSSO(ctx, w, r, c.User.ID, st.Flow.Methods, time.Now().UTC().Truncate(time.Second)); err != nil {
+		var err error
+		if ssoID, err = h.startSSO(ctx, r, c.User.ID, st.Flow.Methods, time.Now().UTC().Truncate(time.Second)); err != nil {
 			return err
 		}
 		return h.Store.DeleteAuthSession(ctx, st.Flow.ID)
@@ -468,6 +479,7 @@ func (h *Handler) completeMinted(w http.ResponseWriter, r *http.Request, st *sta
 		h.internal(w, r, err)
 		return
 	}
+	h.setSSOCookies(w, r, ssoID)
 	h.Log.Info("login succeeded", "event", "login", "user_id", c.User.ID, "client_id", st.Flow.ClientID,
 		"methods", st.Flow.Methods, "minted_link", true)
 	http.Redirect(w, r, st.Return, http.StatusSeeOther)
