@@ -124,7 +124,9 @@ type Session struct {
 func (s *Session) Note(k string) string { return s.Notes[k] }
 
 // Prompted reports whether the OIDC prompt list contains value.
-func (s *Session) Prompted(value string) bool { return slices.Contains(strings.Fields(s.Prompt), value) }
+func (s *Session) Prompted(value string) bool {
+	return slices.Contains(strings.Fields(s.Prompt), value)
+}
 
 // SetNote stores a note that survives redirects.
 func (s *Session) SetNote(k, v string) {
