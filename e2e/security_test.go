@@ -575,3 +575,31 @@ func TestManagementAPIBodiesAreStrict(t *testing.T) {
 		t.Errorf("valid request: %d %v", st, out)
 	}
 }
+
+// One wrong code_verifier (from whoever intercepted the code) must not
+// break the legitimate exchange: fosite deletes the PKCE record before it
+// checks the verifier, so the store keeps it until the code is redeemed.
+func TestWrongVerifierDoesNotBreakTheRealExchange(t *testing.T) {
+	s := start(t, opts{})
+	c := testkit.NewClient(t)
+	s.passwordLogin(t, c, nil, "alice@example.com", alicePassword)
+	verifier := oauth2.GenerateVerifier()
+	_, loc := s.authorizeRedirect(t, c, url.Values{"prompt": {"none"}, "code_challenge": {oauth2.S256ChallengeFromVerifier(verifier)}})
+	code := loc.Query().Get("code")
+	if code == "" {
+		t.Fatalf("no code: %s", loc)
+	}
+	exchange := func(v string) (int, map[string]any) {
+		return postForm(t, s.LK.Issuer+"/protocol/openid-connect/token", url.Values{"grant_type": {"authorization_code"}, "code": {code},
+			"client_id": {"app"}, "redirect_uri": {s.App.RedirectURI()}, "code_verifier": {v}}, nil)
+	}
+	if st, out := exchange(oauth2.GenerateVerifier()); st != http.StatusBadRequest || out["error"] != "invalid_grant" {
+		t.Fatalf("wrong verifier: %d %v", st, out)
+	}
+	if st, out := exchange(verifier); st != http.StatusOK || out["access_token"] == nil {
+		t.Fatalf("the right verifier after a wrong one: %d %v", st, out)
+	}
+	if st, _ := exchange(verifier); st != http.StatusBadRequest {
+		t.Fatalf("the code was accepted twice: %d", st)
+	}
+}

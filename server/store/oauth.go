@@ -212,6 +212,7 @@ func (s *Store) GetAuthorizeCodeSession(ctx context.Context, code string, sessio
 
 // InvalidateAuthorizeCodeSession marks a code used. One statement decides,
 // so of two concurrent redemptions exactly one succeeds.
+// Redeeming the code also ends its PKCE record (see DeletePKCERequestSession).
 func (s *Store) InvalidateAuthorizeCodeSession(ctx context.Context, code string) error {
 	res := s.db(ctx).Model(&OAuthRecord{}).Where("kind = ? AND signature = ? AND active", kindCode, code).Update("active", false)
 	if res.Error != nil {
@@ -220,7 +221,7 @@ func (s *Store) InvalidateAuthorizeCodeSession(ctx context.Context, code string)
 	if res.RowsAffected == 0 {
 		return fosite.ErrInvalidatedAuthorizeCode
 	}
-	return nil
+	return s.delete(ctx, kindPKCE, code)
 }
 
 // CreateAccessTokenSession implements oauth2.AccessTokenStorage.
@@ -340,9 +341,13 @@ func (s *Store) GetPKCERequestSession(ctx context.Context, signature string, ses
 	return req, nil
 }
 
-// DeletePKCERequestSession implements pkce.PKCERequestStorage.
-func (s *Store) DeletePKCERequestSession(ctx context.Context, signature string) error {
-	return s.delete(ctx, kindPKCE, signature)
+// DeletePKCERequestSession implements pkce.PKCERequestStorage as a no-op.
+// fosite calls it before it checks the code_verifier, so deleting here let
+// whoever intercepted a code break the legitimate exchange with one wrong
+// verifier. The record ends with its code instead
+// (InvalidateAuthorizeCodeSession), or expires with it and is purged.
+func (s *Store) DeletePKCERequestSession(context.Context, string) error {
+	return nil
 }
 
 // fosite keys OpenID Connect sessions by the raw authorization code, not

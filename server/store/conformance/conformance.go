@@ -242,9 +242,16 @@ func testPKCEAndOIDC(t *testing.T, s *store.Store) {
 	if got.GetRequestForm().Get("code_challenge") != "abc" {
 		t.Fatal("PKCE challenge lost")
 	}
+	// fosite deletes before checking the verifier: the record must survive
+	// that, and end when its code is redeemed.
 	must(t, s.DeletePKCERequestSession(ctx, "sig"))
+	if _, err := s.GetPKCERequestSession(ctx, "sig", newSession()); err != nil {
+		t.Fatalf("PKCE session gone before its code was redeemed: %v", err)
+	}
+	must(t, s.CreateAuthorizeCodeSession(ctx, "sig", r))
+	must(t, s.InvalidateAuthorizeCodeSession(ctx, "sig"))
 	if _, err := s.GetPKCERequestSession(ctx, "sig", newSession()); !errors.Is(err, fosite.ErrNotFound) {
-		t.Fatalf("deleted PKCE session: err = %v", err)
+		t.Fatalf("PKCE session after its code was redeemed: err = %v", err)
 	}
 	must(t, s.CreateOpenIDConnectSession(ctx, "code", r))
 	oidc, err := s.GetOpenIDConnectSession(ctx, "code", &fosite.Request{Session: newSession()})
