@@ -603,3 +603,40 @@ func TestWrongVerifierDoesNotBreakTheRealExchange(t *testing.T) {
 		t.Fatalf("the code was accepted twice: %d", st)
 	}
 }
+
+// SSO sessions end after sessions.ssoIdleTimeout without use, and each
+// login they answer renews them.
+func TestSSOSessionsHaveAnIdleTimeout(t *testing.T) {
+	dsn := t.TempDir() + "/lk.db"
+	s := start(t, opts{dsn: dsn})
+	c := testkit.NewClient(t)
+	s.passwordLogin(t, c, nil, "alice@example.com", alicePassword)
+	db := openSQLite(t, dsn)
+	idle := func() time.Time {
+		var at time.Time
+		if err := db.QueryRow(`SELECT idle_expires_at FROM sso_sessions`).Scan(&at); err != nil {
+			t.Fatal(err)
+		}
+		return at
+	}
+	first := idle()
+	if d := time.Until(first); d < 29*time.Minute || d > 31*time.Minute {
+		t.Fatalf("idle deadline in %s, want the default 30m", d)
+	}
+	if _, err := db.Exec(`UPDATE sso_sessions SET idle_expires_at = ?`, time.Now().UTC().Add(-time.Minute).Add(30*time.Minute-time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	before := idle()
+	c.Get(s.App.LoginURL(url.Values{"prompt": {"none"}}))
+	if res := s.App.Last(); res.Err != "" || !idle().After(before) {
+		t.Fatalf("SSO reuse: %+v; idle deadline %s -> %s", res, before, idle())
+	}
+	// Idle past the deadline: the session no longer answers.
+	if _, err := db.Exec(`UPDATE sso_sessions SET idle_expires_at = ?`, time.Now().UTC().Add(-time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	c.Get(s.App.LoginURL(url.Values{"prompt": {"none"}}))
+	if res := s.App.Last(); res.Err != "login_required" {
+		t.Fatalf("idle SSO session still answered: %+v", res)
+	}
+}

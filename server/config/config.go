@@ -103,6 +103,9 @@ type Sessions struct {
 	AuthSessionTTL Duration `yaml:"authSessionTTL"`
 	// SSOSessionTTL is how long a login is remembered for single sign-on.
 	SSOSessionTTL Duration `yaml:"ssoSessionTTL"`
+	// SSOIdleTimeout ends an SSO session not used for this long (Keycloak's
+	// "SSO Session Idle", 30m by default); each login it answers renews it.
+	SSOIdleTimeout Duration `yaml:"ssoIdleTimeout"`
 	// AuthSessionsPerMinutePerIP bounds the login attempts (each a stored
 	// row) one client address may start per minute.
 	AuthSessionsPerMinutePerIP int `yaml:"authSessionsPerMinutePerIP"`
@@ -194,7 +197,7 @@ func defaults() Config {
 			SigningAlgorithm: "RS256", KeyCacheTTL: Duration(30 * time.Second),
 		},
 		Outbox:   Outbox{PollInterval: Duration(time.Second), Lease: Duration(time.Minute), MaxAttempts: 12, Parallel: 8},
-		Sessions: Sessions{AuthSessionTTL: Duration(time.Hour), SSOSessionTTL: Duration(10 * time.Hour), AuthSessionsPerMinutePerIP: 120},
+		Sessions: Sessions{AuthSessionTTL: Duration(time.Hour), SSOSessionTTL: Duration(10 * time.Hour), SSOIdleTimeout: Duration(30 * time.Minute), AuthSessionsPerMinutePerIP: 120},
 	}
 }
 
@@ -287,6 +290,7 @@ func (d *decoder) validate(c *Config, opts Options) {
 		{"tokens.accessTokenTTL", c.Tokens.AccessTokenTTL}, {"tokens.idTokenTTL", c.Tokens.IDTokenTTL},
 		{"tokens.refreshTokenTTL", c.Tokens.RefreshTokenTTL}, {"tokens.authorizationCodeTTL", c.Tokens.AuthorizationCodeTTL},
 		{"sessions.authSessionTTL", c.Sessions.AuthSessionTTL}, {"sessions.ssoSessionTTL", c.Sessions.SSOSessionTTL},
+		{"sessions.ssoIdleTimeout", c.Sessions.SSOIdleTimeout},
 		{"tokens.keyCacheTTL", c.Tokens.KeyCacheTTL}, {"outbox.pollInterval", c.Outbox.PollInterval}, {"outbox.lease", c.Outbox.Lease},
 	} {
 		if t.v <= 0 {

@@ -407,6 +407,8 @@ func (h *Handler) complete(w http.ResponseWriter, r *http.Request, st *state, c 
 			if ssoID, err = h.startSSO(ctx, r, c.User.ID, st.Flow.Methods, authTime); err != nil {
 				return err
 			}
+		} else if err := h.Store.TouchSSOSession(ctx, ssoID, now.Add(h.Cfg.Sessions.SSOIdleTimeout.D())); err != nil {
+			return err
 		}
 		if err := h.Store.DeleteAuthSession(ctx, st.Flow.ID); err != nil {
 			return fmt.Errorf("delete finished auth session: %w", err)
@@ -449,9 +451,10 @@ func (h *Handler) startSSO(ctx context.Context, r *http.Request, userID string, 
 		_ = h.Store.DeleteSSOSession(ctx, old)
 	}
 	id := randomString()
+	idle := now.Add(h.Cfg.Sessions.SSOIdleTimeout.D())
 	if err := h.Store.CreateSSOSession(ctx, &store.SSOSession{
 		ID: id, UserID: userID, AuthTime: authTime, Methods: strings.Join(methods, ","),
-		ExpiresAt: now.Add(h.Cfg.Sessions.SSOSessionTTL.D()), CreatedAt: now,
+		ExpiresAt: now.Add(h.Cfg.Sessions.SSOSessionTTL.D()), IdleExpiresAt: &idle, CreatedAt: now,
 	}); err != nil {
 		return "", err
 	}

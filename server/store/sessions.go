@@ -60,7 +60,10 @@ type SSOSession struct {
 	AuthTime  time.Time
 	Methods   string    // amr values, comma-separated
 	ExpiresAt time.Time `gorm:"index"`
-	CreatedAt time.Time
+	// IdleExpiresAt ends the session early when it is not used; renewed by
+	// each login it answers. NULL (rows from before it existed): no idle limit.
+	IdleExpiresAt *time.Time
+	CreatedAt     time.Time
 }
 
 // CreateSSOSession stores a new SSO session.
@@ -74,7 +77,8 @@ func (s *Store) CreateSSOSession(ctx context.Context, sso *SSOSession) error {
 // SSOSessionByID returns a live SSO session.
 func (s *Store) SSOSessionByID(ctx context.Context, id string, now time.Time) (*SSOSession, error) {
 	var sso SSOSession
-	err := s.read(ctx).Where("id = ? AND expires_at > ?", id, now.UTC()).Take(&sso).Error
+	now = now.UTC()
+	err := s.read(ctx).Where("id = ? AND expires_at > ? AND (idle_expires_at IS NULL OR idle_expires_at > ?)", id, now, now).Take(&sso).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return nil, ErrNotFound
 	}
@@ -82,6 +86,14 @@ func (s *Store) SSOSessionByID(ctx context.Context, id string, now time.Time) (*
 		return nil, fmt.Errorf("sso session: %w", err)
 	}
 	return &sso, nil
+}
+
+// TouchSSOSession renews a session's idle deadline (it answered a login).
+func (s *Store) TouchSSOSession(ctx context.Context, id string, idleUntil time.Time) error {
+	if err := s.db(ctx).Model(&SSOSession{}).Where("id = ?", id).Update("idle_expires_at", idleUntil.UTC()).Error; err != nil {
+		return fmt.Errorf("touch sso session: %w", err)
+	}
+	return nil
 }
 
 // DeleteSSOSession ends an SSO session (logout).
