@@ -640,3 +640,19 @@ func TestSSOSessionsHaveAnIdleTimeout(t *testing.T) {
 		t.Fatalf("idle SSO session still answered: %+v", res)
 	}
 }
+
+// Send limits survive a restart of a single SQLite node (checklist item 9).
+func TestSendLimitsSurviveARestart(t *testing.T) {
+	o := magic(map[string]string{"maxPerEmail": "3"})
+	o.dsn = t.TempDir() + "/lk.db"
+	s := start(t, o)
+	for range 3 {
+		if p := s.requestLink(t, testkit.NewClient(t), "alice@example.com"); p.Has("too many links") {
+			t.Fatal("limited too early")
+		}
+	}
+	s.LK.Restart()
+	if p := s.requestLink(t, testkit.NewClient(t), "alice@example.com"); !p.Has("too many links") {
+		t.Fatalf("the limit was reset by the restart:\n%s", p.Body)
+	}
+}

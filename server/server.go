@@ -78,7 +78,43 @@ type Server struct {
 	Keys    *oidc.KeySet
 	Admin   *admin.Service
 	sender  *mail.Sender
-	log     *slog.Logger
+	// counters are a single node's in-memory rate counters (nil with
+	// PostgreSQL, whose counters live in the database); saved every
+	// saveCountersEvery and at shutdown, so limits survive a restart.
+	counters *ratelimit.Memory
+	log      *slog.Logger
+}
+
+const saveCountersEvery = 5 * time.Second
+
+// loadCounters restores a single node's saved rate counters.
+func loadCounters(ctx context.Context, st *store.Store, m *ratelimit.Memory) error {
+	now := time.Now()
+	rows, err := st.LiveRateCounters(ctx, now)
+	if err != nil {
+		return err
+	}
+	entries := make([]ratelimit.Entry, len(rows))
+	for i, r := range rows {
+		entries[i] = ratelimit.Entry{Key: r.Key, Start: r.WindowStart, End: r.ExpiresAt, Count: r.Count}
+	}
+	m.Import(entries, now)
+	return nil
+}
+
+// saveCounters writes the rate counters hit since the last save.
+func (s *Server) saveCounters(ctx context.Context) {
+	if s.counters == nil {
+		return
+	}
+	entries := s.counters.Export()
+	rows := make([]store.RateCounter, len(entries))
+	for i, e := range entries {
+		rows[i] = store.RateCounter{Key: e.Key, WindowStart: e.Start.UTC(), Count: e.Count, ExpiresAt: e.End.UTC()}
+	}
+	if err := s.Store.SaveRateCounters(ctx, rows); err != nil {
+		s.log.Warn("save rate counters", "counters", len(rows), "err", err)
+	}
 }
 
 // New opens the database, migrates it and builds every component.
@@ -139,6 +175,12 @@ func build(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.L
 		return nil, err
 	}
 	counter := rateCounter(st)
+	mem, _ := counter.(*ratelimit.Memory)
+	if mem != nil {
+		if err := loadCounters(ctx, st, mem); err != nil {
+			return nil, err
+		}
+	}
 	links := &magiclink.Service{
 		Store: LinkStore{S: st, Sealer: sealer}, Counter: counter, Decoy: st, Mail: renderer, Log: log,
 		PublicURL: cfg.Server.PublicURL, Realm: cfg.Realm, RealmName: cfg.DisplayName(),
@@ -209,7 +251,7 @@ func build(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.L
 		Issuer: cfg.Issuer(), Realm: cfg.Realm, Name: cfg.DisplayName(), Web: renderer, Log: log, Provider: mux, Secure: secure,
 		Codec: securecookie.New(derive("account-hash", 64), derive("account-block", 32)),
 	}).Routes(mux)
-	return &Server{Cfg: cfg, Store: st, Handler: mux, Keys: keys, Admin: adm, sender: sender, log: log}, nil
+	return &Server{Cfg: cfg, Store: st, Handler: mux, Keys: keys, Admin: adm, sender: sender, counters: mem, log: log}, nil
 }
 
 func randomID() string {
@@ -285,13 +327,20 @@ func (s *Server) Start(ctx context.Context) (done <-chan struct{}) {
 		defer close(ch)
 		purge := time.NewTicker(5 * time.Minute)
 		defer purge.Stop()
+		save := time.NewTicker(saveCountersEvery)
+		defer save.Stop()
 		senderDone := make(chan struct{})
 		go func() { s.sender.Run(ctx); close(senderDone) }()
 		for {
 			select {
 			case <-ctx.Done():
 				<-senderDone
+				final, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+				s.saveCounters(final)
+				cancel()
 				return
+			case <-save.C:
+				s.saveCounters(ctx)
 			case <-purge.C:
 				if n, err := s.Store.Purge(ctx, time.Now(), time.Hour); err != nil {
 					s.log.Warn("purge expired rows", "err", err)

@@ -1,6 +1,9 @@
 // Package ratelimit holds the in-process fixed-window counter used when
 // Latchkey runs as one node (SQLite). Several nodes share the database's
 // counters instead (store.Store.Hit), so a limit holds across all of them.
+// The single node saves its counters to the database now and then and at
+// shutdown (Export), and loads them at start (Import), so a restart does not
+// reset the limits.
 package ratelimit
 
 import (
@@ -10,12 +13,19 @@ import (
 )
 
 // Memory counts events per key in fixed windows, like store.Store.Hit,
-// without a database write per request. Counters do not survive a restart:
-// a restart opens fresh windows.
+// without a database write per request.
 type Memory struct {
 	mu        sync.Mutex
 	windows   map[string]window
+	dirty     map[string]struct{} // keys hit since the last Export
 	nextSweep time.Time
+}
+
+// Entry is one key's current window, for saving and restoring.
+type Entry struct {
+	Key        string
+	Start, End time.Time
+	Count      int
 }
 
 type window struct {
@@ -25,7 +35,9 @@ type window struct {
 }
 
 // NewMemory returns an empty counter.
-func NewMemory() *Memory { return &Memory{windows: map[string]window{}} }
+func NewMemory() *Memory {
+	return &Memory{windows: map[string]window{}, dirty: map[string]struct{}{}}
+}
 
 // sweepEvery bounds how long ended windows stay in memory.
 const sweepEvery = time.Minute
@@ -44,7 +56,35 @@ func (m *Memory) Hit(_ context.Context, key string, length time.Duration, now ti
 	}
 	w.count++
 	m.windows[key] = w
+	m.dirty[key] = struct{}{}
 	return w.count, w.start.Add(length), nil
+}
+
+// Export returns the windows hit since the last Export.
+func (m *Memory) Export() []Entry {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]Entry, 0, len(m.dirty))
+	for k := range m.dirty {
+		if w, ok := m.windows[k]; ok {
+			out = append(out, Entry{Key: k, Start: w.start, End: w.end, Count: w.count})
+		}
+	}
+	clear(m.dirty)
+	return out
+}
+
+// Import restores saved windows that have not ended by now.
+func (m *Memory) Import(entries []Entry, now time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, e := range entries {
+		if now.Before(e.End) {
+			if w, ok := m.windows[e.Key]; !ok || w.count < e.Count {
+				m.windows[e.Key] = window{start: e.Start, end: e.End, count: e.Count}
+			}
+		}
+	}
 }
 
 // sweep drops windows that have ended, so memory follows the live keys.

@@ -56,3 +56,25 @@ func TestMemoryForgetsEndedWindows(t *testing.T) {
 		t.Fatalf("%d keys held after their windows ended, want 1", n)
 	}
 }
+
+func TestExportImportRoundTrip(t *testing.T) {
+	m := NewMemory()
+	now := time.Now()
+	for range 3 {
+		m.Hit(context.Background(), "k", time.Minute, now)
+	}
+	saved := m.Export()
+	if len(saved) != 1 || saved[0].Count != 3 || len(m.Export()) != 0 {
+		t.Fatalf("export = %+v, then %d more", saved, len(m.Export()))
+	}
+	fresh := NewMemory()
+	fresh.Import(saved, now.Add(time.Second))
+	if n, _, _ := fresh.Hit(context.Background(), "k", time.Minute, now.Add(2*time.Second)); n != 4 {
+		t.Fatalf("after import, the 4th hit counts %d", n)
+	}
+	ended := NewMemory()
+	ended.Import(saved, now.Add(2*time.Minute))
+	if ended.Len() != 0 {
+		t.Fatal("an ended window was imported")
+	}
+}

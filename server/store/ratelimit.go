@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"gorm.io/gorm/clause"
 )
 
 // RateCounter is a fixed-window counter shared by every node.
@@ -35,4 +37,29 @@ RETURNING count, window_start`, key, now, now.Add(window), cutoff, cutoff, cutof
 		return 0, time.Time{}, fmt.Errorf("rate counter %s: %w", key, err)
 	}
 	return row.Count, row.WindowStart.Add(window), nil
+}
+
+// SaveRateCounters writes counters kept in memory by a single node (they
+// overwrite what the table holds for their keys).
+func (s *Store) SaveRateCounters(ctx context.Context, rows []RateCounter) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	err := s.db(ctx).Clauses(clause.OnConflict{
+		Columns:   []clause.Column{{Name: "key"}},
+		DoUpdates: clause.AssignmentColumns([]string{"window_start", "count", "expires_at"}),
+	}).CreateInBatches(rows, 500).Error
+	if err != nil {
+		return fmt.Errorf("save rate counters: %w", err)
+	}
+	return nil
+}
+
+// LiveRateCounters returns the counters whose window has not ended.
+func (s *Store) LiveRateCounters(ctx context.Context, now time.Time) ([]RateCounter, error) {
+	var rows []RateCounter
+	if err := s.read(ctx).Where("expires_at > ?", now.UTC()).Find(&rows).Error; err != nil {
+		return nil, fmt.Errorf("load rate counters: %w", err)
+	}
+	return rows, nil
 }
