@@ -182,7 +182,7 @@ func build(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.L
 		}
 	}
 	links := &magiclink.Service{
-		Store: LinkStore{S: st, Sealer: sealer}, Counter: counter, Decoy: st, Mail: renderer, Log: log,
+		Store: LinkStore{S: st, Sealer: sealer}, Counter: counter, Mail: renderer, Log: log,
 		PublicURL: cfg.Server.PublicURL, Realm: cfg.Realm, RealmName: cfg.DisplayName(),
 	}
 	engine, err := flows.NewEngine(cfg.FlowDefs, cfg.Bindings, Registry(counter, links), []flows.RequiredAction{
@@ -400,6 +400,22 @@ func (a LinkStore) CreateLink(ctx context.Context, l *magiclink.Link, m *magicli
 	}
 	*l = magiclink.Link(row)
 	return nil
+}
+
+// errRehearsal rolls a rehearsed link back.
+var errRehearsal = errors.New("rehearsal")
+
+func (a LinkStore) RehearseLink(ctx context.Context, l *magiclink.Link, m *magiclink.Mail) error {
+	err := a.S.InTx(ctx, func(ctx context.Context) error {
+		if err := a.CreateLink(ctx, l, m); err != nil {
+			return err
+		}
+		return errRehearsal
+	})
+	if errors.Is(err, errRehearsal) {
+		return nil
+	}
+	return err
 }
 
 func (a LinkStore) LinkByHash(ctx context.Context, hash string) (*magiclink.Link, error) {

@@ -167,20 +167,17 @@ func (a *Authenticator) send(ctx context.Context, c *flows.Context, email string
 	if err != nil {
 		return flows.Result{}, err
 	}
-	if u != nil && !u.Disabled {
-		if _, _, err := a.svc.Issue(ctx, Issue{
-			User: u, Type: TypeLogin, AuthSessionID: c.Session.ID, Execution: c.Execution,
-			ClientID: c.Session.ClientID, TTL: a.cfg.Duration("linkTTL"), Send: true,
-		}, now); err != nil {
-			return flows.Result{}, err
-		}
-	} else {
-		// No account (and none may be created): send nothing, but do a
-		// comparable write so the response takes about as long.
-		if _, _, err := a.svc.Decoy.Hit(ctx, "ml-none:"+c.Session.ID, window, now); err != nil {
-			return flows.Result{}, err
-		}
-		a.svc.Log.Info("magic link requested for unknown address", "event", "link_requested", "sent", false)
+	// No account (and none may be created): send nothing, but do the same
+	// work, rolled back, so the response takes as long (no enumeration).
+	rehearse := u == nil || u.Disabled
+	if rehearse {
+		u = &flows.User{Email: email}
+	}
+	if _, _, err := a.svc.Issue(ctx, Issue{
+		User: u, Type: TypeLogin, AuthSessionID: c.Session.ID, Execution: c.Execution,
+		ClientID: c.Session.ClientID, TTL: a.cfg.Duration("linkTTL"), Send: true, Rehearse: rehearse,
+	}, now); err != nil {
+		return flows.Result{}, err
 	}
 	c.Session.SetNote(noteEmail, email)
 	c.Session.SetNote(noteSentTo, email)

@@ -79,6 +79,8 @@ type Store interface {
 	LinkByHash(ctx context.Context, hash string) (*Link, error)
 	ConsumeLink(ctx context.Context, hash string, now time.Time) (*Link, error)
 	MarkLinkOpened(ctx context.Context, id string, now time.Time) error
+	// RehearseLink does CreateLink's writes and rolls them back.
+	RehearseLink(ctx context.Context, l *Link, m *Mail) error
 }
 
 // Counter counts events in a fixed window (rate limits).
@@ -93,12 +95,8 @@ type MailRenderer interface {
 
 // Service issues and redeems links.
 type Service struct {
-	Store   Store
-	Counter Counter
-	// Decoy takes a database write for an address that gets no link, of
-	// about the cost of issuing one, so response times do not tell which
-	// addresses have accounts.
-	Decoy     Counter
+	Store     Store
+	Counter   Counter
 	Mail      MailRenderer
 	Log       *slog.Logger
 	PublicURL string // links are built from this, never from the request
@@ -128,6 +126,10 @@ type Issue struct {
 	RedirectURI   string
 	TTL           time.Duration
 	Send          bool // queue the mail
+	// Rehearse does all the work of issuing and rolls the writes back: for
+	// an address without an account, so that response times do not tell
+	// which addresses have accounts.
+	Rehearse bool
 }
 
 // LinkPath is where links point, below the public URL.
@@ -156,6 +158,13 @@ func (s *Service) Issue(ctx context.Context, in Issue, now time.Time) (string, *
 		}
 		// Always the address stored on the account, never the one typed.
 		mail = &Mail{To: in.User.Email, Subject: subject, Text: text, HTML: html}
+	}
+	if in.Rehearse {
+		if err := s.Store.RehearseLink(ctx, link, mail); err != nil {
+			return "", nil, err
+		}
+		s.Log.Info("magic link requested for unknown address", "event", "link_requested", "sent", false)
+		return "", nil, nil
 	}
 	if err := s.Store.CreateLink(ctx, link, mail); err != nil {
 		return "", nil, err
