@@ -546,6 +546,12 @@ func TestSendLimitsDoNotLockOutFromElsewhere(t *testing.T) {
 	if n := s.mailCount(t, "alice@example.com"); n != 5 {
 		t.Fatalf("%d mails queued, want 5", n)
 	}
+	// The rate-limit log lines name the limit, never any part of the address.
+	for _, line := range strings.Split(s.LK.Logs(), "\n") {
+		if strings.Contains(line, "event=link_rate_limited") && (strings.Contains(line, "ml:") || strings.Contains(line, "ali")) {
+			t.Fatalf("a log line carries the address: %s", line)
+		}
+	}
 }
 
 // A management API body is one JSON object; a huge ttl is a 400, not a wrap.
