@@ -85,6 +85,9 @@ type Tokens struct {
 	RefreshTokenTTL      Duration `yaml:"refreshTokenTTL"`
 	AuthorizationCodeTTL Duration `yaml:"authorizationCodeTTL"`
 	SigningAlgorithm     string   `yaml:"signingAlgorithm"`
+	// AccessTokenFormat is jwt (RFC 9068, signed like ID tokens; Keycloak's
+	// adapters decode it) or opaque.
+	AccessTokenFormat string `yaml:"accessTokenFormat"`
 	// KeyCacheTTL bounds how long a node signs with a key after another node rotated it.
 	KeyCacheTTL Duration `yaml:"keyCacheTTL"`
 }
@@ -194,7 +197,7 @@ func defaults() Config {
 		Tokens: Tokens{
 			AccessTokenTTL: Duration(5 * time.Minute), IDTokenTTL: Duration(5 * time.Minute),
 			RefreshTokenTTL: Duration(720 * time.Hour), AuthorizationCodeTTL: Duration(time.Minute),
-			SigningAlgorithm: "RS256", KeyCacheTTL: Duration(30 * time.Second),
+			SigningAlgorithm: "RS256", AccessTokenFormat: "jwt", KeyCacheTTL: Duration(30 * time.Second),
 		},
 		Outbox:   Outbox{PollInterval: Duration(time.Second), Lease: Duration(time.Minute), MaxAttempts: 12, Parallel: 8},
 		Sessions: Sessions{AuthSessionTTL: Duration(time.Hour), SSOSessionTTL: Duration(10 * time.Hour), SSOIdleTimeout: Duration(30 * time.Minute), AuthSessionsPerMinutePerIP: 120},
@@ -311,6 +314,11 @@ func (d *decoder) validate(c *Config, opts Options) {
 	}
 	if c.Tokens.AuthorizationCodeTTL.D() > 10*time.Minute {
 		d.failAt("tokens.authorizationCodeTTL", "must be at most 10m (codes are short-lived by design)")
+	}
+	switch c.Tokens.AccessTokenFormat {
+	case "jwt", "opaque":
+	default:
+		d.failAt("tokens.accessTokenFormat", "must be jwt or opaque")
 	}
 	switch c.Tokens.SigningAlgorithm {
 	case "RS256", "ES256", "EdDSA":

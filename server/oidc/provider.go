@@ -22,6 +22,7 @@ import (
 
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/compose"
+	"github.com/ory/fosite/handler/oauth2"
 	"github.com/ory/fosite/handler/openid"
 	"github.com/ory/fosite/token/jwt"
 
@@ -40,12 +41,15 @@ type Provider struct {
 	log     *slog.Logger
 	// discovery is the encoded discovery document, built on first use.
 	discovery func() []byte
+	// jwtAccessTokens: access tokens are signed JWTs (tokens.accessTokenFormat).
+	jwtAccessTokens bool
 }
 
 // New composes fosite over the store. hmacSecret (32+ bytes, the same on
 // every node) signs opaque tokens.
 func New(cfg *config.Config, st *store.Store, keys *KeySet, hmacSecret []byte, log *slog.Logger) *Provider {
-	p := &Provider{cfg: cfg, store: st, Keys: keys, clients: map[string]*fosite.DefaultClient{}, log: log}
+	p := &Provider{cfg: cfg, store: st, Keys: keys, clients: map[string]*fosite.DefaultClient{}, log: log,
+		jwtAccessTokens: cfg.Tokens.AccessTokenFormat == "jwt"}
 	p.discovery = sync.OnceValue(p.discoveryDocument)
 	for _, c := range cfg.Clients {
 		dc := &fosite.DefaultClient{
@@ -55,6 +59,7 @@ func New(cfg *config.Config, st *store.Store, keys *KeySet, hmacSecret []byte, l
 			ResponseTypes: []string{"code"},
 			Scopes:        c.Scopes,
 			Public:        c.Public(),
+			Audience:      []string{c.ClientID}, // JWT access tokens name their client
 		}
 		if !c.Public() {
 			sum := sha256.Sum256([]byte(c.Secret))
@@ -83,8 +88,19 @@ func New(cfg *config.Config, st *store.Store, keys *KeySet, hmacSecret []byte, l
 		MinParameterEntropy:            fosite.MinParameterEntropy,
 		FormPostHTMLTemplate:           formPostTemplate(cfg.Issuer()),
 	}
+	var core oauth2.CoreStrategy = compose.NewOAuth2HMACStrategy(fc)
+	if p.jwtAccessTokens {
+		// Access tokens as JWTs signed like ID tokens; codes and refresh
+		// tokens stay HMAC; every token still has its row, so revocation
+		// and logout end JWT access tokens for introspection and userinfo.
+		fc.JWTScopeClaimKey = jwt.JWTScopeFieldString
+		core = &oauth2.DefaultJWTStrategy{
+			Signer:          accessTokenSigner{DefaultSigner: &jwt.DefaultSigner{GetPrivateKey: keys.PrivateKey}, keys: keys},
+			HMACSHAStrategy: core, Config: fc,
+		}
+	}
 	strategy := &compose.CommonStrategy{
-		CoreStrategy:               compose.NewOAuth2HMACStrategy(fc),
+		CoreStrategy:               core,
 		OpenIDConnectTokenStrategy: compose.NewOpenIDConnectStrategy(keys.PrivateKey, fc),
 		Signer:                     &jwt.DefaultSigner{GetPrivateKey: keys.PrivateKey},
 	}
@@ -264,7 +280,8 @@ func (p *Provider) Authorize(ctx context.Context, ar fosite.AuthorizeRequester, 
 	for _, s := range ar.GetRequestedScopes() {
 		ar.GrantScope(s)
 	}
-	return p.oauth2.NewAuthorizeResponse(ctx, ar, p.session(ar.GetGrantedScopes(), id))
+	ar.GrantAudience(ar.GetClient().GetID()) // the aud of JWT access tokens
+	return p.oauth2.NewAuthorizeResponse(ctx, ar, p.session(ar.GetClient().GetID(), ar.GetGrantedScopes(), id))
 }
 
 // WriteAuthorize redirects the browser back to the client with the code and iss.
@@ -272,26 +289,16 @@ func (p *Provider) WriteAuthorize(ctx context.Context, w http.ResponseWriter, ar
 	p.oauth2.WriteAuthorizeResponse(ctx, issWriter{w, p.cfg.Issuer()}, ar, resp)
 }
 
-func (p *Provider) session(scopes fosite.Arguments, id Identity) *openid.DefaultSession {
+// session holds the claims of the tokens a grant issues: the ID token's
+// and, for JWT access tokens, the access token's (Keycloak's claim set:
+// azp, typ, sid and session_state, preferred_username, email, names).
+func (p *Provider) session(clientID string, scopes fosite.Arguments, id Identity) *Session {
 	u := id.User
-	extra := map[string]interface{}{}
-	if scopes.Has("email") {
-		extra["email"] = u.Email
-		extra["email_verified"] = u.EmailVerified
-	}
-	if scopes.Has("profile") {
-		extra["name"] = u.Name()
-		if u.FirstName != "" {
-			extra["given_name"] = u.FirstName
-		}
-		if u.LastName != "" {
-			extra["family_name"] = u.LastName
-		}
-	}
+	extra := userClaims(u, scopes)
 	if id.SessionID != "" {
 		extra["sid"] = id.SessionID
 	}
-	return &openid.DefaultSession{
+	s := &Session{DefaultSession: openid.DefaultSession{
 		Subject:  u.ID,
 		Username: u.Email,
 		Claims: &jwt.IDTokenClaims{
@@ -302,7 +309,46 @@ func (p *Provider) session(scopes fosite.Arguments, id Identity) *openid.Default
 			Extra:                           extra,
 		},
 		Headers: &jwt.Headers{Extra: map[string]interface{}{}},
+	}}
+	if p.jwtAccessTokens {
+		s.Access, s.AccessHeader = p.accessClaims(clientID, u, scopes, id.SessionID)
 	}
+	return s
+}
+
+// userClaims are the user's claims the granted scopes allow.
+func userClaims(u *flows.User, scopes fosite.Arguments) map[string]interface{} {
+	extra := map[string]interface{}{}
+	if scopes.Has("email") {
+		extra["email"] = u.Email
+		extra["email_verified"] = u.EmailVerified
+	}
+	if scopes.Has("profile") {
+		extra["name"] = u.Name()
+		extra["preferred_username"] = u.Email
+		if u.FirstName != "" {
+			extra["given_name"] = u.FirstName
+		}
+		if u.LastName != "" {
+			extra["family_name"] = u.LastName
+		}
+	}
+	return extra
+}
+
+// accessClaims are a JWT access token's claims beyond those fosite sets
+// (iss, aud, exp, iat, jti, scope): RFC 9068's client_id and sub, and
+// Keycloak's azp, typ, sid, session_state, preferred_username, email and
+// names. The header's typ is at+jwt (RFC 9068 2.1).
+func (p *Provider) accessClaims(clientID string, u *flows.User, scopes fosite.Arguments, sid string) (*jwt.JWTClaims, *jwt.Headers) {
+	extra := userClaims(u, scopes)
+	extra["azp"], extra["client_id"], extra["typ"] = clientID, clientID, "Bearer"
+	extra["preferred_username"] = u.Email
+	if sid != "" {
+		extra["sid"], extra["session_state"] = sid, sid
+	}
+	return &jwt.JWTClaims{Subject: u.ID, Extra: extra, ScopeField: jwt.JWTScopeFieldString},
+		&jwt.Headers{Extra: map[string]interface{}{"typ": "at+jwt"}}
 }
 
 // Token is the token endpoint.
@@ -315,8 +361,7 @@ func (p *Provider) Token(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	sess := &openid.DefaultSession{Claims: &jwt.IDTokenClaims{}, Headers: &jwt.Headers{}}
-	ar, err := p.oauth2.NewAccessRequest(ctx, r, sess)
+	ar, err := p.oauth2.NewAccessRequest(ctx, r, NewSession())
 	if err != nil {
 		p.logTokenError(r, err)
 		p.oauth2.WriteAccessError(ctx, w, ar, err)
@@ -344,7 +389,7 @@ func (p *Provider) Token(w http.ResponseWriter, r *http.Request) {
 // refreshClaims renews the user's claims in a refreshed ID token, and
 // refuses refresh for disabled or deleted users.
 func (p *Provider) refreshClaims(ctx context.Context, ar fosite.AccessRequester) error {
-	sess, ok := ar.GetSession().(*openid.DefaultSession)
+	sess, ok := ar.GetSession().(*Session)
 	if !ok || sess.Claims == nil {
 		return nil
 	}
@@ -355,11 +400,11 @@ func (p *Provider) refreshClaims(ctx context.Context, ar fosite.AccessRequester)
 	if err != nil {
 		return fosite.ErrServerError.WithWrap(err)
 	}
-	fresh := p.session(ar.GetGrantedScopes(), Identity{User: u, AuthTime: sess.Claims.AuthTime, RequestedAt: sess.Claims.RequestedAt, Methods: sess.Claims.AuthenticationMethodsReferences})
-	if sid, ok := sess.Claims.Extra["sid"]; ok {
-		fresh.Claims.Extra["sid"] = sid
-	}
+	sid, _ := sess.Claims.Extra["sid"].(string)
+	fresh := p.session(ar.GetClient().GetID(), ar.GetGrantedScopes(), Identity{User: u, AuthTime: sess.Claims.AuthTime,
+		RequestedAt: sess.Claims.RequestedAt, Methods: sess.Claims.AuthenticationMethodsReferences, SessionID: sid})
 	sess.Claims.Extra = fresh.Claims.Extra
+	sess.Access, sess.AccessHeader = fresh.Access, fresh.AccessHeader
 	return nil
 }
 
@@ -387,8 +432,7 @@ func (p *Provider) Introspect(w http.ResponseWriter, r *http.Request) {
 			"error_description": "Introspection needs a confidential client's credentials (client_secret_basic or client_secret_post)."})
 		return
 	}
-	sess := &openid.DefaultSession{Claims: &jwt.IDTokenClaims{}, Headers: &jwt.Headers{}}
-	ir, err := p.oauth2.NewIntrospectionRequest(ctx, r, sess)
+	ir, err := p.oauth2.NewIntrospectionRequest(ctx, r, NewSession())
 	if err != nil {
 		p.oauth2.WriteIntrospectionError(ctx, w, err)
 		return
@@ -437,7 +481,7 @@ func (p *Provider) Userinfo(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid_token"})
 		return
 	}
-	sess := &openid.DefaultSession{Claims: &jwt.IDTokenClaims{}, Headers: &jwt.Headers{}}
+	sess := NewSession()
 	use, ar, err := p.oauth2.IntrospectToken(ctx, tok, fosite.AccessToken, sess)
 	if err != nil || use != fosite.AccessToken {
 		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
@@ -454,10 +498,8 @@ func (p *Provider) Userinfo(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	claims := map[string]any{"sub": u.ID}
-	for k, v := range p.session(ar.GetGrantedScopes(), Identity{User: u}).Claims.Extra {
-		if k != "sid" {
-			claims[k] = v
-		}
+	for k, v := range userClaims(u, ar.GetGrantedScopes()) {
+		claims[k] = v
 	}
 	writeJSON(w, http.StatusOK, claims)
 }
@@ -552,17 +594,7 @@ type Hint struct {
 // IDTokenHint checks an id_token_hint (signature and issuer; an expired
 // token is accepted, as logout usually comes after expiry).
 func (p *Provider) IDTokenHint(ctx context.Context, raw string) (Hint, error) {
-	set, err := p.Keys.Public(ctx)
-	if err != nil {
-		return Hint{}, err
-	}
-	tok, err := jwt.Parse(raw, func(t *jwt.Token) (interface{}, error) {
-		kid, _ := t.Header["kid"].(string)
-		for _, k := range set.Key(kid) {
-			return k.Key, nil
-		}
-		return nil, errors.New("unknown kid")
-	})
+	tok, err := jwt.Parse(raw, p.Keys.verificationKey(ctx))
 	if err != nil && !isOnlyExpired(err) {
 		return Hint{}, fmt.Errorf("id_token_hint: %w", err)
 	}

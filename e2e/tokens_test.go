@@ -1,0 +1,94 @@
+package e2e
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2"
+
+	"latchkey/e2e/testkit"
+)
+
+// Access tokens are JWTs (RFC 9068) signed like ID tokens, with Keycloak's
+// claims, verified here by go-oidc against the published keys; they keep
+// working across a key rotation, and revoking the grant ends them for
+// userinfo and introspection although the JWT itself has not expired.
+func TestJWTAccessTokens(t *testing.T) {
+	s := start(t, opts{})
+	s.App.Connect(s.LK.Issuer, "confidential", "s3cret-for-the-confidential-client")
+	s.passwordLogin(t, testkit.NewClient(t), nil, "alice@example.com", alicePassword)
+	tok := s.App.Last().Token
+	ctx := context.Background()
+	verifier := s.App.Provider().VerifierContext(ctx, &oidc.Config{ClientID: "confidential"})
+	at, err := verifier.Verify(ctx, tok.AccessToken)
+	if err != nil {
+		t.Fatalf("access token does not verify as a JWT of the issuer for the client: %v", err)
+	}
+	var claims map[string]any
+	if err := at.Claims(&claims); err != nil {
+		t.Fatal(err)
+	}
+	for k, want := range map[string]any{
+		"iss": s.LK.Issuer, "azp": "confidential", "client_id": "confidential", "typ": "Bearer",
+		"preferred_username": "alice@example.com", "email": "alice@example.com", "email_verified": true,
+		"given_name": "Alice", "family_name": "Example",
+	} {
+		if claims[k] != want {
+			t.Errorf("claim %s = %v, want %v", k, claims[k], want)
+		}
+	}
+	for _, k := range []string{"sub", "exp", "iat", "jti", "sid", "session_state"} {
+		if claims[k] == nil || claims[k] == "" {
+			t.Errorf("claim %s missing: %v", k, claims)
+		}
+	}
+	if sc, _ := claims["scope"].(string); !strings.Contains(" "+sc+" ", " openid ") {
+		t.Errorf("scope claim %v, want a space-separated string with openid", claims["scope"])
+	}
+	if claims["sid"] != claims["session_state"] {
+		t.Errorf("sid %v and session_state %v differ", claims["sid"], claims["session_state"])
+	}
+	if h := decodeHeader(t, tok.AccessToken); !strings.Contains(h, `"typ":"at+jwt"`) || !strings.Contains(h, `"kid":`) {
+		t.Errorf("header %s, want typ at+jwt and a kid", h)
+	}
+
+	// A key rotation does not end tokens signed with the old key.
+	if _, err := s.LK.Server.Keys.Rotate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.App.Provider().UserInfo(ctx, oauth2.StaticTokenSource(tok)); err != nil {
+		t.Fatalf("userinfo with an access token signed by the previous key: %v", err)
+	}
+
+	// Revoking the grant ends the access token for the server, JWT or not.
+	if st, _ := postForm(t, s.LK.Issuer+"/protocol/openid-connect/revoke", url.Values{"token": {tok.RefreshToken}, "client_id": {"confidential"},
+		"client_secret": {"s3cret-for-the-confidential-client"}}, nil); st != http.StatusOK {
+		t.Fatalf("revoke: %d", st)
+	}
+	if _, err := s.App.Provider().UserInfo(ctx, oauth2.StaticTokenSource(tok)); err == nil {
+		t.Fatal("userinfo accepted the access token of a revoked grant")
+	}
+	_, out := postForm(t, s.LK.Issuer+"/protocol/openid-connect/token/introspect", url.Values{"token": {tok.AccessToken},
+		"client_id": {"confidential"}, "client_secret": {"s3cret-for-the-confidential-client"}}, nil)
+	if out["active"] != false {
+		t.Fatalf("introspection of a revoked grant's access token: %v", out)
+	}
+}
+
+// tokens.accessTokenFormat: opaque keeps fosite's opaque tokens.
+func TestOpaqueAccessTokensOnRequest(t *testing.T) {
+	doc := strings.Replace(realm, "branding:", "tokens:\n  accessTokenFormat: opaque\nbranding:", 1)
+	s := startDoc(t, doc, opts{})
+	s.passwordLogin(t, testkit.NewClient(t), nil, "alice@example.com", alicePassword)
+	tok := s.App.Last().Token
+	if strings.HasPrefix(tok.AccessToken, "ey") || !strings.HasPrefix(tok.AccessToken, "ory_at_") {
+		t.Fatalf("access token is not opaque: %s", tok.AccessToken)
+	}
+	if _, err := s.App.Provider().UserInfo(context.Background(), oauth2.StaticTokenSource(tok)); err != nil {
+		t.Fatal(err)
+	}
+}
