@@ -406,6 +406,10 @@ func (s *setup) authorizeRedirect(t *testing.T, c *testkit.Client, extra url.Val
 		"state": {"state-0123456789"}, "nonce": {"nonce-0123456789"},
 		"code_challenge": {oauth2.S256ChallengeFromVerifier(oauth2.GenerateVerifier())}, "code_challenge_method": {"S256"}}
 	for k, v := range extra {
+		if v == nil {
+			delete(q, k)
+			continue
+		}
 		q[k] = v
 	}
 	hc := &http.Client{Jar: c.HTTP.Jar, CheckRedirect: noRedirect}

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"strings"
@@ -91,4 +92,54 @@ func TestOpaqueAccessTokensOnRequest(t *testing.T) {
 	if _, err := s.App.Provider().UserInfo(context.Background(), oauth2.StaticTokenSource(tok)); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// Keycloak apps' authorization requests: any non-empty nonce and state, no
+// state at all, and the fragment response mode; the response carries what
+// Keycloak's does (code, state, session_state, iss) and nothing else.
+func TestKeycloakStyleAuthorizationRequests(t *testing.T) {
+	s := start(t, opts{})
+	c := testkit.NewClient(t)
+	s.passwordLogin(t, c, nil, "alice@example.com", alicePassword)
+	verifier := oauth2.GenerateVerifier()
+	challenge := url.Values{"code_challenge": {oauth2.S256ChallengeFromVerifier(verifier)}, "prompt": {"none"}}
+	exchange := func(code string) map[string]any {
+		st, out := postForm(t, s.LK.Issuer+"/protocol/openid-connect/token", url.Values{"grant_type": {"authorization_code"}, "code": {code},
+			"client_id": {"app"}, "redirect_uri": {s.App.RedirectURI()}, "code_verifier": {verifier}}, nil)
+		if st != http.StatusOK {
+			t.Fatalf("exchange: %d %v", st, out)
+		}
+		return out
+	}
+
+	// Query mode, short nonce and state.
+	q := url.Values{"nonce": {"n1"}, "state": {"s"}}
+	for k, v := range challenge {
+		q[k] = v
+	}
+	_, loc := s.authorizeRedirect(t, c, q)
+	params := loc.Query()
+	if params.Get("state") != "s" || params.Get("code") == "" || params.Get("session_state") == "" || params.Get("iss") != s.LK.Issuer || len(params) != 4 {
+		t.Fatalf("query response %v, want exactly code, state, session_state, iss", params)
+	}
+	out := exchange(params.Get("code"))
+	idt, _ := out["id_token"].(string)
+	var claims map[string]any
+	payload, _ := base64URL(strings.Split(idt, ".")[1])
+	_ = json.Unmarshal(payload, &claims)
+	if claims["nonce"] != "n1" || claims["sid"] != params.Get("session_state") {
+		t.Fatalf("ID token nonce %v sid %v, session_state %s", claims["nonce"], claims["sid"], params.Get("session_state"))
+	}
+
+	// Fragment mode, no state at all.
+	q = url.Values{"response_mode": {"fragment"}, "state": nil}
+	for k, v := range challenge {
+		q[k] = v
+	}
+	_, loc = s.authorizeRedirect(t, c, q)
+	frag, _ := url.ParseQuery(loc.Fragment)
+	if loc.RawQuery != "" || frag.Get("code") == "" || frag.Has("state") || frag.Get("iss") != s.LK.Issuer || frag.Has("scope") {
+		t.Fatalf("fragment response without state: %s", loc)
+	}
+	exchange(frag.Get("code"))
 }

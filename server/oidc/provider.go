@@ -6,8 +6,10 @@ package oidc
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -37,7 +39,7 @@ type Provider struct {
 	store   *store.Store
 	Keys    *KeySet
 	oauth2  fosite.OAuth2Provider
-	clients map[string]*fosite.DefaultClient
+	clients map[string]*fosite.DefaultResponseModeClient
 	log     *slog.Logger
 	// discovery is the encoded discovery document, built on first use.
 	discovery func() []byte
@@ -48,7 +50,7 @@ type Provider struct {
 // New composes fosite over the store. hmacSecret (32+ bytes, the same on
 // every node) signs opaque tokens.
 func New(cfg *config.Config, st *store.Store, keys *KeySet, hmacSecret []byte, log *slog.Logger) *Provider {
-	p := &Provider{cfg: cfg, store: st, Keys: keys, clients: map[string]*fosite.DefaultClient{}, log: log,
+	p := &Provider{cfg: cfg, store: st, Keys: keys, clients: map[string]*fosite.DefaultResponseModeClient{}, log: log,
 		jwtAccessTokens: cfg.Tokens.AccessTokenFormat == "jwt"}
 	p.discovery = sync.OnceValue(p.discoveryDocument)
 	for _, c := range cfg.Clients {
@@ -65,7 +67,10 @@ func New(cfg *config.Config, st *store.Store, keys *KeySet, hmacSecret []byte, l
 			sum := sha256.Sum256([]byte(c.Secret))
 			dc.Secret = sum[:]
 		}
-		p.clients[c.ClientID] = dc
+		// Every client may ask for any response mode, as with Keycloak
+		// (keycloak-js uses fragment by default).
+		p.clients[c.ClientID] = &fosite.DefaultResponseModeClient{DefaultClient: dc, ResponseModes: []fosite.ResponseModeType{
+			fosite.ResponseModeDefault, fosite.ResponseModeQuery, fosite.ResponseModeFragment, fosite.ResponseModeFormPost}}
 	}
 	st.SetClients(p.GetClient)
 
@@ -85,8 +90,10 @@ func New(cfg *config.Config, st *store.Store, keys *KeySet, hmacSecret []byte, l
 		SendDebugMessagesToClients:     false,
 		ClientSecretsHasher:            sha256Hasher{},
 		TokenURL:                       cfg.Issuer() + "/protocol/openid-connect/token",
-		MinParameterEntropy:            fosite.MinParameterEntropy,
-		FormPostHTMLTemplate:           formPostTemplate(cfg.Issuer()),
+		// Keycloak's apps send short nonce and state values; OIDC asks for
+		// none of this entropy (a missing state is handled in ParseAuthorize).
+		MinParameterEntropy:  1,
+		FormPostHTMLTemplate: formPostTemplate(cfg.Issuer()),
 	}
 	var core oauth2.CoreStrategy = compose.NewOAuth2HMACStrategy(fc)
 	if p.jwtAccessTokens {
@@ -169,6 +176,12 @@ func (p *Provider) ParseAuthorize(ctx context.Context, r *http.Request) (fosite.
 			return nil, ErrUnregisteredRedirect
 		}
 	}
+	// fosite insists on a state; OAuth only recommends one. A request
+	// without it gets a marker state, which issWriter and the form_post
+	// template leave out of the response.
+	if r.Form.Get("state") == "" {
+		r.Form.Set("state", noStatePrefix+randomMarker())
+	}
 	// RFC 6749 3.1: parameters MUST NOT be included more than once. A
 	// repeated client_id or redirect_uri cannot be trusted to redirect to.
 	if dup := Repeated(r.Form); dup != "" {
@@ -237,11 +250,13 @@ func (w issWriter) WriteHeader(code int) {
 		if u, err := url.Parse(loc); err == nil {
 			if u.Fragment != "" {
 				f, _ := url.ParseQuery(u.Fragment)
+				dropMarkerState(f)
 				f.Set("iss", w.iss)
 				u.Fragment, u.RawFragment = "", ""
 				loc = u.String() + "#" + f.Encode()
 			} else {
 				q := u.Query()
+				dropMarkerState(q)
 				q.Set("iss", w.iss)
 				u.RawQuery = q.Encode()
 				loc = u.String()
@@ -252,14 +267,32 @@ func (w issWriter) WriteHeader(code int) {
 	w.ResponseWriter.WriteHeader(code)
 }
 
+// noStatePrefix starts the state fosite is given when the client sent none.
+const noStatePrefix = "latchkey-no-state."
+
+func randomMarker() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func isMarkerState(s string) bool { return strings.HasPrefix(s, noStatePrefix) }
+
+// dropMarkerState removes a state the client never sent.
+func dropMarkerState(v url.Values) {
+	if isMarkerState(v.Get("state")) {
+		v.Del("state")
+	}
+}
+
 // formPostTemplate is fosite's form_post page with the iss parameter added.
 func formPostTemplate(issuer string) *template.Template {
-	return template.Must(template.New("form_post").Funcs(template.FuncMap{"issuer": func() string { return issuer }}).Parse(`<html>
+	return template.Must(template.New("form_post").Funcs(template.FuncMap{"issuer": func() string { return issuer }, "marker": isMarkerState}).Parse(`<html>
 <head><title>Submit This Form</title></head>
 <body onload="javascript:document.forms[0].submit()">
 <form method="post" action="{{ .RedirURL }}">
-{{ range $key, $value := .Parameters }}{{ if ne $key "iss" }}{{ range $parameter := $value }}<input type="hidden" name="{{ $key }}" value="{{ $parameter }}"/>
-{{ end }}{{ end }}{{ end }}<input type="hidden" name="iss" value="{{ issuer }}"/>
+{{ range $key, $value := .Parameters }}{{ if ne $key "iss" }}{{ range $parameter := $value }}{{ if not (and (eq $key "state") (marker $parameter)) }}<input type="hidden" name="{{ $key }}" value="{{ $parameter }}"/>
+{{ end }}{{ end }}{{ end }}{{ end }}<input type="hidden" name="iss" value="{{ issuer }}"/>
 </form>
 </body>
 </html>`))
@@ -281,7 +314,18 @@ func (p *Provider) Authorize(ctx context.Context, ar fosite.AuthorizeRequester, 
 		ar.GrantScope(s)
 	}
 	ar.GrantAudience(ar.GetClient().GetID()) // the aud of JWT access tokens
-	return p.oauth2.NewAuthorizeResponse(ctx, ar, p.session(ar.GetClient().GetID(), ar.GetGrantedScopes(), id))
+	resp, err := p.oauth2.NewAuthorizeResponse(ctx, ar, p.session(ar.GetClient().GetID(), ar.GetGrantedScopes(), id))
+	if err != nil {
+		return nil, err
+	}
+	// Keycloak's response: code, state, session_state (and iss). An extra
+	// scope parameter stays in the app's URL, and keycloak-js then sends
+	// that URL as post_logout_redirect_uri, which no longer matches.
+	resp.GetParameters().Del("scope")
+	if id.SessionID != "" {
+		resp.AddParameter("session_state", id.SessionID)
+	}
+	return resp, nil
 }
 
 // WriteAuthorize redirects the browser back to the client with the code and iss.
@@ -564,7 +608,7 @@ func (p *Provider) discoveryDocument() []byte {
 		"revocation_endpoint":                            oc + "/revoke",
 		"introspection_endpoint":                         oc + "/token/introspect",
 		"response_types_supported":                       []string{"code"},
-		"response_modes_supported":                       []string{"query", "form_post"},
+		"response_modes_supported":                       []string{"query", "fragment", "form_post"},
 		"grant_types_supported":                          []string{"authorization_code", "refresh_token"},
 		"subject_types_supported":                        []string{"public"},
 		"id_token_signing_alg_values_supported":          []string{p.cfg.Tokens.SigningAlgorithm},
