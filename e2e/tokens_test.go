@@ -143,3 +143,36 @@ func TestKeycloakStyleAuthorizationRequests(t *testing.T) {
 	}
 	exchange(frag.Get("code"))
 }
+
+// scope=openid alone gets the default scopes' claims (keycloak-js asks
+// for no more) and a refresh token, as from Keycloak; an unknown scope is
+// ignored, not an error.
+func TestDefaultScopesAndUnknownScopes(t *testing.T) {
+	s := start(t, opts{})
+	c := testkit.NewClient(t)
+	s.passwordLogin(t, c, nil, "alice@example.com", alicePassword)
+	verifier := oauth2.GenerateVerifier()
+	_, loc := s.authorizeRedirect(t, c, url.Values{"prompt": {"none"}, "scope": {"openid some-unknown-scope"},
+		"code_challenge": {oauth2.S256ChallengeFromVerifier(verifier)}})
+	code := loc.Query().Get("code")
+	if code == "" {
+		t.Fatalf("unknown scope refused: %s", loc)
+	}
+	st, out := postForm(t, s.LK.Issuer+"/protocol/openid-connect/token", url.Values{"grant_type": {"authorization_code"}, "code": {code},
+		"client_id": {"app"}, "redirect_uri": {s.App.RedirectURI()}, "code_verifier": {verifier}}, nil)
+	if st != http.StatusOK || out["refresh_token"] == nil {
+		t.Fatalf("exchange: %d %v (want a refresh token)", st, out)
+	}
+	payload, _ := base64URL(strings.Split(out["id_token"].(string), ".")[1])
+	var claims map[string]any
+	_ = json.Unmarshal(payload, &claims)
+	if claims["email"] != "alice@example.com" || claims["given_name"] != "Alice" {
+		t.Fatalf("ID token for scope=openid lacks the default scopes' claims: %v", claims)
+	}
+	if sc, _ := out["scope"].(string); strings.Contains(sc, "some-unknown-scope") {
+		t.Fatalf("granted an unknown scope: %q", sc)
+	}
+	if _, err := refresh(t, s, out["refresh_token"].(string)); err != nil {
+		t.Fatalf("refresh without offline_access: %v", err)
+	}
+}

@@ -122,6 +122,25 @@ type Client struct {
 	RedirectURIs           []string `yaml:"redirectUris"`
 	PostLogoutRedirectURIs []string `yaml:"postLogoutRedirectUris"`
 	Scopes                 []string `yaml:"scopes"`
+	// DefaultScopes are granted whether or not the app asks for them
+	// (Keycloak's default client scopes); OptionalScopes when it asks.
+	// Scopes, DefaultScopes and OptionalScopes together are what the client
+	// may request; other requested scopes are ignored (OIDC Core 3.1.2.1).
+	DefaultScopes  []string `yaml:"defaultScopes"`
+	OptionalScopes []string `yaml:"optionalScopes"`
+}
+
+// AllowedScopes are the scopes the client may request.
+func (c Client) AllowedScopes() []string {
+	var out []string
+	for _, list := range [][]string{{"openid"}, c.Scopes, c.DefaultScopes, c.OptionalScopes} {
+		for _, s := range list {
+			if !contains(out, s) {
+				out = append(out, s)
+			}
+		}
+	}
+	return out
 }
 
 // Public reports whether the client has no secret.
@@ -414,6 +433,22 @@ func (d *decoder) validateClients(c *Config) {
 		}
 		if !contains(c.Clients[i].Scopes, "openid") {
 			d.failAt(p+".scopes", "must include openid")
+		}
+		if cl.DefaultScopes == nil {
+			c.Clients[i].DefaultScopes = []string{"profile", "email", "roles", "web-origins", "acr"}
+		}
+		if cl.OptionalScopes == nil {
+			c.Clients[i].OptionalScopes = []string{"offline_access", "groups", "address", "phone"}
+		}
+		for _, list := range []struct {
+			key    string
+			scopes []string
+		}{{"scopes", cl.Scopes}, {"defaultScopes", cl.DefaultScopes}, {"optionalScopes", cl.OptionalScopes}} {
+			for j, sc := range list.scopes {
+				if sc == "" || strings.ContainsAny(sc, " \t\"\\") {
+					d.failAt(fmt.Sprintf("%s.%s[%d]", p, list.key, j), "must be a scope name without spaces or quotes")
+				}
+			}
 		}
 	}
 }

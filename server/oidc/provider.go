@@ -59,7 +59,7 @@ func New(cfg *config.Config, st *store.Store, keys *KeySet, hmacSecret []byte, l
 			RedirectURIs:  c.RedirectURIs,
 			GrantTypes:    []string{"authorization_code", "refresh_token"},
 			ResponseTypes: []string{"code"},
-			Scopes:        c.Scopes,
+			Scopes:        c.AllowedScopes(),
 			Public:        c.Public(),
 			Audience:      []string{c.ClientID}, // JWT access tokens name their client
 		}
@@ -85,11 +85,13 @@ func New(cfg *config.Config, st *store.Store, keys *KeySet, hmacSecret []byte, l
 		EnforcePKCEForPublicClients:    true,
 		EnablePKCEPlainChallengeMethod: false,
 		RedirectSecureChecker:          fosite.IsRedirectURISecureStrict,
-		RefreshTokenScopes:             []string{"offline_access"},
-		ScopeStrategy:                  fosite.ExactScopeStrategy,
-		SendDebugMessagesToClients:     false,
-		ClientSecretsHasher:            sha256Hasher{},
-		TokenURL:                       cfg.Issuer() + "/protocol/openid-connect/token",
+		// Refresh tokens with every code, as Keycloak issues them (keycloak-js
+		// refreshes with scope=openid); rotation and reuse detection hold.
+		RefreshTokenScopes:         []string{},
+		ScopeStrategy:              fosite.ExactScopeStrategy,
+		SendDebugMessagesToClients: false,
+		ClientSecretsHasher:        sha256Hasher{},
+		TokenURL:                   cfg.Issuer() + "/protocol/openid-connect/token",
 		// Keycloak's apps send short nonce and state values; OIDC asks for
 		// none of this entropy (a missing state is handled in ParseAuthorize).
 		MinParameterEntropy:  1,
@@ -174,6 +176,16 @@ func (p *Provider) ParseAuthorize(ctx context.Context, r *http.Request) (fosite.
 	if c, ok := p.clients[r.Form.Get("client_id")]; ok {
 		if ru := r.Form.Get("redirect_uri"); ru != "" && !slices.Contains(c.RedirectURIs, ru) {
 			return nil, ErrUnregisteredRedirect
+		}
+		// Unknown scopes are ignored (OIDC Core 3.1.2.1), not invalid_scope.
+		if sc, ok := r.Form["scope"]; ok && len(sc) == 1 {
+			var keep []string
+			for _, s := range strings.Fields(sc[0]) {
+				if slices.Contains(c.Scopes, s) && !slices.Contains(keep, s) {
+					keep = append(keep, s)
+				}
+			}
+			r.Form.Set("scope", strings.Join(keep, " "))
 		}
 	}
 	// fosite insists on a state; OAuth only recommends one. A request
@@ -312,6 +324,13 @@ type Identity struct {
 func (p *Provider) Authorize(ctx context.Context, ar fosite.AuthorizeRequester, id Identity) (fosite.AuthorizeResponder, error) {
 	for _, s := range ar.GetRequestedScopes() {
 		ar.GrantScope(s)
+	}
+	if ar.GetRequestedScopes().Has("openid") {
+		if c, ok := p.cfg.Client(ar.GetClient().GetID()); ok {
+			for _, s := range c.DefaultScopes {
+				ar.GrantScope(s)
+			}
+		}
 	}
 	ar.GrantAudience(ar.GetClient().GetID()) // the aud of JWT access tokens
 	resp, err := p.oauth2.NewAuthorizeResponse(ctx, ar, p.session(ar.GetClient().GetID(), ar.GetGrantedScopes(), id))
@@ -589,7 +608,7 @@ func (p *Provider) discoveryDocument() []byte {
 	oc := iss + "/protocol/openid-connect"
 	scopes := map[string]bool{}
 	for _, c := range p.cfg.Clients {
-		for _, s := range c.Scopes {
+		for _, s := range c.AllowedScopes() {
 			scopes[s] = true
 		}
 	}
