@@ -176,3 +176,36 @@ func TestDefaultScopesAndUnknownScopes(t *testing.T) {
 		t.Fatalf("refresh without offline_access: %v", err)
 	}
 }
+
+// Refresh tokens are JWT-shaped as Keycloak's (keycloak-js decodes them:
+// typ Refresh, exp, sid), and rotation still works; a forged one is refused.
+func TestRefreshTokensAreJWTShaped(t *testing.T) {
+	s := start(t, opts{})
+	s.passwordLogin(t, testkit.NewClient(t), nil, "alice@example.com", alicePassword)
+	tok := s.App.Last().Token
+	parts := strings.Split(tok.RefreshToken, ".")
+	if len(parts) != 3 {
+		t.Fatalf("refresh token %q is not a JWT", tok.RefreshToken)
+	}
+	payload, _ := base64URL(parts[1])
+	var claims map[string]any
+	if err := json.Unmarshal(payload, &claims); err != nil {
+		t.Fatal(err)
+	}
+	idt, _ := tok.Extra("id_token").(string)
+	idPayload, _ := base64URL(strings.Split(idt, ".")[1])
+	var idClaims map[string]any
+	_ = json.Unmarshal(idPayload, &idClaims)
+	if claims["typ"] != "Refresh" || claims["exp"] == nil || claims["sid"] == nil || claims["sid"] != idClaims["sid"] || claims["azp"] != "app" {
+		t.Fatalf("refresh token claims %v (ID token sid %v)", claims, idClaims["sid"])
+	}
+	next, err := refresh(t, s, tok.RefreshToken)
+	if err != nil || next.RefreshToken == tok.RefreshToken || strings.Count(next.RefreshToken, ".") != 2 {
+		t.Fatalf("rotation: %v, %q", err, next.RefreshToken)
+	}
+	// The same payload with another signature is no refresh token of ours.
+	forged := parts[0] + "." + parts[1] + "." + strings.Repeat("A", len(parts[2]))
+	if _, err := refresh(t, s, forged); err == nil {
+		t.Fatal("a refresh token with a forged signature was accepted")
+	}
+}

@@ -165,7 +165,7 @@ func build(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.L
 	if err := keys.Ensure(ctx); err != nil {
 		return nil, fmt.Errorf("signing keys: %w", err)
 	}
-	provider := oidc.New(cfg, st, keys, derive("fosite-hmac", 32), log)
+	provider := oidc.New(cfg, st, keys, derive("fosite-hmac", 32), derive("refresh-token-jwt", 32), log)
 	renderer, err := web.NewRenderer(cfg.Branding.ThemeDir, log)
 	if err != nil {
 		return nil, fmt.Errorf("templates: %w", err)

@@ -48,8 +48,9 @@ type Provider struct {
 }
 
 // New composes fosite over the store. hmacSecret (32+ bytes, the same on
-// every node) signs opaque tokens.
-func New(cfg *config.Config, st *store.Store, keys *KeySet, hmacSecret []byte, log *slog.Logger) *Provider {
+// every node) signs opaque tokens; refreshKey (32 bytes, the same on every
+// node) signs refresh tokens.
+func New(cfg *config.Config, st *store.Store, keys *KeySet, hmacSecret, refreshKey []byte, log *slog.Logger) *Provider {
 	p := &Provider{cfg: cfg, store: st, Keys: keys, clients: map[string]*fosite.DefaultResponseModeClient{}, log: log,
 		jwtAccessTokens: cfg.Tokens.AccessTokenFormat == "jwt"}
 	p.discovery = sync.OnceValue(p.discoveryDocument)
@@ -108,6 +109,7 @@ func New(cfg *config.Config, st *store.Store, keys *KeySet, hmacSecret []byte, l
 			HMACSHAStrategy: core, Config: fc,
 		}
 	}
+	core = refreshJWT{CoreStrategy: core, key: refreshKey, issuer: cfg.Issuer()}
 	strategy := &compose.CommonStrategy{
 		CoreStrategy:               core,
 		OpenIDConnectTokenStrategy: compose.NewOpenIDConnectStrategy(keys.PrivateKey, fc),
