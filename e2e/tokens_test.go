@@ -209,3 +209,36 @@ func TestRefreshTokensAreJWTShaped(t *testing.T) {
 		t.Fatal("a refresh token with a forged signature was accepted")
 	}
 }
+
+// Browsers may call the token and other endpoints from a client's web
+// origins ("+": its redirect URIs' origins), preflight included; other
+// origins get no CORS headers.
+func TestCORSForWebOrigins(t *testing.T) {
+	doc := strings.Replace(realm, "  - clientId: app\n", "  - clientId: app\n    webOrigins: [\"+\"]\n", 1)
+	s := startDoc(t, doc, opts{})
+	appOrigin := s.App.URL
+	do := func(method, path, origin string) *http.Response {
+		req, _ := http.NewRequest(method, s.LK.Issuer+path, nil)
+		req.Header.Set("Origin", origin)
+		if method == http.MethodOptions {
+			req.Header.Set("Access-Control-Request-Method", "POST")
+			req.Header.Set("Access-Control-Request-Headers", "authorization")
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	resp := do(http.MethodOptions, "/protocol/openid-connect/token", appOrigin)
+	if resp.StatusCode >= 300 || resp.Header.Get("Access-Control-Allow-Origin") != appOrigin || resp.Header.Get("Access-Control-Allow-Credentials") != "true" {
+		t.Fatalf("preflight from the app: %d %v", resp.StatusCode, resp.Header)
+	}
+	if resp := do(http.MethodGet, "/protocol/openid-connect/certs", appOrigin); resp.Header.Get("Access-Control-Allow-Origin") != appOrigin {
+		t.Fatalf("JWKS from the app: %v", resp.Header)
+	}
+	if resp := do(http.MethodOptions, "/protocol/openid-connect/token", "https://evil.example"); resp.Header.Get("Access-Control-Allow-Origin") != "" {
+		t.Fatalf("preflight from another origin allowed: %v", resp.Header)
+	}
+}

@@ -251,7 +251,9 @@ func build(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.L
 		Issuer: cfg.Issuer(), Realm: cfg.Realm, Name: cfg.DisplayName(), Web: renderer, Log: log, Provider: mux, Secure: secure,
 		Codec: securecookie.New(derive("account-hash", 64), derive("account-block", 32)),
 	}).Routes(mux)
-	return &Server{Cfg: cfg, Store: st, Handler: mux, Keys: keys, Admin: adm, sender: sender, counters: mem, log: log}, nil
+	handler := withCORS(cfg, []string{oc + "/token", oc + "/userinfo", oc + "/certs", oc + "/revoke", oc + "/token/introspect",
+		oc + "/logout", prefix + "/account", prefix + "/.well-known/openid-configuration"}, mux)
+	return &Server{Cfg: cfg, Store: st, Handler: handler, Keys: keys, Admin: adm, sender: sender, counters: mem, log: log}, nil
 }
 
 func randomID() string {

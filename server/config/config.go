@@ -128,6 +128,34 @@ type Client struct {
 	// may request; other requested scopes are ignored (OIDC Core 3.1.2.1).
 	DefaultScopes  []string `yaml:"defaultScopes"`
 	OptionalScopes []string `yaml:"optionalScopes"`
+	// WebOrigins may call the token, userinfo, JWKS, logout and account
+	// endpoints from a browser (CORS); "+" stands for the origins of the
+	// redirect URIs, as in Keycloak.
+	WebOrigins []string `yaml:"webOrigins"`
+}
+
+// Origins are the client's web origins, "+" expanded to the origins of its
+// redirect URIs.
+func (c Client) Origins() []string {
+	var out []string
+	add := func(o string) {
+		o = strings.TrimSuffix(o, "/")
+		if o != "" && !contains(out, o) {
+			out = append(out, o)
+		}
+	}
+	for _, o := range c.WebOrigins {
+		if o != "+" {
+			add(o)
+			continue
+		}
+		for _, ru := range c.RedirectURIs {
+			if u, err := url.Parse(ru); err == nil && u.Scheme != "" && u.Host != "" {
+				add(u.Scheme + "://" + u.Host)
+			}
+		}
+	}
+	return out
 }
 
 // AllowedScopes are the scopes the client may request.
@@ -433,6 +461,14 @@ func (d *decoder) validateClients(c *Config) {
 		}
 		if !contains(c.Clients[i].Scopes, "openid") {
 			d.failAt(p+".scopes", "must include openid")
+		}
+		for j, o := range cl.WebOrigins {
+			if o == "+" {
+				continue
+			}
+			if u, err := url.Parse(o); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+				d.failAt(fmt.Sprintf("%s.webOrigins[%d]", p, j), "must be an origin like https://app.example.com, or + for the origins of the redirect URIs")
+			}
 		}
 		if cl.DefaultScopes == nil {
 			c.Clients[i].DefaultScopes = []string{"profile", "email", "roles", "web-origins", "acr"}
