@@ -242,3 +242,4 @@ func TestCORSForWebOrigins(t *testing.T) {
 		t.Fatalf("preflight from another origin allowed: %v", resp.Header)
 	}
 }
+

@@ -5,5 +5,5 @@ import "embed"
 
 // FS holds the built-in assets.
 //
-//go:embed *.css *.svg
+//go:embed *.css *.svg *.js
 var FS embed.FS

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/gorilla/securecookie"
@@ -108,6 +109,11 @@ func (h *Handler) read(r *http.Request, name string, v any) bool {
 type pendingLogin struct{ State, Verifier string }
 
 func (h *Handler) show(w http.ResponseWriter, r *http.Request) {
+	// keycloak-js writes the scheme in lower case ("bearer ...").
+	if scheme, _, _ := strings.Cut(r.Header.Get("Authorization"), " "); strings.EqualFold(scheme, "Bearer") {
+		h.accountJSON(w, r)
+		return
+	}
 	var p Profile
 	if h.read(r, profileCookie, &p) {
 		v := web.View{Title: "Your account", RealmName: h.Name, StaticURL: "/realms/" + h.Realm + "/static", Data: p}
@@ -178,6 +184,45 @@ func (h *Handler) userinfo(ctx context.Context, tok *oauth2.Token) (Profile, err
 		return Profile{}, err
 	}
 	return Profile{Subject: c.Sub, Email: c.Email, Name: c.Name, EmailVerified: c.Verified}, nil
+}
+
+// accountJSON answers Keycloak's account representation for a bearer
+// access token (keycloak-js loadUserProfile); browsers get the HTML page.
+func (h *Handler) accountJSON(w http.ResponseWriter, r *http.Request) {
+	req, _ := http.NewRequestWithContext(r.Context(), http.MethodGet, h.Issuer+"/protocol/openid-connect/userinfo", nil)
+	req.Header.Set("Authorization", r.Header.Get("Authorization"))
+	resp, err := inProcess{h.Provider}.RoundTrip(req)
+	if err != nil {
+		http.Error(w, `{"error":"server_error"}`, http.StatusInternalServerError)
+		return
+	}
+	defer resp.Body.Close()
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	if resp.StatusCode != http.StatusOK {
+		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+		w.WriteHeader(http.StatusUnauthorized)
+		_, _ = w.Write([]byte(`{"error":"invalid_token"}` + "\n"))
+		return
+	}
+	var c struct {
+		Sub, Email, Name string
+		Username         string `json:"preferred_username"`
+		Given            string `json:"given_name"`
+		Family           string `json:"family_name"`
+		Verified         bool   `json:"email_verified"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&c); err != nil {
+		http.Error(w, `{"error":"server_error"}`, http.StatusInternalServerError)
+		return
+	}
+	if c.Username == "" {
+		c.Username = c.Email
+	}
+	_ = json.NewEncoder(w).Encode(map[string]any{
+		"id": c.Sub, "username": c.Username, "email": c.Email, "firstName": c.Given, "lastName": c.Family,
+		"emailVerified": c.Verified, "attributes": map[string]any{},
+	})
 }
 
 // logout (a POST from the account page's own form: a cross-site link

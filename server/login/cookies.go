@@ -93,10 +93,29 @@ func (c *Cookies) SetSSO(w http.ResponseWriter, r *http.Request, id string) {
 	_ = s.Save(r, w)
 }
 
-// ClearSSO removes the SSO cookie.
+// ClearSSO removes the SSO cookie and the session status cookie.
 func (c *Cookies) ClearSSO(w http.ResponseWriter, r *http.Request) {
 	s, _ := c.store.Get(r, ssoCookie)
 	s.Values = map[any]any{}
 	s.Options = c.options(-1)
 	_ = s.Save(r, w)
+	http.SetCookie(w, c.crossSite(sessionCookie, "", -1))
+}
+
+// SetSessionStatus writes the sid of the browser's SSO session where the
+// keycloak-js status iframe can read it. The sid is in every token of the
+// session anyway; the session's own id stays in the HttpOnly SSO cookie.
+func (c *Cookies) SetSessionStatus(w http.ResponseWriter, sid string) {
+	http.SetCookie(w, c.crossSite(sessionCookie, sid, c.ssoTTL))
+}
+
+// crossSite is a cookie readable inside the realm's frames on an app's
+// page: SameSite=None (with Secure) behind https; Lax on a plain-http
+// development URL, where browsers refuse SameSite=None.
+func (c *Cookies) crossSite(name, value string, maxAge int) *http.Cookie {
+	ck := &http.Cookie{Name: name, Value: value, Path: c.path, MaxAge: maxAge, Secure: c.secure, SameSite: http.SameSiteLaxMode}
+	if c.secure {
+		ck.SameSite = http.SameSiteNoneMode
+	}
+	return ck
 }

@@ -85,6 +85,7 @@ func (h *Handler) Routes(mux *http.ServeMux) {
 	if h.DevMail {
 		mux.HandleFunc("GET "+p+"/dev/mail", h.devMail)
 	}
+	h.kcRoutes(mux)
 }
 
 func (h *Handler) view(title string) web.View {
@@ -465,6 +466,7 @@ func (h *Handler) startSSO(ctx context.Context, r *http.Request, userID string, 
 // CSRF token.
 func (h *Handler) setSSOCookies(w http.ResponseWriter, r *http.Request, ssoID string) {
 	h.Cookies.SetSSO(w, r, ssoID)
+	h.Cookies.SetSessionStatus(w, sessionRef(ssoID))
 	h.Cookies.RotateBrowser(w, r)
 }
 

@@ -8,9 +8,11 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -115,4 +117,17 @@ func Chromium(t testing.TB) string {
 	}
 	Unavailable(t, "browser", "no chromium on PATH (Debian: apt-get install chromium)")
 	return ""
+}
+
+// NPMPackageFile returns the path of a file inside an npm package that
+// .ci/run installs with npm ci (dir holds its package.json), for tests that
+// drive the real client software; missing, the test skips, or fails where
+// LATCHKEY_REQUIRE includes service.
+func NPMPackageFile(t testing.TB, service, dir, file string) string {
+	t.Helper()
+	p := filepath.Join(dir, "node_modules", file)
+	if _, err := os.Stat(p); err != nil {
+		Unavailable(t, service, fmt.Sprintf("%s is not installed (run: npm ci --prefix %s)", p, dir))
+	}
+	return p
 }
