@@ -242,4 +242,3 @@ func TestCORSForWebOrigins(t *testing.T) {
 		t.Fatalf("preflight from another origin allowed: %v", resp.Header)
 	}
 }
-
