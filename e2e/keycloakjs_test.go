@@ -33,7 +33,7 @@ const show = (state, result) => {
 kc.onAuthLogout = () => show("logged-out");
 try {
   const authenticated = await kc.init({ onLoad: "login-required" });
-  show("ready", { authenticated, email: kc.tokenParsed.email, sid: kc.sessionId, refreshTyp: kc.refreshTokenParsed.typ });
+  show("ready", { authenticated, email: kc.tokenParsed.email, sid: kc.sessionId, refreshTyp: kc.refreshTokenParsed.typ, viewer: kc.hasRealmRole("viewer") });
 } catch (e) {
   show("error: " + (e && e.message ? e.message : e));
 }
@@ -64,6 +64,7 @@ func TestKeycloakJSLogsInThroughTheMagicLink(t *testing.T) {
 	t.Cleanup(spa.Close)
 	client := "  - clientId: spa\n    redirectUris: [" + spa.URL + "/]\n    postLogoutRedirectUris: [" + spa.URL + "/]\n    webOrigins: [\"+\"]\n"
 	doc := strings.Replace(realm, "  - clientId: confidential\n", client+"  - clientId: confidential\n", 1)
+	doc = strings.Replace(doc, "users:\n", "roles: [viewer]\ndefaultRoles: [viewer]\nusers:\n", 1)
 	s := startDoc(t, doc, magic(nil))
 	issuer.Store(s.LK.Issuer)
 
@@ -88,11 +89,12 @@ func TestKeycloakJSLogsInThroughTheMagicLink(t *testing.T) {
 		Authenticated bool
 		Email, Sid    string
 		RefreshTyp    string
+		Viewer        bool
 	}
 	if err := json.Unmarshal([]byte(text(t, ctx, "#result")), &res); err != nil {
 		t.Fatal(err)
 	}
-	if !res.Authenticated || res.Email != "alice@example.com" || res.Sid == "" || res.RefreshTyp != "Refresh" {
+	if !res.Authenticated || res.Email != "alice@example.com" || res.Sid == "" || res.RefreshTyp != "Refresh" || !res.Viewer {
 		t.Fatalf("after init: %+v", res)
 	}
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"testing"
 
@@ -12,6 +13,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"latchkey/e2e/testkit"
+	"latchkey/server"
 )
 
 // Access tokens are JWTs (RFC 9068) signed like ID tokens, with Keycloak's
@@ -240,5 +242,85 @@ func TestCORSForWebOrigins(t *testing.T) {
 	}
 	if resp := do(http.MethodOptions, "/protocol/openid-connect/token", "https://evil.example"); resp.Header.Get("Access-Control-Allow-Origin") != "" {
 		t.Fatalf("preflight from another origin allowed: %v", resp.Header)
+	}
+}
+
+const rolesDoc = `roles: [viewer, editor, auditor]
+defaultRoles: [viewer]
+groups:
+  - name: team
+    roles: [auditor]
+    clientRoles: {reports: [reader]}
+    subGroups: [{name: eng, roles: [editor]}]
+users:
+  - email: alice@example.com
+    roles: [editor]
+    clientRoles: {reports: [writer], realm-management: [view-users]}
+    groups: [/team/eng]
+`
+
+// Roles and groups of realm.yaml reach tokens in Keycloak's manner: the
+// roles scope (a default scope) gives realm_access and resource_access in
+// the access token, group roles and parents' roles included; the groups
+// scope gives a groups claim of paths.
+func TestRolesAndGroupsInTokens(t *testing.T) {
+	doc := strings.Replace(realm, "users:\n  - email: alice@example.com\n", rolesDoc, 1)
+	doc = strings.Replace(doc, "  - clientId: confidential\n", "  - clientId: reports\n    roles: [reader, writer]\n    redirectUris: [https://reports.example/cb]\n  - clientId: confidential\n", 1)
+	s := startDoc(t, doc, opts{})
+	s.passwordLogin(t, testkit.NewClient(t), url.Values{"scope": {"openid groups"}}, "alice@example.com", alicePassword)
+	res := s.App.Last()
+	if res.Err != "" {
+		t.Fatal(res.Err)
+	}
+	payload, _ := base64URL(strings.Split(res.Token.AccessToken, ".")[1])
+	var at struct {
+		RealmAccess    struct{ Roles []string }            `json:"realm_access"`
+		ResourceAccess map[string]struct{ Roles []string } `json:"resource_access"`
+		Groups         []string
+	}
+	if err := json.Unmarshal(payload, &at); err != nil {
+		t.Fatal(err)
+	}
+	has := func(xs []string, want ...string) bool {
+		for _, w := range want {
+			found := false
+			for _, x := range xs {
+				found = found || x == w
+			}
+			if !found {
+				return false
+			}
+		}
+		return true
+	}
+	if !has(at.RealmAccess.Roles, "viewer", "editor", "auditor") || !has(at.ResourceAccess["reports"].Roles, "reader", "writer") ||
+		!has(at.ResourceAccess["realm-management"].Roles, "view-users") || !has(at.Groups, "/team/eng") {
+		t.Fatalf("access token roles: %+v", at)
+	}
+	if g, _ := res.Claims["groups"].([]any); len(g) != 1 || g[0] != "/team/eng" {
+		t.Fatalf("ID token groups: %v", res.Claims["groups"])
+	}
+}
+
+// Unknown role, client and group names are load errors with their lines.
+func TestUnknownRolesAreConfigErrors(t *testing.T) {
+	for _, tc := range []struct{ edit, want string }{
+		{"roles: [editor]", "roles: [editr]"},
+		{"groups: [/team/eng]", "groups: [/team/qa]"},
+		{"{reports: [writer], realm-management: [view-users]}", "{report: [writer]}"},
+	} {
+		doc := strings.Replace(realm, "users:\n  - email: alice@example.com\n", strings.Replace(rolesDoc, tc.edit, tc.want, 1), 1)
+		doc = strings.Replace(doc, "  - clientId: confidential\n", "  - clientId: reports\n    roles: [reader, writer]\n    redirectUris: [https://reports.example/cb]\n  - clientId: confidential\n", 1)
+		path := t.TempDir() + "/realm.yaml"
+		doc = strings.NewReplacer("{{PUBLIC}}", "http://127.0.0.1:1", "{{LISTEN}}", "127.0.0.1:1", "{{DRIVER}}", "sqlite", "{{DSN}}", "x.db",
+			"{{SMTP_HOST}}", "", "{{SMTP_PORT}}", "25", "{{DEV_MAILBOX}}", "true", "{{REDIRECT}}", "http://127.0.0.1:2/cb", "{{APPLOGIN}}", "http://127.0.0.1:2/login",
+			"{{BINDING}}", "browser-password", "{{ML_OPTIONS}}", "", "{{HASH}}", "").Replace(doc)
+		if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err := server.LoadConfig(path)
+		if err == nil || !strings.Contains(err.Error(), "realm.yaml:") || !strings.Contains(err.Error(), "unknown") {
+			t.Errorf("%s: %v", tc.want, err)
+		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"os"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -32,9 +33,18 @@ type Config struct {
 	Flows    map[string][]ExecutionDef `yaml:"flows"`
 	Bindings map[string]string         `yaml:"bindings"`
 	Users    []User                    `yaml:"users"`
-	Branding Branding                  `yaml:"branding"`
-	APIKeys  []APIKey                  `yaml:"apiKeys"`
-	Outbox   Outbox                    `yaml:"outbox"`
+	// Roles are the realm roles; DefaultRoles are given to every user and
+	// service account (Keycloak's default roles); Groups carry roles to
+	// their members (and their subgroups' members).
+	Roles        []string `yaml:"roles"`
+	DefaultRoles []string `yaml:"defaultRoles"`
+	Groups       []Group  `yaml:"groups"`
+	Branding     Branding `yaml:"branding"`
+	APIKeys      []APIKey `yaml:"apiKeys"`
+	Outbox       Outbox   `yaml:"outbox"`
+
+	// roleMap is every user's effective role mappings, by email; built at load.
+	roleMap map[string]RoleMapping `yaml:"-"`
 
 	// FlowDefs are the flows, resolved against the authenticator registry.
 	FlowDefs map[string]*flows.Flow `yaml:"-"`
@@ -128,6 +138,12 @@ type Client struct {
 	// may request; other requested scopes are ignored (OIDC Core 3.1.2.1).
 	DefaultScopes  []string `yaml:"defaultScopes"`
 	OptionalScopes []string `yaml:"optionalScopes"`
+	// Roles are the client's roles (in tokens under resource_access.{clientId}).
+	Roles []string `yaml:"roles"`
+	// ServiceAccountsEnabled allows the client_credentials grant, for the
+	// client's own subject; ServiceAccount gives that subject roles.
+	ServiceAccountsEnabled bool            `yaml:"serviceAccountsEnabled"`
+	ServiceAccount         *ServiceAccount `yaml:"serviceAccount"`
 	// WebOrigins may call the token, userinfo, JWKS, logout and account
 	// endpoints from a browser (CORS); "+" stands for the origins of the
 	// redirect URIs, as in Keycloak.
@@ -171,6 +187,45 @@ func (c Client) AllowedScopes() []string {
 	return out
 }
 
+// ServiceAccount is the role mapping of a client's own subject.
+type ServiceAccount struct {
+	Roles       []string            `yaml:"roles"`
+	ClientRoles map[string][]string `yaml:"clientRoles"`
+}
+
+// Group is a group of users, with its role mappings and subgroups; its
+// path is /parent/name.
+type Group struct {
+	Name        string              `yaml:"name"`
+	Roles       []string            `yaml:"roles"`
+	ClientRoles map[string][]string `yaml:"clientRoles"`
+	SubGroups   []Group             `yaml:"subGroups"`
+}
+
+// RealmManagementClient is Keycloak's built-in client whose roles grant
+// administration; its roles exist without being declared.
+const RealmManagementClient = "realm-management"
+
+// RealmManagementRoles are the roles of the realm-management client.
+var RealmManagementRoles = []string{"view-users", "manage-users", "query-users", "view-events", "manage-events", "view-clients", "view-realm", "realm-admin"}
+
+// RoleMapping is what a subject holds: realm roles, client roles by
+// client, and group paths.
+type RoleMapping struct {
+	Realm   []string
+	Clients map[string][]string
+	Groups  []string
+}
+
+// RolesOf returns the effective role mapping of the user with email (its
+// own, its groups' and their parents', and the default roles).
+func (c *Config) RolesOf(email string) RoleMapping {
+	if m, ok := c.roleMap[email]; ok {
+		return m
+	}
+	return RoleMapping{Realm: c.DefaultRoles}
+}
+
 // Public reports whether the client has no secret.
 func (c Client) Public() bool { return c.Secret == "" }
 
@@ -195,6 +250,11 @@ type User struct {
 	Disabled        *bool    `yaml:"disabled"`
 	PasswordHash    string   `yaml:"passwordHash"`    // bcrypt; or set with `latchkey users set-password`
 	RequiredActions []string `yaml:"requiredActions"` // nil: not declared; [] clears them
+	// Roles, ClientRoles and Groups (paths like /team/eng) are the user's
+	// role mappings.
+	Roles       []string            `yaml:"roles"`
+	ClientRoles map[string][]string `yaml:"clientRoles"`
+	Groups      []string            `yaml:"groups"`
 }
 
 // Branding is how the hosted pages look.
@@ -375,6 +435,7 @@ func (d *decoder) validate(c *Config, opts Options) {
 	d.validateClients(c)
 	d.validateFlows(c, opts)
 	d.validateUsers(c)
+	d.validateRoles(c)
 	d.validateAPIKeys(c)
 }
 
@@ -558,4 +619,118 @@ func (d *decoder) validateUsers(c *Config) {
 			d.failAt(p+".passwordHash", "must be a bcrypt hash ($2b$...); create one with `latchkey users hash-password`")
 		}
 	}
+}
+
+// validateRoles checks every role, client and group a mapping names, and
+// builds the users' effective mappings.
+func (d *decoder) validateRoles(c *Config) {
+	realm := map[string]bool{}
+	for i, r := range c.Roles {
+		if r == "" || realm[r] {
+			d.failAt(fmt.Sprintf("roles[%d]", i), "must be a unique, non-empty role name")
+		}
+		realm[r] = true
+	}
+	clientRoles := map[string]map[string]bool{RealmManagementClient: {}}
+	for _, r := range RealmManagementRoles {
+		clientRoles[RealmManagementClient][r] = true
+	}
+	for i, cl := range c.Clients {
+		if cl.ClientID == RealmManagementClient {
+			d.failAt(fmt.Sprintf("clients[%d].clientId", i), "%s is built in", RealmManagementClient)
+		}
+		set := map[string]bool{}
+		for j, r := range cl.Roles {
+			if r == "" || set[r] {
+				d.failAt(fmt.Sprintf("clients[%d].roles[%d]", i, j), "must be a unique, non-empty role name")
+			}
+			set[r] = true
+		}
+		clientRoles[cl.ClientID] = set
+	}
+	checkRealm := func(path string, roles []string) {
+		for i, r := range roles {
+			if !realm[r] {
+				d.failAt(fmt.Sprintf("%s[%d]", path, i), "unknown realm role %q (declare it under roles)", r)
+			}
+		}
+	}
+	checkClients := func(path string, m map[string][]string) {
+		for client, roles := range m {
+			set, ok := clientRoles[client]
+			if !ok {
+				d.failAt(path+"."+client, "unknown client %q", client)
+				continue
+			}
+			for i, r := range roles {
+				if !set[r] {
+					d.failAt(fmt.Sprintf("%s.%s[%d]", path, client, i), "unknown role %q of client %s", r, client)
+				}
+			}
+		}
+	}
+	checkRealm("defaultRoles", c.DefaultRoles)
+	for i, cl := range c.Clients {
+		if sa := cl.ServiceAccount; sa != nil {
+			p := fmt.Sprintf("clients[%d].serviceAccount", i)
+			checkRealm(p+".roles", sa.Roles)
+			checkClients(p+".clientRoles", sa.ClientRoles)
+		}
+	}
+	groups := map[string]Group{} // by path, with the roles of its ancestors merged in
+	var walk func(path string, parent Group, gs []Group, base string)
+	walk = func(path string, parent Group, gs []Group, base string) {
+		seen := map[string]bool{}
+		for i, g := range gs {
+			p := fmt.Sprintf("%s[%d]", path, i)
+			if g.Name == "" || strings.Contains(g.Name, "/") || seen[g.Name] {
+				d.failAt(p+".name", "must be a unique, non-empty group name without /")
+			}
+			seen[g.Name] = true
+			checkRealm(p+".roles", g.Roles)
+			checkClients(p+".clientRoles", g.ClientRoles)
+			merged := Group{Roles: append(slices.Clone(parent.Roles), g.Roles...), ClientRoles: mergeClientRoles(parent.ClientRoles, g.ClientRoles)}
+			groups[base+"/"+g.Name] = merged
+			walk(p+".subGroups", merged, g.SubGroups, base+"/"+g.Name)
+		}
+	}
+	walk("groups", Group{}, c.Groups, "")
+	c.roleMap = map[string]RoleMapping{}
+	for i, u := range c.Users {
+		p := fmt.Sprintf("users[%d]", i)
+		checkRealm(p+".roles", u.Roles)
+		checkClients(p+".clientRoles", u.ClientRoles)
+		m := RoleMapping{Realm: append(slices.Clone(c.DefaultRoles), u.Roles...), Clients: mergeClientRoles(nil, u.ClientRoles), Groups: u.Groups}
+		for j, gp := range u.Groups {
+			g, ok := groups[gp]
+			if !ok {
+				d.failAt(fmt.Sprintf("%s.groups[%d]", p, j), "unknown group %q (a path like /team/eng)", gp)
+				continue
+			}
+			m.Realm = append(m.Realm, g.Roles...)
+			m.Clients = mergeClientRoles(m.Clients, g.ClientRoles)
+		}
+		m.Realm = dedupe(m.Realm)
+		c.roleMap[u.Email] = m
+	}
+}
+
+func mergeClientRoles(a, b map[string][]string) map[string][]string {
+	out := map[string][]string{}
+	for _, m := range []map[string][]string{a, b} {
+		for client, roles := range m {
+			out[client] = dedupe(append(out[client], roles...))
+		}
+	}
+	return out
+}
+
+func dedupe(xs []string) []string {
+	var out []string
+	for _, x := range xs {
+		if !slices.Contains(out, x) {
+			out = append(out, x)
+		}
+	}
+	return out
 }

@@ -360,6 +360,9 @@ func (p *Provider) WriteAuthorize(ctx context.Context, w http.ResponseWriter, ar
 func (p *Provider) session(clientID string, scopes fosite.Arguments, id Identity) *Session {
 	u := id.User
 	extra := userClaims(u, scopes)
+	if scopes.Has("groups") {
+		extra["groups"] = nonNil(p.cfg.RolesOf(u.Email).Groups)
+	}
 	if id.SessionID != "" {
 		extra["sid"] = id.SessionID
 	}
@@ -379,6 +382,13 @@ func (p *Provider) session(clientID string, scopes fosite.Arguments, id Identity
 		s.Access, s.AccessHeader = p.accessClaims(clientID, u, scopes, id.SessionID)
 	}
 	return s
+}
+
+func nonNil(xs []string) []string {
+	if xs == nil {
+		return []string{}
+	}
+	return xs
 }
 
 // userClaims are the user's claims the granted scopes allow.
@@ -408,6 +418,23 @@ func userClaims(u *flows.User, scopes fosite.Arguments) map[string]interface{} {
 func (p *Provider) accessClaims(clientID string, u *flows.User, scopes fosite.Arguments, sid string) (*jwt.JWTClaims, *jwt.Headers) {
 	extra := userClaims(u, scopes)
 	extra["azp"], extra["client_id"], extra["typ"] = clientID, clientID, "Bearer"
+	roles := p.cfg.RolesOf(u.Email)
+	if scopes.Has("roles") {
+		// Keycloak's "roles" scope: realm roles and every client's roles.
+		extra["realm_access"] = map[string]any{"roles": nonNil(roles.Realm)}
+		access := map[string]any{}
+		for client, rs := range roles.Clients {
+			if len(rs) > 0 {
+				access[client] = map[string]any{"roles": rs}
+			}
+		}
+		if len(access) > 0 {
+			extra["resource_access"] = access
+		}
+	}
+	if scopes.Has("groups") {
+		extra["groups"] = nonNil(roles.Groups)
+	}
 	extra["preferred_username"] = u.Email
 	if sid != "" {
 		extra["sid"], extra["session_state"] = sid, sid
@@ -565,6 +592,9 @@ func (p *Provider) Userinfo(w http.ResponseWriter, r *http.Request) {
 	claims := map[string]any{"sub": u.ID}
 	for k, v := range userClaims(u, ar.GetGrantedScopes()) {
 		claims[k] = v
+	}
+	if ar.GetGrantedScopes().Has("groups") {
+		claims["groups"] = nonNil(p.cfg.RolesOf(u.Email).Groups)
 	}
 	writeJSON(w, http.StatusOK, claims)
 }
