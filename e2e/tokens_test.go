@@ -324,3 +324,40 @@ func TestUnknownRolesAreConfigErrors(t *testing.T) {
 		}
 	}
 }
+
+// A confidential client with serviceAccountsEnabled gets, by
+// client_credentials, a JWT access token for its own subject with its
+// service account's roles; other clients may not use the grant.
+func TestClientCredentialsForServiceAccounts(t *testing.T) {
+	doc := strings.Replace(realm, "users:\n  - email: alice@example.com\n", rolesDoc, 1)
+	doc = strings.Replace(doc, "  - clientId: confidential\n    secret: s3cret-for-the-confidential-client\n",
+		"  - clientId: reports\n    roles: [reader, writer]\n    redirectUris: [https://reports.example/cb]\n"+
+			"  - clientId: confidential\n    secret: s3cret-for-the-confidential-client\n    serviceAccountsEnabled: true\n"+
+			"    serviceAccount:\n      roles: [editor]\n      clientRoles: {realm-management: [view-users, manage-users]}\n", 1)
+	s := startDoc(t, doc, opts{})
+	token := s.LK.Issuer + "/protocol/openid-connect/token"
+	st, out := postForm(t, token, url.Values{"grant_type": {"client_credentials"}, "client_id": {"confidential"},
+		"client_secret": {"s3cret-for-the-confidential-client"}}, nil)
+	if st != http.StatusOK {
+		t.Fatalf("client_credentials: %d %v", st, out)
+	}
+	ctx := context.Background()
+	at, err := s.App.Provider().VerifierContext(ctx, &oidc.Config{ClientID: "confidential"}).Verify(ctx, out["access_token"].(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var claims struct {
+		Sub, Azp          string
+		PreferredUsername string `json:"preferred_username"`
+		RealmAccess       struct{ Roles []string }            `json:"realm_access"`
+		ResourceAccess    map[string]struct{ Roles []string } `json:"resource_access"`
+	}
+	_ = at.Claims(&claims)
+	if claims.Azp != "confidential" || claims.PreferredUsername != "service-account-confidential" || len(claims.Sub) != 36 ||
+		strings.Join(claims.RealmAccess.Roles, ",") != "viewer,editor" || strings.Join(claims.ResourceAccess["realm-management"].Roles, ",") != "view-users,manage-users" {
+		t.Fatalf("service account token: %+v", claims)
+	}
+	if st, _ := postForm(t, token, url.Values{"grant_type": {"client_credentials"}, "client_id": {"app"}}, nil); st == http.StatusOK {
+		t.Fatal("a public client got a client_credentials token")
+	}
+}

@@ -22,6 +22,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/compose"
 	"github.com/ory/fosite/handler/oauth2"
@@ -58,7 +59,7 @@ func New(cfg *config.Config, st *store.Store, keys *KeySet, hmacSecret, refreshK
 		dc := &fosite.DefaultClient{
 			ID:            c.ClientID,
 			RedirectURIs:  c.RedirectURIs,
-			GrantTypes:    []string{"authorization_code", "refresh_token"},
+			GrantTypes:    grantTypes(c),
 			ResponseTypes: []string{"code"},
 			Scopes:        c.AllowedScopes(),
 			Public:        c.Public(),
@@ -117,6 +118,7 @@ func New(cfg *config.Config, st *store.Store, keys *KeySet, hmacSecret, refreshK
 	}
 	p.oauth2 = compose.Compose(fc, &fositeStorage{Store: st, p: p}, strategy,
 		compose.OAuth2AuthorizeExplicitFactory,
+		compose.OAuth2ClientCredentialsGrantFactory,
 		compose.OAuth2RefreshTokenGrantFactory,
 		compose.OpenIDConnectExplicitFactory,
 		compose.OpenIDConnectRefreshFactory,
@@ -391,6 +393,55 @@ func nonNil(xs []string) []string {
 	return xs
 }
 
+// grantTypes are a client's grants: the code flow with refresh, and
+// client_credentials for a confidential client with serviceAccountsEnabled.
+func grantTypes(c config.Client) []string {
+	g := []string{"authorization_code", "refresh_token"}
+	if c.ServiceAccountsEnabled && !c.Public() {
+		g = append(g, "client_credentials")
+	}
+	return g
+}
+
+// ServiceAccountPrefix names a client's own subject, as Keycloak does.
+const ServiceAccountPrefix = "service-account-"
+
+// serviceAccountClaims makes a client_credentials grant's session: the
+// client's service-account subject with its roles and the default roles.
+func (p *Provider) serviceAccountClaims(ar fosite.AccessRequester) {
+	sess, ok := ar.GetSession().(*Session)
+	if !ok {
+		return
+	}
+	clientID := ar.GetClient().GetID()
+	// A stable UUID per client, as Keycloak's service-account users have;
+	// the name is service-account-{clientId}.
+	sub := uuid.NewSHA1(uuid.NameSpaceURL, []byte(p.cfg.Issuer()+"#"+ServiceAccountPrefix+clientID)).String()
+	name := ServiceAccountPrefix + clientID
+	sess.Subject, sess.Username = sub, name
+	ar.GrantAudience(clientID)
+	if !p.jwtAccessTokens {
+		return
+	}
+	c, _ := p.cfg.Client(clientID)
+	realm, clients := slices.Clone(p.cfg.DefaultRoles), map[string][]string{}
+	if sa := c.ServiceAccount; sa != nil {
+		realm = append(realm, sa.Roles...)
+		clients = sa.ClientRoles
+	}
+	extra := map[string]any{"azp": clientID, "client_id": clientID, "typ": "Bearer", "preferred_username": name,
+		"realm_access": map[string]any{"roles": nonNil(realm)}}
+	access := map[string]any{}
+	for client, rs := range clients {
+		access[client] = map[string]any{"roles": rs}
+	}
+	if len(access) > 0 {
+		extra["resource_access"] = access
+	}
+	sess.Access = &jwt.JWTClaims{Subject: sub, Extra: extra, ScopeField: jwt.JWTScopeFieldString}
+	sess.AccessHeader = &jwt.Headers{Extra: map[string]interface{}{"typ": "at+jwt"}}
+}
+
 // userClaims are the user's claims the granted scopes allow.
 func userClaims(u *flows.User, scopes fosite.Arguments) map[string]interface{} {
 	extra := map[string]interface{}{}
@@ -461,6 +512,9 @@ func (p *Provider) Token(w http.ResponseWriter, r *http.Request) {
 	}
 	for _, s := range ar.GetRequestedScopes() {
 		ar.GrantScope(s)
+	}
+	if ar.GetGrantTypes().ExactOne("client_credentials") {
+		p.serviceAccountClaims(ar)
 	}
 	if ar.GetGrantTypes().ExactOne("refresh_token") {
 		if err := p.refreshClaims(ctx, ar); err != nil {
@@ -660,7 +714,7 @@ func (p *Provider) discoveryDocument() []byte {
 		"introspection_endpoint":                         oc + "/token/introspect",
 		"response_types_supported":                       []string{"code"},
 		"response_modes_supported":                       []string{"query", "fragment", "form_post"},
-		"grant_types_supported":                          []string{"authorization_code", "refresh_token"},
+		"grant_types_supported":                          []string{"authorization_code", "refresh_token", "client_credentials"},
 		"subject_types_supported":                        []string{"public"},
 		"id_token_signing_alg_values_supported":          []string{p.cfg.Tokens.SigningAlgorithm},
 		"scopes_supported":                               scopeList,
