@@ -348,7 +348,7 @@ func TestClientCredentialsForServiceAccounts(t *testing.T) {
 	}
 	var claims struct {
 		Sub, Azp          string
-		PreferredUsername string `json:"preferred_username"`
+		PreferredUsername string                              `json:"preferred_username"`
 		RealmAccess       struct{ Roles []string }            `json:"realm_access"`
 		ResourceAccess    map[string]struct{ Roles []string } `json:"resource_access"`
 	}
