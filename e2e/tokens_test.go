@@ -361,3 +361,20 @@ func TestClientCredentialsForServiceAccounts(t *testing.T) {
 		t.Fatal("a public client got a client_credentials token")
 	}
 }
+
+// Back-channel sign-out as oauth2-proxy does it: the server calls logout
+// with the id_token_hint and no cookie; the session the hint names ends.
+func TestLogoutByHintWithoutCookieEndsTheNamedSession(t *testing.T) {
+	s := start(t, opts{})
+	c := testkit.NewClient(t)
+	s.passwordLogin(t, c, nil, "alice@example.com", alicePassword)
+	hint, _ := s.App.Last().Token.Extra("id_token").(string)
+	p := testkit.NewClient(t).Get(s.LK.Issuer + "/protocol/openid-connect/logout?id_token_hint=" + url.QueryEscape(hint))
+	if p.Status != http.StatusOK || !p.Has("You are signed out") {
+		t.Fatalf("logout without cookie: %d\n%s", p.Status, p.Body)
+	}
+	c.Get(s.App.LoginURL(url.Values{"prompt": {"none"}}))
+	if res := s.App.Last(); res.Err != "login_required" {
+		t.Fatalf("the browser's session survived: %+v", res)
+	}
+}

@@ -322,8 +322,10 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
 	redirect := r.Form.Get("post_logout_redirect_uri")
 	confirmed := r.Method == http.MethodPost && b.ValidCSRF(r)
 	ssoID := h.Cookies.SSOID(r)
+	var hint oidc.Hint
 	if raw := r.Form.Get("id_token_hint"); raw != "" {
-		hint, err := h.OIDC.IDTokenHint(r.Context(), raw)
+		var err error
+		hint, err = h.OIDC.IDTokenHint(r.Context(), raw)
 		if err != nil {
 			h.fail(w, http.StatusBadRequest, "Cannot sign out", "The application sent an invalid sign-out request (id_token_hint).", "")
 			return
@@ -364,6 +366,13 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
 	}
 	if ssoID != "" {
 		if err := h.Store.DeleteSSOSession(r.Context(), ssoID); err != nil {
+			h.internal(w, r, err)
+			return
+		}
+	} else if hint.SessionID != "" {
+		// No cookie (a server calling, as oauth2-proxy does): end the
+		// session the hint names, as Keycloak does.
+		if _, err := h.Store.DeleteSSOSessionByRef(r.Context(), hint.SessionID, hint.Subject); err != nil {
 			h.internal(w, r, err)
 			return
 		}

@@ -454,7 +454,7 @@ func (h *Handler) startSSO(ctx context.Context, r *http.Request, userID string, 
 	id := randomString()
 	idle := now.Add(h.Cfg.Sessions.SSOIdleTimeout.D())
 	if err := h.Store.CreateSSOSession(ctx, &store.SSOSession{
-		ID: id, UserID: userID, AuthTime: authTime, Methods: strings.Join(methods, ","),
+		ID: id, UserID: userID, Ref: sessionRef(id), AuthTime: authTime, Methods: strings.Join(methods, ","),
 		ExpiresAt: now.Add(h.Cfg.Sessions.SSOSessionTTL.D()), IdleExpiresAt: &idle, CreatedAt: now,
 	}); err != nil {
 		return "", err

@@ -55,8 +55,11 @@ func (s *Store) DeleteAuthSession(ctx context.Context, id string) error {
 
 // SSOSession is a completed login remembered for single sign-on.
 type SSOSession struct {
-	ID        string `gorm:"primaryKey;size:64"`
-	UserID    string `gorm:"index;size:36"`
+	ID     string `gorm:"primaryKey;size:64"`
+	UserID string `gorm:"index;size:36"`
+	// Ref is the session's public name, the sid of its tokens (a hash of
+	// ID): logout by id_token_hint finds the session by it.
+	Ref       string `gorm:"index;size:64"`
 	AuthTime  time.Time
 	Methods   string    // amr values, comma-separated
 	ExpiresAt time.Time `gorm:"index"`
@@ -86,6 +89,16 @@ func (s *Store) SSOSessionByID(ctx context.Context, id string, now time.Time) (*
 		return nil, fmt.Errorf("sso session: %w", err)
 	}
 	return &sso, nil
+}
+
+// DeleteSSOSessionByRef ends the session a token's sid names, if it is
+// the user's (logout by id_token_hint without the browser's cookie).
+func (s *Store) DeleteSSOSessionByRef(ctx context.Context, ref, userID string) (bool, error) {
+	res := s.db(ctx).Where("ref = ? AND user_id = ?", ref, userID).Delete(&SSOSession{})
+	if res.Error != nil {
+		return false, fmt.Errorf("end sso session: %w", res.Error)
+	}
+	return res.RowsAffected > 0, nil
 }
 
 // TouchSSOSession renews a session's idle deadline (it answered a login).
