@@ -378,3 +378,12 @@ func TestLogoutByHintWithoutCookieEndsTheNamedSession(t *testing.T) {
 		t.Fatalf("the browser's session survived: %+v", res)
 	}
 }
+
+// A request object gets request_not_supported by redirect (OIDC Core 6).
+func TestRequestObjectsAreNotSupported(t *testing.T) {
+	s := start(t, opts{})
+	_, loc := s.authorizeRedirect(t, testkit.NewClient(t), url.Values{"request": {"eyJhbGciOiJub25lIn0.e30."}})
+	if loc.Query().Get("error") != "request_not_supported" || loc.Query().Get("state") != "state-0123456789" {
+		t.Fatalf("request object: %s", loc)
+	}
+}

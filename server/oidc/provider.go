@@ -211,9 +211,22 @@ func (p *Provider) ParseAuthorize(ctx context.Context, r *http.Request) (fosite.
 		}
 		return ar, err
 	}
+	// Request objects are not supported (discovery says so): answered
+	// request_not_supported by redirect once the redirect URI is verified.
+	var unsupported error
+	if r.Form.Has("request") {
+		unsupported = fosite.ErrRequestNotSupported
+	} else if r.Form.Has("request_uri") {
+		unsupported = fosite.ErrRequestURINotSupported
+	}
+	r.Form.Del("request")
+	r.Form.Del("request_uri")
 	ar, err := p.oauth2.NewAuthorizeRequest(ctx, r)
 	if err != nil {
 		return ar, err
+	}
+	if unsupported != nil {
+		return ar, unsupported
 	}
 	prompts := strings.Fields(r.Form.Get("prompt"))
 	if slices.Contains(prompts, "none") && len(prompts) > 1 {
