@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
@@ -385,5 +387,51 @@ func TestRequestObjectsAreNotSupported(t *testing.T) {
 	_, loc := s.authorizeRedirect(t, testkit.NewClient(t), url.Values{"request": {"eyJhbGciOiJub25lIn0.e30."}})
 	if loc.Query().Get("error") != "request_not_supported" || loc.Query().Get("state") != "state-0123456789" {
 		t.Fatalf("request object: %s", loc)
+	}
+}
+
+// A relying party with backchannelLogoutUrl gets a logout token it can
+// verify (go-oidc) when the user signs out elsewhere; delivery goes through
+// the durable outbox.
+func TestBackchannelLogoutReachesTheRelyingParty(t *testing.T) {
+	tokens := make(chan string, 4)
+	rp := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/backchannel" && r.Method == http.MethodPost {
+			tokens <- r.PostFormValue("logout_token")
+		}
+		w.WriteHeader(http.StatusOK)
+	}))
+	t.Cleanup(rp.Close)
+	doc := strings.Replace(realm, "  - clientId: app\n", "  - clientId: app\n    backchannelLogoutUrl: "+rp.URL+"/backchannel\n", 1)
+	s := startDoc(t, doc, opts{})
+	c := testkit.NewClient(t)
+	s.passwordLogin(t, c, nil, "alice@example.com", alicePassword)
+	res := s.App.Last()
+	hint, _ := res.Token.Extra("id_token").(string)
+	if p := c.Get(s.LK.Issuer + "/protocol/openid-connect/logout?id_token_hint=" + url.QueryEscape(hint)); !p.Has("You are signed out") {
+		t.Fatalf("logout:\n%s", p.Body)
+	}
+	var raw string
+	select {
+	case raw = <-tokens:
+	case <-time.After(15 * time.Second):
+		t.Fatal("no logout token reached the relying party")
+	}
+	ctx := context.Background()
+	lt, err := s.App.Provider().VerifierContext(ctx, &oidc.Config{ClientID: "app"}).Verify(ctx, raw)
+	if err != nil {
+		t.Fatalf("logout token does not verify: %v", err)
+	}
+	var claims struct {
+		Sid    string
+		Events map[string]any
+		Nonce  *string
+	}
+	_ = lt.Claims(&claims)
+	if _, ok := claims.Events["http://schemas.openid.net/event/backchannel-logout"]; !ok || claims.Sid != res.Claims["sid"] || lt.Subject != res.IDToken.Subject || claims.Nonce != nil {
+		t.Fatalf("logout token: sub %s, %+v (ID token sid %v)", lt.Subject, claims, res.Claims["sid"])
+	}
+	if h := decodeHeader(t, raw); !strings.Contains(h, `"typ":"logout+jwt"`) {
+		t.Fatalf("logout token header %s", h)
 	}
 }

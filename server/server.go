@@ -211,7 +211,7 @@ func build(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.L
 		}
 	}
 	hostname, _ := os.Hostname()
-	sender := (&mail.Sender{Outbox: st, Transport: transport, Owner: hostname + "-" + randomID(), Log: log, Sealer: sealer, Keep: dev,
+	sender := (&mail.Sender{Outbox: st, Transport: transport, Logout: mail.BackchannelLogout{Client: &http.Client{}}, Owner: hostname + "-" + randomID(), Log: log, Sealer: sealer, Keep: dev,
 		Poll: cfg.Outbox.PollInterval.D(), Lease: cfg.Outbox.Lease.D(), MaxTries: cfg.Outbox.MaxAttempts, Parallel: cfg.Outbox.Parallel}).Init()
 
 	links.Queued = sender.Wake
@@ -225,7 +225,7 @@ func build(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.L
 	lh := &login.Handler{
 		Cfg: cfg, Store: st, Engine: engine, OIDC: provider, Web: renderer, Links: links, Log: log,
 		Cookies: login.NewCookies(derive("cookie-hash", 64), derive("cookie-block", 32), prefix+"/", secure, ssoTTL),
-		DevMail: dev, Sealer: sealer, ClientIP: ips, Counter: counter,
+		DevMail: dev, Sealer: sealer, ClientIP: ips, Counter: counter, Wake: sender.Wake,
 	}
 	mux := http.NewServeMux()
 	oc := prefix + "/protocol/openid-connect"

@@ -144,6 +144,10 @@ type Client struct {
 	// client's own subject; ServiceAccount gives that subject roles.
 	ServiceAccountsEnabled bool            `yaml:"serviceAccountsEnabled"`
 	ServiceAccount         *ServiceAccount `yaml:"serviceAccount"`
+	// BackchannelLogoutURL receives a signed logout token (OpenID
+	// Back-Channel Logout 1.0) when a session in which the client got
+	// tokens ends.
+	BackchannelLogoutURL string `yaml:"backchannelLogoutUrl"`
 	// WebOrigins may call the token, userinfo, JWKS, logout and account
 	// endpoints from a browser (CORS); "+" stands for the origins of the
 	// redirect URIs, as in Keycloak.
@@ -522,6 +526,11 @@ func (d *decoder) validateClients(c *Config) {
 		}
 		if !contains(c.Clients[i].Scopes, "openid") {
 			d.failAt(p+".scopes", "must include openid")
+		}
+		if u := cl.BackchannelLogoutURL; u != "" {
+			if msg := CheckRedirectURI(u); msg != "" {
+				d.failAt(p+".backchannelLogoutUrl", "%s", msg)
+			}
 		}
 		for j, o := range cl.WebOrigins {
 			if o == "+" {

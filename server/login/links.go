@@ -364,18 +364,9 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
 		h.Web.Page(w, http.StatusOK, "logout-confirm", v)
 		return
 	}
-	if ssoID != "" {
-		if err := h.Store.DeleteSSOSession(r.Context(), ssoID); err != nil {
-			h.internal(w, r, err)
-			return
-		}
-	} else if hint.SessionID != "" {
-		// No cookie (a server calling, as oauth2-proxy does): end the
-		// session the hint names, as Keycloak does.
-		if _, err := h.Store.DeleteSSOSessionByRef(r.Context(), hint.SessionID, hint.Subject); err != nil {
-			h.internal(w, r, err)
-			return
-		}
+	if err := h.endSession(r.Context(), ssoID, hint); err != nil {
+		h.internal(w, r, err)
+		return
 	}
 	h.Cookies.ClearSSO(w, r)
 	h.Cookies.RotateBrowser(w, r)
@@ -393,6 +384,66 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
 	v := h.view("Signed out")
 	v.Message = "You are signed out."
 	h.Web.Page(w, http.StatusOK, "info", v)
+}
+
+// endSession ends the browser's SSO session or, without a cookie (a server
+// calling, as oauth2-proxy does), the session the hint names, as Keycloak
+// does; and queues a back-channel logout token for every client that got
+// tokens in it and asked for them, in the same transaction.
+func (h *Handler) endSession(ctx context.Context, ssoID string, hint oidc.Hint) error {
+	queued := false
+	err := h.Store.InTx(ctx, func(ctx context.Context) error {
+		var sso *store.SSOSession
+		var err error
+		switch {
+		case ssoID != "":
+			sso, err = h.Store.SSOSessionByID(ctx, ssoID, time.Now())
+		case hint.SessionID != "":
+			sso, err = h.Store.SSOSessionByRef(ctx, hint.SessionID)
+			if err == nil && sso.UserID != hint.Subject {
+				return nil // a hint naming someone else's session ends nothing
+			}
+		default:
+			return nil
+		}
+		if errors.Is(err, store.ErrNotFound) {
+			if ssoID != "" {
+				return h.Store.DeleteSSOSession(ctx, ssoID) // expired or idle: drop it all the same
+			}
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := h.Store.DeleteSSOSession(ctx, sso.ID); err != nil {
+			return err
+		}
+		ref := sessionRef(sso.ID)
+		clients, err := h.Store.SessionClients(ctx, ref)
+		if err != nil {
+			return err
+		}
+		for _, id := range clients {
+			cl, ok := h.Cfg.Client(id)
+			if !ok || cl.BackchannelLogoutURL == "" {
+				continue
+			}
+			token, err := h.OIDC.LogoutToken(ctx, id, sso.UserID, ref)
+			if err != nil {
+				return err
+			}
+			if err := h.Store.EnqueueMail(ctx, &store.OutboxMail{Kind: store.KindBackchannelLogout, To: cl.BackchannelLogoutURL,
+				Subject: "back-channel logout " + id, Text: h.Sealer.Seal(token), Ref: ref[:min(len(ref), 36)]}); err != nil {
+				return err
+			}
+			queued = true
+		}
+		return nil
+	})
+	if err == nil && queued && h.Wake != nil {
+		h.Wake()
+	}
+	return err
 }
 
 // hintMatchesSSO reports whether an id_token_hint names this browser's SSO

@@ -46,6 +46,9 @@ type Handler struct {
 	ClientIP *clientip.Resolver
 	// Counter bounds the login attempts one client address may start.
 	Counter Counter
+	// Wake tells the outbox sender that entries were queued (back-channel
+	// logout tokens).
+	Wake func()
 }
 
 // Counter counts events in a fixed window (rate limits).
@@ -413,6 +416,13 @@ func (h *Handler) complete(w http.ResponseWriter, r *http.Request, st *state, c 
 		}
 		if err := h.Store.DeleteAuthSession(ctx, st.Flow.ID); err != nil {
 			return fmt.Errorf("delete finished auth session: %w", err)
+		}
+		// A client that wants back-channel logout is told when this
+		// session ends: remember that it got tokens in it.
+		if cl, ok := h.Cfg.Client(st.Flow.ClientID); ok && cl.BackchannelLogoutURL != "" {
+			if err := h.Store.AddSessionClient(ctx, sessionRef(ssoID), cl.ClientID, now.Add(h.Cfg.Sessions.SSOSessionTTL.D())); err != nil {
+				return err
+			}
 		}
 		resp, issueErr = h.OIDC.Authorize(ctx, ar, oidc.Identity{
 			User: c.User, AuthTime: authTime, RequestedAt: st.Flow.RequestedAt, Methods: st.Flow.Methods,

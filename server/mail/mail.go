@@ -254,13 +254,16 @@ func (d DevSink) Send(_ context.Context, m *store.OutboxMail) error {
 type Sender struct {
 	Outbox    Outbox
 	Transport Transport
-	Owner     string // this node's lease owner id
-	Log       *slog.Logger
-	Poll      time.Duration // how often to look for due mail
-	Lease     time.Duration // how long a claim is held
-	MaxTries  int
-	Parallel  int     // messages sent at once
-	Sealer    *Sealer // opens bodies sealed at rest
+	// Logout delivers back-channel logout tokens (kind
+	// store.KindBackchannelLogout); nil: they fail permanently.
+	Logout   Transport
+	Owner    string // this node's lease owner id
+	Log      *slog.Logger
+	Poll     time.Duration // how often to look for due mail
+	Lease    time.Duration // how long a claim is held
+	MaxTries int
+	Parallel int     // messages sent at once
+	Sealer   *Sealer // opens bodies sealed at rest
 	// Keep leaves delivered bodies in the outbox (the development mailbox
 	// shows them); otherwise they are scrubbed once delivered.
 	Keep bool
@@ -385,7 +388,7 @@ func (s *Sender) deliver(ctx context.Context, m *store.OutboxMail) store.MailOut
 	err := s.open(m)
 	if err == nil {
 		sendCtx, cancel := context.WithTimeout(ctx, s.Lease/2)
-		err = s.Transport.Send(sendCtx, m)
+		err = s.transport(m).Send(sendCtx, m)
 		cancel()
 	}
 	o := store.MailOutcome{ID: m.ID, At: time.Now()}
@@ -402,6 +405,23 @@ func (s *Sender) deliver(ctx context.Context, m *store.OutboxMail) store.MailOut
 		s.Log.Warn("mail delivery failed; will retry", "event", "mail_retry", "mail_id", m.ID, "ref", m.Ref, "attempt", m.Attempts+1, "next_attempt", o.Retry, "err", err)
 	}
 	return o
+}
+
+// transport is the transport of the entry's kind.
+func (s *Sender) transport(m *store.OutboxMail) Transport {
+	if m.Kind == store.KindBackchannelLogout {
+		if s.Logout != nil {
+			return s.Logout
+		}
+		return failing{}
+	}
+	return s.Transport
+}
+
+type failing struct{}
+
+func (failing) Send(context.Context, *store.OutboxMail) error {
+	return &PermanentError{errors.New("no transport for this kind of outbox entry")}
 }
 
 // open decrypts a message's bodies; a body that cannot be opened is a

@@ -740,11 +740,29 @@ func (p *Provider) discoveryDocument() []byte {
 		"request_uri_parameter_supported":                false,
 		"authorization_response_iss_parameter_supported": true,
 		"frontchannel_logout_supported":                  false,
+		"backchannel_logout_supported":                   true,
+		"backchannel_logout_session_supported":           true,
 	})
 	if err != nil {
 		panic(err) // strings, bools and slices of them always encode
 	}
 	return append(doc, '\n')
+}
+
+// LogoutToken is an OpenID Back-Channel Logout 1.0 logout token for the
+// client: it names the user and the session (sid) that ended.
+func (p *Provider) LogoutToken(ctx context.Context, clientID, subject, sid string) (string, error) {
+	now := time.Now().UTC()
+	signer := &jwt.DefaultSigner{GetPrivateKey: p.Keys.PrivateKey}
+	token, _, err := signer.Generate(ctx, jwt.MapClaims{
+		"iss": p.cfg.Issuer(), "aud": clientID, "iat": now.Unix(), "exp": now.Add(2 * time.Minute).Unix(),
+		"jti": uuid.NewString(), "sub": subject, "sid": sid,
+		"events": map[string]any{"http://schemas.openid.net/event/backchannel-logout": map[string]any{}},
+	}, &jwt.Headers{Extra: map[string]interface{}{"typ": "logout+jwt"}})
+	if err != nil {
+		return "", fmt.Errorf("sign logout token: %w", err)
+	}
+	return token, nil
 }
 
 // Hint is what an id_token_hint says: the client it was issued to, the

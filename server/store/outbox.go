@@ -14,8 +14,11 @@ import (
 // the same transaction as what it announces means no mail is lost and none
 // is sent for a change that rolled back.
 type OutboxMail struct {
-	ID       uint64 `gorm:"primaryKey;autoIncrement"`
-	To       string `gorm:"size:254"`
+	ID uint64 `gorm:"primaryKey;autoIncrement"`
+	// Kind selects the transport: "" is mail (SMTP); KindBackchannelLogout
+	// is an OpenID back-channel logout token POSTed to the URL in To.
+	Kind     string `gorm:"size:32"`
+	To       string `gorm:"size:2048"`
 	Subject  string
 	Text     string
 	HTML     string
@@ -136,9 +139,19 @@ func (s *Store) MailByRef(ctx context.Context, ref string) ([]OutboxMail, error)
 	return out, err
 }
 
-// RecentMail returns the newest messages (the development mail page).
+// RecentMail returns the newest mail messages (the development mail page).
 func (s *Store) RecentMail(ctx context.Context, limit int) ([]OutboxMail, error) {
 	var out []OutboxMail
-	err := s.read(ctx).Order("id DESC").Limit(limit).Find(&out).Error
+	err := s.read(ctx).Where("kind = ? OR kind IS NULL", "").Order("id DESC").Limit(limit).Find(&out).Error
+	return out, err
+}
+
+// KindBackchannelLogout is an outbox entry carrying a logout token.
+const KindBackchannelLogout = "backchannel-logout"
+
+// OutboxByKind returns the entries of a kind, oldest first (tests, tools).
+func (s *Store) OutboxByKind(ctx context.Context, kind string) ([]OutboxMail, error) {
+	var out []OutboxMail
+	err := s.read(ctx).Where("kind = ?", kind).Order("id").Find(&out).Error
 	return out, err
 }

@@ -91,16 +91,6 @@ func (s *Store) SSOSessionByID(ctx context.Context, id string, now time.Time) (*
 	return &sso, nil
 }
 
-// DeleteSSOSessionByRef ends the session a token's sid names, if it is
-// the user's (logout by id_token_hint without the browser's cookie).
-func (s *Store) DeleteSSOSessionByRef(ctx context.Context, ref, userID string) (bool, error) {
-	res := s.db(ctx).Where("ref = ? AND user_id = ?", ref, userID).Delete(&SSOSession{})
-	if res.Error != nil {
-		return false, fmt.Errorf("end sso session: %w", res.Error)
-	}
-	return res.RowsAffected > 0, nil
-}
-
 // TouchSSOSession renews a session's idle deadline (it answered a login).
 func (s *Store) TouchSSOSession(ctx context.Context, id string, idleUntil time.Time) error {
 	if err := s.db(ctx).Model(&SSOSession{}).Where("id = ?", id).Update("idle_expires_at", idleUntil.UTC()).Error; err != nil {
@@ -123,4 +113,43 @@ func (s *Store) EndUserSessions(ctx context.Context, userID string) error {
 		}
 		return s.RevokeSubject(ctx, userID)
 	})
+}
+
+// SessionClient records that a client received tokens in an SSO session,
+// so that ending the session can notify it (back-channel logout).
+type SessionClient struct {
+	Ref       string    `gorm:"primaryKey;size:64"` // the SSO session's sid
+	ClientID  string    `gorm:"primaryKey;size:128"`
+	ExpiresAt time.Time `gorm:"index"`
+}
+
+// AddSessionClient records clientID under the session ref (once).
+func (s *Store) AddSessionClient(ctx context.Context, ref, clientID string, expires time.Time) error {
+	err := s.db(ctx).Clauses(clause.OnConflict{DoNothing: true}).Create(&SessionClient{Ref: ref, ClientID: clientID, ExpiresAt: expires.UTC()}).Error
+	if err != nil {
+		return fmt.Errorf("record session client: %w", err)
+	}
+	return nil
+}
+
+// SessionClients returns the clients that received tokens in a session.
+func (s *Store) SessionClients(ctx context.Context, ref string) ([]string, error) {
+	var ids []string
+	if err := s.db(ctx).Model(&SessionClient{}).Where("ref = ?", ref).Order("client_id").Pluck("client_id", &ids).Error; err != nil {
+		return nil, fmt.Errorf("session clients: %w", err)
+	}
+	return ids, nil
+}
+
+// SSOSessionByRef returns a live session by its sid.
+func (s *Store) SSOSessionByRef(ctx context.Context, ref string) (*SSOSession, error) {
+	var sso SSOSession
+	err := s.db(ctx).Where("ref = ?", ref).Take(&sso).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sso session: %w", err)
+	}
+	return &sso, nil
 }

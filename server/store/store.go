@@ -132,7 +132,7 @@ func sqliteDSN(dsn string) string {
 
 func (s *Store) migrate() error {
 	err := s.gdb.AutoMigrate(&User{}, &SigningKey{}, &Setting{}, &OAuthRecord{}, &AuthSession{},
-		&SSOSession{}, &MagicLink{}, &OutboxMail{}, &RateCounter{})
+		&SSOSession{}, &MagicLink{}, &OutboxMail{}, &RateCounter{}, &SessionClient{})
 	if err != nil {
 		return fmt.Errorf("migrate schema: %w", err)
 	}
@@ -298,6 +298,7 @@ func (s *Store) Purge(ctx context.Context, now time.Time, grace time.Duration) (
 		{&MagicLink{}, "id", "expires_at < ?"},
 		{&OutboxMail{}, "id", "(sent_at IS NOT NULL OR failed_at IS NOT NULL) AND created_at < ?"},
 		{&RateCounter{}, "key", "expires_at < ?"},
+		{&SessionClient{}, "(ref, client_id)", "expires_at < ?"},
 	} {
 		cols := strings.Trim(q.key, "()")
 		for ctx.Err() == nil {

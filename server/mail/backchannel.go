@@ -1,0 +1,45 @@
+package mail
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"latchkey/server/store"
+)
+
+// BackchannelLogout delivers logout tokens (OpenID Back-Channel Logout 1.0):
+// a form POST of logout_token to the client's backchannelLogoutUrl. 2xx is
+// delivered; 400 means the client refused the token (permanent); anything
+// else, and connection errors, are retried like mail.
+type BackchannelLogout struct {
+	Client *http.Client
+}
+
+func (b BackchannelLogout) Send(ctx context.Context, m *store.OutboxMail) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, m.To, strings.NewReader(url.Values{"logout_token": {m.Text}}.Encode()))
+	if err != nil {
+		return &PermanentError{fmt.Errorf("back-channel logout request: %w", err)}
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	client := b.Client
+	if client == nil {
+		client = http.DefaultClient
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return fmt.Errorf("back-channel logout to %s: %w", m.To, err)
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
+	switch {
+	case resp.StatusCode >= 200 && resp.StatusCode < 300:
+		return nil
+	case resp.StatusCode == http.StatusBadRequest:
+		return &PermanentError{fmt.Errorf("back-channel logout to %s: refused (400)", m.To)}
+	}
+	return fmt.Errorf("back-channel logout to %s: status %d", m.To, resp.StatusCode)
+}
