@@ -18,6 +18,18 @@ import (
 	"gorm.io/gorm/clause"
 )
 
+// signatureKey is how a token signature keys its row: HMAC signatures
+// (43 characters) as they are; longer ones, such as the signature part of
+// an RS256 JWT access token (342), by their SHA-256, so every key fits the
+// column on PostgreSQL.
+func signatureKey(signature string) string {
+	if len(signature) <= 64 {
+		return signature
+	}
+	sum := sha256.Sum256([]byte(signature))
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
 // Kinds of fosite records, kept in one table keyed by (kind, signature).
 const (
 	kindCode    = "code"
@@ -96,6 +108,7 @@ func expiryOf(kind string, r fosite.Requester) time.Time {
 }
 
 func (s *Store) create(ctx context.Context, kind, signature string, r fosite.Requester) error {
+	signature = signatureKey(signature)
 	sess, err := json.Marshal(r.GetSession())
 	if err != nil {
 		return fmt.Errorf("encode %s session: %w", kind, err)
@@ -127,6 +140,7 @@ func (s *Store) create(ctx context.Context, kind, signature string, r fosite.Req
 // returns the request even for inactive records, as fosite needs it to
 // revoke what was issued from a reused code or refresh token.
 func (s *Store) get(ctx context.Context, kind, signature string, session fosite.Session) (*fosite.Request, bool, error) {
+	signature = signatureKey(signature)
 	var rec OAuthRecord
 	err := s.read(ctx).Where("kind = ? AND signature = ?", kind, signature).Take(&rec).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
@@ -186,6 +200,7 @@ func (s *Store) client(ctx context.Context, kind, id string) (fosite.Client, err
 }
 
 func (s *Store) delete(ctx context.Context, kind, signature string) error {
+	signature = signatureKey(signature)
 	if err := s.db(ctx).Where("kind = ? AND signature = ?", kind, signature).Delete(&OAuthRecord{}).Error; err != nil {
 		return fmt.Errorf("delete %s: %w", kind, err)
 	}
@@ -280,7 +295,7 @@ var deactivated = map[string]any{"active": false, "data": ""}
 // is detected) and deletes its access tokens. Only one concurrent rotation of
 // the same token wins: the losing one finds it inactive.
 func (s *Store) RotateRefreshToken(ctx context.Context, requestID, signature string) error {
-	res := s.db(ctx).Model(&OAuthRecord{}).Where("kind = ? AND signature = ? AND active", kindRefresh, signature).Updates(deactivated)
+	res := s.db(ctx).Model(&OAuthRecord{}).Where("kind = ? AND signature = ? AND active", kindRefresh, signatureKey(signature)).Updates(deactivated)
 	if res.Error != nil {
 		return fmt.Errorf("rotate refresh token: %w", res.Error)
 	}

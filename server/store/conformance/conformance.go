@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -34,6 +35,7 @@ func Run(t *testing.T, open Open) {
 		{"AccessAndRefreshTokens", testTokens},
 		{"RefreshRotationAndFamilyRevocation", testRefreshRotation},
 		{"PKCEAndOpenIDSessions", testPKCEAndOIDC},
+		{"LongSignatures", testLongSignatures},
 		{"Transactions", testTransactions},
 		{"AuthAndSSOSessions", testSessions},
 		{"SigningKeys", testSigningKeys},
@@ -230,6 +232,23 @@ func testRefreshRotation(t *testing.T, s *store.Store) {
 	}
 	if _, err := s.GetAccessTokenSession(ctx, "at-b", newSession()); !errors.Is(err, fosite.ErrNotFound) {
 		t.Fatalf("family access token survived revocation: err = %v", err)
+	}
+}
+
+// The signature part of an RS256 JWT access token is 342 characters: it
+// must key a row on every database (PostgreSQL enforces column sizes).
+func testLongSignatures(t *testing.T, s *store.Store) {
+	sig := strings.Repeat("A", 342)
+	must(t, s.CreateAccessTokenSession(ctx, sig, request("req-long")))
+	if _, err := s.GetAccessTokenSession(ctx, sig, newSession()); err != nil {
+		t.Fatalf("long signature not found: %v", err)
+	}
+	if _, err := s.GetAccessTokenSession(ctx, strings.Repeat("A", 341)+"B", newSession()); !errors.Is(err, fosite.ErrNotFound) {
+		t.Fatalf("another long signature matched: %v", err)
+	}
+	must(t, s.DeleteAccessTokenSession(ctx, sig))
+	if _, err := s.GetAccessTokenSession(ctx, sig, newSession()); !errors.Is(err, fosite.ErrNotFound) {
+		t.Fatalf("deleted: %v", err)
 	}
 }
 
