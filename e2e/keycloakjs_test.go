@@ -32,24 +32,35 @@ const show = (state, result) => {
 };
 kc.onAuthLogout = () => show("logged-out");
 try {
-  const authenticated = await kc.init({ onLoad: "login-required" });
+  const checkSSO = location.search.includes("check-sso");
+  const authenticated = await kc.init(checkSSO
+    ? { onLoad: "check-sso", silentCheckSsoRedirectUri: location.origin + "/silent-check-sso.html" }
+    : { onLoad: "login-required" });
+  if (!authenticated) {
+    show("ready", { authenticated });
+    throw null;
+  }
   show("ready", { authenticated, email: kc.tokenParsed.email, sid: kc.sessionId, refreshTyp: kc.refreshTokenParsed.typ, viewer: kc.hasRealmRole("viewer") });
 } catch (e) {
-  show("error: " + (e && e.message ? e.message : e));
+  if (e !== null) show("error: " + (e && e.message ? e.message : e));
 }
 </script></body></html>`
 
-// The real keycloak-js (npm keycloak-js 26.x, installed by .ci/run) logs in
-// through the magic link with default init options, decodes the tokens,
-// refreshes, loads the user profile and logs out.
-func TestKeycloakJSLogsInThroughTheMagicLink(t *testing.T) {
-	lib := testenv.NPMPackageFile(t, "keycloak-js", "keycloakjs", "keycloak-js/lib/keycloak.js")
-	ctx := testkit.Browser(t)
-	var issuer atomic.Value
+// silentCheckSSO is the page keycloak-js's documentation asks apps to serve
+// for check-sso: it hands the authorization response to the parent page.
+const silentCheckSSO = `<!doctype html><html><body><script>parent.postMessage(location.href, location.origin);</script></body></html>`
+
+// spaServer serves the app: its page, keycloak-js, the silent check-sso
+// page and its configuration (the issuer, known once Latchkey runs).
+func spaServer(t *testing.T, lib string, issuer *atomic.Value) *httptest.Server {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		_, _ = w.Write([]byte(spaPage))
+	})
+	mux.HandleFunc("GET /silent-check-sso.html", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		_, _ = w.Write([]byte(silentCheckSSO))
 	})
 	mux.HandleFunc("GET /keycloak.js", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/javascript")
@@ -62,9 +73,26 @@ func TestKeycloakJSLogsInThroughTheMagicLink(t *testing.T) {
 	})
 	spa := httptest.NewServer(mux)
 	t.Cleanup(spa.Close)
-	client := "  - clientId: spa\n    redirectUris: [" + spa.URL + "/]\n    postLogoutRedirectUris: [" + spa.URL + "/]\n    webOrigins: [\"+\"]\n"
+	return spa
+}
+
+// spaRealm is the test realm with the keycloak-js app as client spa.
+func spaRealm(spa *httptest.Server) string {
+	client := "  - clientId: spa\n    redirectUris: [\"" + spa.URL + "/\", \"" + spa.URL + "/?check-sso\", \"" + spa.URL + "/silent-check-sso.html\"]\n" +
+		"    postLogoutRedirectUris: [" + spa.URL + "/]\n    webOrigins: [\"+\"]\n"
 	doc := strings.Replace(realm, "  - clientId: confidential\n", client+"  - clientId: confidential\n", 1)
-	doc = strings.Replace(doc, "users:\n", "roles: [viewer]\ndefaultRoles: [viewer]\nusers:\n", 1)
+	return strings.Replace(doc, "users:\n", "roles: [viewer]\ndefaultRoles: [viewer]\nusers:\n", 1)
+}
+
+// The real keycloak-js (npm keycloak-js 26.x, installed by .ci/run) logs in
+// through the magic link with default init options, decodes the tokens,
+// refreshes, loads the user profile and logs out.
+func TestKeycloakJSLogsInThroughTheMagicLink(t *testing.T) {
+	lib := testenv.NPMPackageFile(t, "keycloak-js", "keycloakjs", "keycloak-js/lib/keycloak.js")
+	ctx := testkit.Browser(t)
+	var issuer atomic.Value
+	spa := spaServer(t, lib, &issuer)
+	doc := spaRealm(spa)
 	s := startDoc(t, doc, magic(nil))
 	issuer.Store(s.LK.Issuer)
 
@@ -131,4 +159,41 @@ func TestKeycloakJSLogsInThroughTheMagicLink(t *testing.T) {
 		t.Fatalf("sign-out in the other tab: %q", h)
 	}
 	do(t, ctx, chromedp.Poll[chromedp.Void](`document.getElementById("state").textContent === "logged-out"`))
+}
+
+// check-sso with silentCheckSsoRedirectUri: without a session the app
+// stays signed out (no page of Latchkey shown); once signed in, a fresh
+// load of the app is signed in silently, in a hidden iframe.
+func TestKeycloakJSCheckSSO(t *testing.T) {
+	lib := testenv.NPMPackageFile(t, "keycloak-js", "keycloakjs", "keycloak-js/lib/keycloak.js")
+	ctx := testkit.Browser(t)
+	var issuer atomic.Value
+	spa := spaServer(t, lib, &issuer)
+	s := startDoc(t, spaRealm(spa), magic(nil))
+	issuer.Store(s.LK.Issuer)
+	verdict := func() string {
+		t.Helper()
+		do(t, ctx, chromedp.WaitVisible(chromedp.ID("state")))
+		do(t, ctx, chromedp.Poll[chromedp.Void](`document.getElementById("state").textContent !== "loading"`))
+		return text(t, ctx, "#state") + " " + text(t, ctx, "#result")
+	}
+	do(t, ctx, chromedp.Navigate(spa.URL+"/?check-sso"))
+	if v := verdict(); v != `ready {"authenticated":false}` {
+		t.Fatalf("check-sso without a session: %s", v)
+	}
+	// Sign in (login-required), then load the app again in check-sso mode.
+	do(t, ctx, chromedp.Navigate(spa.URL+"/"), chromedp.WaitVisible(chromedp.ID("email")))
+	do(t, ctx, chromedp.SendKeys(chromedp.ID("email"), "alice@example.com"), chromedp.Click(chromedp.CSS("button[type=submit]")))
+	link := s.SMTP.WaitFor(t, "alice@example.com", 1, 10*time.Second)[0].Link()
+	do(t, ctx, chromedp.Navigate(link), chromedp.WaitVisible(chromedp.ID("confirm")), chromedp.Click(chromedp.ID("confirm")))
+	if v := verdict(); !strings.HasPrefix(v, `ready {"authenticated":true`) {
+		t.Fatalf("login-required: %s", v)
+	}
+	do(t, ctx, chromedp.Navigate(spa.URL+"/?check-sso"))
+	if v := verdict(); !strings.HasPrefix(v, `ready {"authenticated":true,"email":"alice@example.com"`) {
+		t.Fatalf("check-sso with a session: %s", v)
+	}
+	if loc := location(t, ctx); !strings.HasPrefix(loc, spa.URL+"/?check-sso") {
+		t.Fatalf("check-sso left the app's page: %s", loc)
+	}
 }
