@@ -435,3 +435,32 @@ func TestBackchannelLogoutReachesTheRelyingParty(t *testing.T) {
 		t.Fatalf("logout token header %s", h)
 	}
 }
+
+// A realm that signs with ES256 or EdDSA still offers RS256 (OpenID Connect
+// Discovery says it must be supported): a client may ask for RS256 ID tokens
+// (clients[].idTokenSignedResponseAlg), and JWKS and discovery list both.
+func TestRS256BesideTheRealmAlgorithm(t *testing.T) {
+	doc := strings.Replace(realm, "branding:", "tokens:\n  signingAlgorithm: ES256\nbranding:", 1)
+	doc = strings.Replace(doc, "    secret: s3cret-for-the-confidential-client\n", "    secret: s3cret-for-the-confidential-client\n    idTokenSignedResponseAlg: RS256\n", 1)
+	s := startDoc(t, doc, opts{})
+	var disc struct {
+		Algs []string `json:"id_token_signing_alg_values_supported"`
+	}
+	getJSON(t, s.LK.Issuer+"/.well-known/openid-configuration", &disc)
+	if strings.Join(disc.Algs, ",") != "ES256,RS256" {
+		t.Fatalf("discovery lists %v", disc.Algs)
+	}
+	s.passwordLogin(t, testkit.NewClient(t), nil, "alice@example.com", alicePassword)
+	if raw, _ := s.App.Last().Token.Extra("id_token").(string); !strings.Contains(decodeHeader(t, raw), `"alg":"ES256"`) {
+		t.Fatalf("default client's ID token: %s", decodeHeader(t, raw))
+	}
+	s.App.Connect(s.LK.Issuer, "confidential", "s3cret-for-the-confidential-client")
+	s.passwordLogin(t, testkit.NewClient(t), nil, "alice@example.com", alicePassword)
+	res := s.App.Last()
+	if res.Err != "" {
+		t.Fatal(res.Err) // go-oidc verified the RS256 ID token against JWKS
+	}
+	if raw, _ := res.Token.Extra("id_token").(string); !strings.Contains(decodeHeader(t, raw), `"alg":"RS256"`) {
+		t.Fatalf("RS256 client's ID token: %s", decodeHeader(t, raw))
+	}
+}

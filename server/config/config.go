@@ -144,6 +144,9 @@ type Client struct {
 	// client's own subject; ServiceAccount gives that subject roles.
 	ServiceAccountsEnabled bool            `yaml:"serviceAccountsEnabled"`
 	ServiceAccount         *ServiceAccount `yaml:"serviceAccount"`
+	// IDTokenSignedResponseAlg signs this client's ID tokens with RS256
+	// where the realm signs with ES256 or EdDSA (empty: the realm's).
+	IDTokenSignedResponseAlg string `yaml:"idTokenSignedResponseAlg"`
 	// BackchannelLogoutURL receives a signed logout token (OpenID
 	// Back-Channel Logout 1.0) when a session in which the client got
 	// tokens ends.
@@ -526,6 +529,9 @@ func (d *decoder) validateClients(c *Config) {
 		}
 		if !contains(c.Clients[i].Scopes, "openid") {
 			d.failAt(p+".scopes", "must include openid")
+		}
+		if a := cl.IDTokenSignedResponseAlg; a != "" && a != "RS256" && a != c.Tokens.SigningAlgorithm {
+			d.failAt(p+".idTokenSignedResponseAlg", "must be RS256 or the realm's tokens.signingAlgorithm (%s)", c.Tokens.SigningAlgorithm)
 		}
 		if u := cl.BackchannelLogoutURL; u != "" {
 			if msg := CheckRedirectURI(u); msg != "" {

@@ -23,10 +23,14 @@ import (
 )
 
 // KeySet holds the realm's signing keys: generated on first start, kept in
-// the database, cached briefly in memory.
+// the database, cached briefly in memory. There is an active key for the
+// realm's algorithm and, when that is not RS256, one for RS256 too:
+// OpenID Connect Discovery says RS256 must be supported, for clients that
+// ask for it (clients[].idTokenSignedResponseAlg).
 type KeySet struct {
-	store     *store.Store
-	algorithm string
+	store      *store.Store
+	algorithm  string   // the realm's
+	algorithms []string // the realm's first, then RS256 if different
 	// publishFor is how long a retired key stays in JWKS: the longest life
 	// of a token it may have signed.
 	publishFor time.Duration
@@ -36,7 +40,7 @@ type KeySet struct {
 
 	mu       sync.Mutex
 	loadedAt time.Time
-	signing  *jose.JSONWebKey
+	signing  map[string]*jose.JSONWebKey // active key by algorithm
 	public   jose.JSONWebKeySet
 	// publicJSON is public, encoded once per load: JWKS is fetched far more
 	// often than keys change.
@@ -45,30 +49,60 @@ type KeySet struct {
 
 // NewKeySet returns a key set; call Ensure before use.
 func NewKeySet(st *store.Store, algorithm string, publishFor, cacheTTL time.Duration) *KeySet {
-	return &KeySet{store: st, algorithm: algorithm, publishFor: publishFor, cacheTTL: cacheTTL}
+	algs := []string{algorithm}
+	if algorithm != "RS256" {
+		algs = append(algs, "RS256")
+	}
+	return &KeySet{store: st, algorithm: algorithm, algorithms: algs, publishFor: publishFor, cacheTTL: cacheTTL}
 }
 
-// Ensure creates the first key when the database has none.
+// Algorithms are the algorithms tokens may be signed with, the realm's first.
+func (k *KeySet) Algorithms() []string { return k.algorithms }
+
+// Ensure creates a key for each algorithm that has none active (first
+// start, or the algorithm was changed), and retires the keys of algorithms
+// no longer used; retired keys stay published until their tokens expire.
 func (k *KeySet) Ensure(ctx context.Context) error {
+	if err := k.store.RetireSigningKeysExcept(ctx, k.algorithms); err != nil {
+		return err
+	}
 	keys, err := k.store.SigningKeys(ctx)
 	if err != nil {
 		return err
 	}
-	for _, key := range keys {
-		if key.RetiredAt == nil && key.Algorithm == k.algorithm {
-			return nil
+	for _, alg := range k.algorithms {
+		active := false
+		for _, key := range keys {
+			active = active || (key.RetiredAt == nil && key.Algorithm == alg)
+		}
+		if !active {
+			if _, err := k.rotate(ctx, alg); err != nil {
+				return err
+			}
 		}
 	}
-	// None active for the configured algorithm (first start, or the
-	// algorithm was changed): add one; older keys stay published.
-	_, err = k.Rotate(ctx)
-	return err
+	return nil
 }
 
-// Rotate adds a new signing key; the previous one stays published until the
-// tokens it signed have expired.
+// Rotate adds a new signing key for the realm's algorithm (and for RS256
+// beside it); the previous ones stay published until the tokens they signed
+// have expired. It returns the kid of the realm algorithm's new key.
 func (k *KeySet) Rotate(ctx context.Context) (string, error) {
-	priv, err := generateKey(k.algorithm)
+	var first string
+	for i, alg := range k.algorithms {
+		kid, err := k.rotate(ctx, alg)
+		if err != nil {
+			return "", err
+		}
+		if i == 0 {
+			first = kid
+		}
+	}
+	return first, nil
+}
+
+func (k *KeySet) rotate(ctx context.Context, alg string) (string, error) {
+	priv, err := generateKey(alg)
 	if err != nil {
 		return "", err
 	}
@@ -82,7 +116,7 @@ func (k *KeySet) Rotate(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("key thumbprint: %w", err)
 	}
 	kid := base64.RawURLEncoding.EncodeToString(thumb)[:16]
-	row := &store.SigningKey{KID: kid, Algorithm: k.algorithm, PrivatePEM: string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))}
+	row := &store.SigningKey{KID: kid, Algorithm: alg, PrivatePEM: string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))}
 	if err := k.store.AddSigningKey(ctx, row); err != nil {
 		return "", err
 	}
@@ -108,14 +142,14 @@ func generateKey(alg string) (crypto.PrivateKey, error) {
 func (k *KeySet) load(ctx context.Context) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if time.Since(k.loadedAt) < k.cacheTTL && k.signing != nil {
+	if time.Since(k.loadedAt) < k.cacheTTL && k.signing[k.algorithm] != nil {
 		return nil
 	}
 	rows, err := k.store.SigningKeys(ctx)
 	if err != nil {
 		return err
 	}
-	var signing *jose.JSONWebKey
+	signing := map[string]*jose.JSONWebKey{}
 	var public jose.JSONWebKeySet
 	now := time.Now()
 	for _, r := range rows { // newest first
@@ -130,12 +164,12 @@ func (k *KeySet) load(ctx context.Context) error {
 		if r.RetiredAt != nil && now.Sub(*r.RetiredAt) > k.publishFor {
 			continue
 		}
-		if signing == nil && r.RetiredAt == nil {
-			signing = &jose.JSONWebKey{Key: priv, KeyID: r.KID, Algorithm: r.Algorithm, Use: "sig"}
+		if signing[r.Algorithm] == nil && r.RetiredAt == nil {
+			signing[r.Algorithm] = &jose.JSONWebKey{Key: priv, KeyID: r.KID, Algorithm: r.Algorithm, Use: "sig"}
 		}
 		public.Keys = append(public.Keys, jose.JSONWebKey{Key: priv.(crypto.Signer).Public(), KeyID: r.KID, Algorithm: r.Algorithm, Use: "sig"})
 	}
-	if signing == nil {
+	if signing[k.algorithm] == nil {
 		return errors.New("no active signing key (run the server once, or `latchkey keys rotate`)")
 	}
 	publicJSON, err := json.Marshal(public)
@@ -156,15 +190,40 @@ func (k *KeySet) PublicJSON(ctx context.Context) ([]byte, error) {
 	return k.publicJSON, nil
 }
 
-// Signing returns the key new tokens are signed with. fosite's signer takes
-// the *jose.JSONWebKey, so its kid lands in every token header.
+// Signing returns the key new tokens are signed with (the realm's
+// algorithm). fosite's signer takes the *jose.JSONWebKey, so its kid lands
+// in every token header.
 func (k *KeySet) Signing(ctx context.Context) (*jose.JSONWebKey, error) {
+	return k.SigningFor(ctx, k.algorithm)
+}
+
+// SigningFor returns the active key of an algorithm of the realm's.
+func (k *KeySet) SigningFor(ctx context.Context, alg string) (*jose.JSONWebKey, error) {
 	if err := k.load(ctx); err != nil {
 		return nil, err
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	return k.signing, nil
+	if key := k.signing[alg]; key != nil {
+		return key, nil
+	}
+	return nil, fmt.Errorf("no active %s signing key", alg)
+}
+
+type idTokenAlgKey struct{}
+
+// WithIDTokenAlg asks IDTokenKey for a client's ID token algorithm.
+func WithIDTokenAlg(ctx context.Context, alg string) context.Context {
+	return context.WithValue(ctx, idTokenAlgKey{}, alg)
+}
+
+// IDTokenKey is fosite's key getter for ID tokens: the algorithm the
+// client asked for (clients[].idTokenSignedResponseAlg), else the realm's.
+func (k *KeySet) IDTokenKey(ctx context.Context) (interface{}, error) {
+	if alg, _ := ctx.Value(idTokenAlgKey{}).(string); alg != "" {
+		return k.SigningFor(ctx, alg)
+	}
+	return k.Signing(ctx)
 }
 
 // PrivateKey adapts Signing to fosite's key getter.

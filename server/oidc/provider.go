@@ -113,7 +113,7 @@ func New(cfg *config.Config, st *store.Store, keys *KeySet, hmacSecret, refreshK
 	core = refreshJWT{CoreStrategy: core, key: refreshKey, issuer: cfg.Issuer()}
 	strategy := &compose.CommonStrategy{
 		CoreStrategy:               core,
-		OpenIDConnectTokenStrategy: compose.NewOpenIDConnectStrategy(keys.PrivateKey, fc),
+		OpenIDConnectTokenStrategy: compose.NewOpenIDConnectStrategy(keys.IDTokenKey, fc),
 		Signer:                     &jwt.DefaultSigner{GetPrivateKey: keys.PrivateKey},
 	}
 	p.oauth2 = compose.Compose(fc, &fositeStorage{Store: st, p: p}, strategy,
@@ -536,6 +536,9 @@ func (p *Provider) Token(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if c, ok := p.cfg.Client(ar.GetClient().GetID()); ok && c.IDTokenSignedResponseAlg != "" {
+		ctx = WithIDTokenAlg(ctx, c.IDTokenSignedResponseAlg)
+	}
 	resp, err := p.oauth2.NewAccessResponse(ctx, ar)
 	if err != nil {
 		p.logTokenError(r, err)
@@ -729,7 +732,7 @@ func (p *Provider) discoveryDocument() []byte {
 		"response_modes_supported":                       []string{"query", "fragment", "form_post"},
 		"grant_types_supported":                          []string{"authorization_code", "refresh_token", "client_credentials"},
 		"subject_types_supported":                        []string{"public"},
-		"id_token_signing_alg_values_supported":          []string{p.cfg.Tokens.SigningAlgorithm},
+		"id_token_signing_alg_values_supported":          p.Keys.Algorithms(),
 		"scopes_supported":                               scopeList,
 		"token_endpoint_auth_methods_supported":          []string{"client_secret_basic", "client_secret_post", "none"},
 		"code_challenge_methods_supported":               []string{"S256"},

@@ -25,11 +25,12 @@ func (s *Store) SigningKeys(ctx context.Context) ([]SigningKey, error) {
 	return keys, nil
 }
 
-// AddSigningKey stores k as the active key and retires the others.
+// AddSigningKey stores k as the active key of its algorithm and retires
+// the others of that algorithm.
 func (s *Store) AddSigningKey(ctx context.Context, k *SigningKey) error {
 	return s.InTx(ctx, func(ctx context.Context) error {
 		now := time.Now().UTC()
-		if err := s.db(ctx).Model(&SigningKey{}).Where("retired_at IS NULL").Update("retired_at", now).Error; err != nil {
+		if err := s.db(ctx).Model(&SigningKey{}).Where("retired_at IS NULL AND algorithm = ?", k.Algorithm).Update("retired_at", now).Error; err != nil {
 			return fmt.Errorf("retire signing keys: %w", err)
 		}
 		if k.CreatedAt.IsZero() {
@@ -40,6 +41,16 @@ func (s *Store) AddSigningKey(ctx context.Context, k *SigningKey) error {
 		}
 		return nil
 	})
+}
+
+// RetireSigningKeysExcept retires the active keys of algorithms no longer
+// used (they stay published until their tokens expire).
+func (s *Store) RetireSigningKeysExcept(ctx context.Context, algorithms []string) error {
+	err := s.db(ctx).Model(&SigningKey{}).Where("retired_at IS NULL AND algorithm NOT IN ?", algorithms).Update("retired_at", time.Now().UTC()).Error
+	if err != nil {
+		return fmt.Errorf("retire signing keys: %w", err)
+	}
+	return nil
 }
 
 // DeleteSigningKeysRetiredBefore drops keys no live token can refer to.
