@@ -381,6 +381,31 @@ func TestLogoutByHintWithoutCookieEndsTheNamedSession(t *testing.T) {
 	}
 }
 
+// Tokens issued in a session end with it: after a sign-out, an app (say
+// in another tab) can neither refresh nor use its access token.
+func TestLogoutEndsTheSessionsTokens(t *testing.T) {
+	s := start(t, opts{})
+	c := testkit.NewClient(t)
+	s.passwordLogin(t, c, nil, "alice@example.com", alicePassword)
+	tok := s.App.Last().Token
+	other := testkit.NewClient(t) // another session of the same user keeps its tokens
+	s.passwordLogin(t, other, nil, "alice@example.com", alicePassword)
+	kept := s.App.Last().Token
+	hint, _ := tok.Extra("id_token").(string)
+	if p := c.Get(s.LK.Issuer + "/protocol/openid-connect/logout?id_token_hint=" + url.QueryEscape(hint)); !p.Has("You are signed out") {
+		t.Fatalf("logout:\n%s", p.Body)
+	}
+	if _, err := refresh(t, s, tok.RefreshToken); err == nil {
+		t.Fatal("the signed-out session's refresh token still works")
+	}
+	if _, err := s.App.Provider().UserInfo(context.Background(), oauth2.StaticTokenSource(tok)); err == nil {
+		t.Fatal("the signed-out session's access token still works at userinfo")
+	}
+	if _, err := refresh(t, s, kept.RefreshToken); err != nil {
+		t.Fatalf("another session's refresh token was revoked: %v", err)
+	}
+}
+
 // A request object gets request_not_supported by redirect (OIDC Core 6).
 func TestRequestObjectsAreNotSupported(t *testing.T) {
 	s := start(t, opts{})

@@ -419,6 +419,11 @@ func (h *Handler) endSession(ctx context.Context, ssoID string, hint oidc.Hint) 
 			return err
 		}
 		ref := sessionRef(sso.ID)
+		// The tokens issued in the session end with it, as with Keycloak:
+		// an app in another tab cannot refresh past the sign-out.
+		if err := h.Store.RevokeSession(ctx, ref); err != nil {
+			return err
+		}
 		clients, err := h.Store.SessionClients(ctx, ref)
 		if err != nil {
 			return err

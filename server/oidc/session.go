@@ -25,6 +25,16 @@ func NewSession() *Session {
 	return &Session{DefaultSession: openid.DefaultSession{Claims: &jwt.IDTokenClaims{}, Headers: &jwt.Headers{}}}
 }
 
+// SessionRef is the sid of the SSO session the grant belongs to (the
+// store indexes tokens by it, so that ending the session ends them).
+func (s *Session) SessionRef() string {
+	if s.Claims == nil {
+		return ""
+	}
+	sid, _ := s.Claims.Extra["sid"].(string)
+	return sid
+}
+
 // GetJWTClaims implements oauth2.JWTSessionContainer.
 func (s *Session) GetJWTClaims() jwt.JWTClaimsContainer {
 	if s.Access == nil {

@@ -47,9 +47,12 @@ type OAuthRecord struct {
 	// (request_id, kind, active) finds a grant's live tokens of a kind
 	// without reading the rotated ones kept for reuse detection, however
 	// long the grant's chain of refreshes grows.
-	RequestID   string `gorm:"index:idx_oauth_grant,priority:1;size:64"`
-	ClientID    string `gorm:"size:128"`
-	Subject     string `gorm:"index;size:64"`
+	RequestID string `gorm:"index:idx_oauth_grant,priority:1;size:64"`
+	ClientID  string `gorm:"size:128"`
+	Subject   string `gorm:"index;size:64"`
+	// SessionRef is the sid of the SSO session the tokens were issued in:
+	// ending the session revokes them.
+	SessionRef  string `gorm:"index;size:64"`
 	Active      bool   `gorm:"index:idx_oauth_grant,priority:3"`
 	RequestedAt time.Time
 	ExpiresAt   time.Time `gorm:"index"`
@@ -126,9 +129,13 @@ func (s *Store) create(ctx context.Context, kind, signature string, r fosite.Req
 	if r.GetSession() != nil {
 		subject = r.GetSession().GetSubject()
 	}
+	ref := ""
+	if sr, ok := r.GetSession().(interface{ SessionRef() string }); ok {
+		ref = sr.SessionRef()
+	}
 	rec := OAuthRecord{
 		Kind: kind, Signature: signature, RequestID: r.GetID(), ClientID: r.GetClient().GetID(),
-		Subject: subject, Active: true, RequestedAt: r.GetRequestedAt().UTC(), ExpiresAt: expiryOf(kind, r), Data: string(data),
+		Subject: subject, SessionRef: ref, Active: true, RequestedAt: r.GetRequestedAt().UTC(), ExpiresAt: expiryOf(kind, r), Data: string(data),
 	}
 	if err := s.db(ctx).Create(&rec).Error; err != nil {
 		return fmt.Errorf("store %s: %w", kind, err)
@@ -339,6 +346,23 @@ func (s *Store) RevokeSubject(ctx context.Context, subject string) error {
 			return err
 		}
 		return s.db(ctx).Model(&OAuthRecord{}).Where("kind = ? AND subject = ? AND active = ?", kindRefresh, subject, true).Updates(deactivated).Error
+	})
+}
+
+// RevokeSession ends the access and refresh tokens issued in an SSO
+// session (its sid), as when the session ends.
+func (s *Store) RevokeSession(ctx context.Context, ref string) error {
+	if ref == "" {
+		return nil
+	}
+	return s.InTx(ctx, func(ctx context.Context) error {
+		if err := s.db(ctx).Where("kind = ? AND session_ref = ?", kindAccess, ref).Delete(&OAuthRecord{}).Error; err != nil {
+			return fmt.Errorf("revoke session access tokens: %w", err)
+		}
+		if err := s.db(ctx).Model(&OAuthRecord{}).Where("kind = ? AND session_ref = ? AND active = ?", kindRefresh, ref, true).Updates(deactivated).Error; err != nil {
+			return fmt.Errorf("revoke session refresh tokens: %w", err)
+		}
+		return nil
 	})
 }
 
