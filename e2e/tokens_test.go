@@ -489,3 +489,25 @@ func TestRS256BesideTheRealmAlgorithm(t *testing.T) {
 		t.Fatalf("RS256 client's ID token: %s", decodeHeader(t, raw))
 	}
 }
+
+// The token's scope lists what Keycloak lists: the default scopes roles,
+// web-origins and acr act without appearing in it.
+func TestTokenScopeListsWhatKeycloakLists(t *testing.T) {
+	doc := strings.Replace(realm, "users:\n", "roles: [viewer]\ndefaultRoles: [viewer]\nusers:\n", 1)
+	s := startDoc(t, doc, opts{})
+	s.passwordLogin(t, testkit.NewClient(t), url.Values{"scope": {"openid"}}, "alice@example.com", alicePassword)
+	tok := s.App.Last().Token
+	scope, _ := tok.Extra("scope").(string)
+	for _, hidden := range []string{"roles", "web-origins", "acr"} {
+		if strings.Contains(" "+scope+" ", " "+hidden+" ") {
+			t.Fatalf("token scope %q lists %s", scope, hidden)
+		}
+	}
+	if !strings.Contains(scope, "email") || !strings.Contains(scope, "profile") {
+		t.Fatalf("token scope %q, want openid profile email", scope)
+	}
+	payload, _ := base64URL(strings.Split(tok.AccessToken, ".")[1])
+	if !strings.Contains(string(payload), `"realm_access":{"roles":["viewer"]}`) {
+		t.Fatalf("the roles scope no longer acts: %s", payload)
+	}
+}

@@ -345,7 +345,9 @@ func (p *Provider) Authorize(ctx context.Context, ar fosite.AuthorizeRequester, 
 	if ar.GetRequestedScopes().Has("openid") {
 		if c, ok := p.cfg.Client(ar.GetClient().GetID()); ok {
 			for _, s := range c.DefaultScopes {
-				ar.GrantScope(s)
+				if !slices.Contains(unlistedScopes, s) {
+					ar.GrantScope(s)
+				}
 			}
 		}
 	}
@@ -404,6 +406,16 @@ func nonNil(xs []string) []string {
 		return []string{}
 	}
 	return xs
+}
+
+// unlistedScopes act as default scopes without appearing in the token's
+// scope (Keycloak's "include in token scope: off" for these).
+var unlistedScopes = []string{"roles", "web-origins", "acr", "basic"}
+
+// defaultScope reports whether scope is one of the client's default scopes.
+func (p *Provider) defaultScope(clientID, scope string) bool {
+	c, ok := p.cfg.Client(clientID)
+	return ok && slices.Contains(c.DefaultScopes, scope)
 }
 
 // grantTypes are a client's grants: the code flow with refresh, and
@@ -483,7 +495,7 @@ func (p *Provider) accessClaims(clientID string, u *flows.User, scopes fosite.Ar
 	extra := userClaims(u, scopes)
 	extra["azp"], extra["client_id"], extra["typ"] = clientID, clientID, "Bearer"
 	roles := p.cfg.RolesOf(u.Email)
-	if scopes.Has("roles") {
+	if scopes.Has("roles") || p.defaultScope(clientID, "roles") {
 		// Keycloak's "roles" scope: realm roles and every client's roles.
 		extra["realm_access"] = map[string]any{"roles": nonNil(roles.Realm)}
 		access := map[string]any{}
