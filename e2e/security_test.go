@@ -666,3 +666,22 @@ func TestSendLimitsSurviveARestart(t *testing.T) {
 		t.Fatalf("the limit was reset by the restart:\n%s", p.Body)
 	}
 }
+
+// max_age is enforced by the login flow: an SSO session older than max_age
+// does not answer; the user signs in again and auth_time is fresh.
+func TestMaxAgeForcesAFreshLogin(t *testing.T) {
+	s := start(t, opts{})
+	c := testkit.NewClient(t)
+	s.passwordLogin(t, c, nil, "alice@example.com", alicePassword)
+	first, _ := s.App.Last().Claims["auth_time"].(float64)
+	time.Sleep(1100 * time.Millisecond) // let the SSO session age past max_age=1 (seconds)
+	p := c.Get(s.App.LoginURL(url.Values{"max_age": {"1"}}))
+	if _, ok := p.Form(t, "password").Fields["password"]; !ok || len(s.App.Results()) != 1 {
+		t.Fatalf("max_age=1 reused a session older than a second:\n%s", p.Body)
+	}
+	c.Submit(p, p.Form(t, "password"), map[string]string{"email": "alice@example.com", "password": alicePassword})
+	res := s.App.Last()
+	if at, _ := res.Claims["auth_time"].(float64); res.Err != "" || at <= first {
+		t.Fatalf("after max_age: %+v (auth_time %v, first %v)", res.Err, res.Claims["auth_time"], first)
+	}
+}

@@ -173,6 +173,9 @@ func TestDefaultScopesAndUnknownScopes(t *testing.T) {
 	if claims["email"] != "alice@example.com" || claims["given_name"] != "Alice" {
 		t.Fatalf("ID token for scope=openid lacks the default scopes' claims: %v", claims)
 	}
+	if _, ok := claims["rat"]; ok {
+		t.Fatalf("ID token carries the unrequested rat claim: %v", claims)
+	}
 	if sc, _ := out["scope"].(string); strings.Contains(sc, "some-unknown-scope") {
 		t.Fatalf("granted an unknown scope: %q", sc)
 	}

@@ -113,7 +113,7 @@ func New(cfg *config.Config, st *store.Store, keys *KeySet, hmacSecret, refreshK
 	core = refreshJWT{CoreStrategy: core, key: refreshKey, issuer: cfg.Issuer()}
 	strategy := &compose.CommonStrategy{
 		CoreStrategy:               core,
-		OpenIDConnectTokenStrategy: compose.NewOpenIDConnectStrategy(keys.IDTokenKey, fc),
+		OpenIDConnectTokenStrategy: idTokens{compose.NewOpenIDConnectStrategy(keys.IDTokenKey, fc)},
 		Signer:                     &jwt.DefaultSigner{GetPrivateKey: keys.PrivateKey},
 	}
 	p.oauth2 = compose.Compose(fc, &fositeStorage{Store: st, p: p}, strategy,

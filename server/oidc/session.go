@@ -3,6 +3,7 @@ package oidc
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/mohae/deepcopy"
 	"github.com/ory/fosite"
@@ -94,4 +95,37 @@ func (k *KeySet) verificationKey(ctx context.Context) jwt.Keyfunc {
 		}
 		return nil, errors.New("unknown kid")
 	}
+}
+
+// idTokens wraps fosite's ID token strategy so that ID tokens carry no rat
+// (request time) claim, which nobody asked for (OIDC Core lists no such
+// claim). fosite writes rat whenever it knows the request time, and needs it
+// for its own max_age and prompt checks; the login flow has already enforced
+// both (the cookie step skips an SSO session older than max_age or under
+// prompt=login, and prompt=none shows no page), so those checks are handed
+// a request without max_age and prompt, and without a request time.
+type idTokens struct {
+	openid.OpenIDConnectTokenStrategy
+}
+
+func (s idTokens) GenerateIDToken(ctx context.Context, lifespan time.Duration, r fosite.Requester) (string, error) {
+	sess, ok := r.GetSession().(*Session)
+	if !ok || sess.Claims == nil {
+		return s.OpenIDConnectTokenStrategy.GenerateIDToken(ctx, lifespan, r)
+	}
+	form := r.GetRequestForm()
+	requestedAt, maxAge, prompt := sess.Claims.RequestedAt, form["max_age"], form["prompt"]
+	sess.Claims.RequestedAt = time.Time{}
+	delete(form, "max_age")
+	delete(form, "prompt")
+	defer func() {
+		sess.Claims.RequestedAt = requestedAt
+		if maxAge != nil {
+			form["max_age"] = maxAge
+		}
+		if prompt != nil {
+			form["prompt"] = prompt
+		}
+	}()
+	return s.OpenIDConnectTokenStrategy.GenerateIDToken(ctx, lifespan, r)
 }
