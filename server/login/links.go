@@ -70,19 +70,29 @@ func (h *Handler) inspectLink(ctx context.Context, b browser, token string, now 
 	return u, nil
 }
 
+// pendingLink inspects a link token and, unless the link is pending, shows
+// why it cannot be used; ok reports whether the caller goes on.
+func (h *Handler) pendingLink(w http.ResponseWriter, r *http.Request, b browser, token string, now time.Time) (linkUse, bool) {
+	u, err := h.inspectLink(r.Context(), b, token, now)
+	if err != nil {
+		h.internal(w, r, err)
+		return u, false
+	}
+	if u.Status != "pending" {
+		h.invalidLink(w, b, u, token, now)
+		return u, false
+	}
+	return u, true
+}
+
 // linkPage shows the link's confirm page. GET and HEAD never consume the
 // link: mail scanners fetch every link in a message.
 func (h *Handler) linkPage(w http.ResponseWriter, r *http.Request) {
 	b := h.Cookies.Browser(w, r)
 	token := r.URL.Query().Get("token")
 	now := time.Now()
-	u, err := h.inspectLink(r.Context(), b, token, now)
-	if err != nil {
-		h.internal(w, r, err)
-		return
-	}
-	if u.Status != "pending" {
-		h.invalidLink(w, b, u, token, now)
+	u, ok := h.pendingLink(w, r, b, token, now)
+	if !ok {
 		return
 	}
 	h.Links.Opened(r.Context(), u.Link, r.UserAgent(), now)
@@ -111,13 +121,8 @@ func (h *Handler) linkConfirm(w http.ResponseWriter, r *http.Request) {
 	}
 	token := r.PostForm.Get("token")
 	now := time.Now()
-	u, err := h.inspectLink(r.Context(), b, token, now)
-	if err != nil {
-		h.internal(w, r, err)
-		return
-	}
-	if u.Status != "pending" {
-		h.invalidLink(w, b, u, token, now)
+	u, ok := h.pendingLink(w, r, b, token, now)
+	if !ok {
 		return
 	}
 	l := u.Link
