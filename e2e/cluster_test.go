@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -306,7 +307,8 @@ func TestClusterGracefulShutdownAndRequiredSecret(t *testing.T) {
 	noSecret := filepath.Join(t.TempDir(), "realm.yaml")
 	_ = os.WriteFile(noSecret, bytes.Replace(raw, []byte("  cookieSecret: cluster-cookie-secret-0123456789-0123456789-abc\n"), nil, 1), 0o600)
 	out, err := exec.Command(testkit.Binary(t), "serve", "--config", noSecret, "--listen", "127.0.0.1:0").CombinedOutput()
-	if err == nil || !strings.Contains(string(out), "server.cookieSecret is required with the postgres driver") {
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 2 || !strings.Contains(string(out), "database.driver: postgres needs server.cookieSecret") {
 		t.Fatalf("postgres without cookieSecret: %v\n%s", err, out)
 	}
 }

@@ -114,6 +114,9 @@ type Option struct {
 	Help    string
 	// Check validates a decoded value beyond its type (bounds, formats).
 	Check func(v any) error
+	// WithinAuthSession marks a Duration that may not exceed the realm's
+	// sessions.authSessionTTL (say, a link must not outlive its login).
+	WithinAuthSession bool
 }
 
 // Config is an execution's configuration, decoded and typed at load time.

@@ -4,11 +4,13 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
 	"latchkey/authenticators/magiclink"
 	"latchkey/flows"
+	"latchkey/server/config"
 )
 
 // TestAuthenticatorContract is what every registered authenticator must
@@ -62,5 +64,16 @@ func TestAuthenticatorContract(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// realm.yaml accepts exactly the required actions the engine runs.
+func TestConfigKnowsEveryRequiredAction(t *testing.T) {
+	var ids []string
+	for _, a := range RequiredActions(nil) {
+		ids = append(ids, a.ID())
+	}
+	if strings.Join(ids, ",") != strings.Join(config.RequiredActions, ",") {
+		t.Fatalf("engine runs %v, realm.yaml accepts %v", ids, config.RequiredActions)
 	}
 }

@@ -60,7 +60,7 @@ func (Factory) Options() []flows.Option {
 	return []flows.Option{
 		{Name: "forceCreateUser", Type: flows.Bool, Default: false, Help: "Create an account for an unknown email (unverified until the link is used)."},
 		{Name: "updateProfileOnCreate", Type: flows.Bool, Default: false, Help: "New accounts fill in their first and last name at first login."},
-		{Name: "linkTTL", Type: flows.Duration, Default: 15 * time.Minute, Help: "How long a link works (1m to 24h).",
+		{Name: "linkTTL", Type: flows.Duration, Default: 15 * time.Minute, Help: "How long a link works (1m to 24h, at most sessions.authSessionTTL).", WithinAuthSession: true,
 			Check: func(v any) error {
 				if d := v.(time.Duration); d < time.Minute || d > 24*time.Hour {
 					return errors.New("must be between 1m and 24h")

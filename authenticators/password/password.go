@@ -34,7 +34,13 @@ func (Factory) Options() []flows.Option {
 				}
 				return nil
 			}},
-		{Name: "attemptWindow", Type: flows.Duration, Default: 15 * time.Minute, Help: "Window of the attempt limit."},
+		{Name: "attemptWindow", Type: flows.Duration, Default: 15 * time.Minute, Help: "Window of the attempt limit.",
+			Check: func(v any) error {
+				if v.(time.Duration) <= 0 {
+					return errors.New("must be a positive duration")
+				}
+				return nil
+			}},
 	}
 }
 

@@ -4,7 +4,9 @@ package config
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/mail"
 	"net/netip"
@@ -13,6 +15,7 @@ import (
 	"reflect"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -279,6 +282,9 @@ type APIKey struct {
 	Operations []string `yaml:"operations"`
 }
 
+// RequiredActions are the required actions users may be given.
+var RequiredActions = []string{"UPDATE_PROFILE", "VERIFY_EMAIL"}
+
 // Operations of the management API.
 var Operations = []string{"magic-links:create", "magic-links:read", "magic-links:revoke"}
 
@@ -345,8 +351,23 @@ func Load(path string, opts Options) (*Config, error) {
 func Parse(file string, raw []byte, opts Options) (*Config, error) {
 	var root yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(raw))
-	if err := dec.Decode(&root); err != nil {
-		return nil, Errors{fmt.Sprintf("%s: %s", file, strings.TrimPrefix(err.Error(), "yaml: "))}
+	if err := dec.Decode(&root); errors.Is(err, io.EOF) {
+		return nil, Errors{fmt.Sprintf("%s:1: the file is empty", file)}
+	} else if err != nil {
+		// yaml.v3 says "yaml: line N: problem"; say it as every other error.
+		msg := strings.TrimPrefix(err.Error(), "yaml: ")
+		line := 1
+		if n, rest, ok := strings.Cut(strings.TrimPrefix(msg, "line "), ": "); ok && strings.HasPrefix(msg, "line ") {
+			if v, err := strconv.Atoi(n); err == nil {
+				line, msg = v, rest
+				// yaml.v3 counts lines from 0 in its parser's errors (its
+				// scanner's are right): these are the parser's.
+				if slices.Contains(yamlParserErrors, msg) {
+					line++
+				}
+			}
+		}
+		return nil, Errors{fmt.Sprintf("%s:%d: YAML syntax: %s", file, line, msg)}
 	}
 	if len(root.Content) == 0 {
 		return nil, Errors{fmt.Sprintf("%s:1: the file is empty", file)}
@@ -365,6 +386,11 @@ func Parse(file string, raw []byte, opts Options) (*Config, error) {
 	return &cfg, nil
 }
 
+// yamlParserErrors are the messages of yaml.v3's parser (parserc.go).
+var yamlParserErrors = []string{"found undefined tag handle", "did not find expected node content",
+	"did not find expected '-' indicator", "did not find expected key", "did not find expected ',' or ']'",
+	"did not find expected ',' or '}'"}
+
 var realmName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
 
 func (d *decoder) validate(c *Config, opts Options) {
@@ -380,6 +406,9 @@ func (d *decoder) validate(c *Config, opts Options) {
 	}
 	if s := c.Server.CookieSecret; s != "" && len(s) < 32 {
 		d.failAt("server.cookieSecret", "must be at least 32 characters (use: openssl rand -base64 48)")
+	}
+	if c.Database.Driver == "postgres" && c.Server.CookieSecret == "" {
+		d.failAt("database.driver", "postgres needs server.cookieSecret: every node must read the others' cookies (set it from the environment, e.g. cookieSecret: ${LATCHKEY_COOKIE_SECRET})")
 	}
 	for i, p := range c.Server.TrustedProxies {
 		if _, err := netip.ParsePrefix(p); err != nil {
@@ -440,6 +469,7 @@ func (d *decoder) validate(c *Config, opts Options) {
 		d.failAt("tokens.signingAlgorithm", "must be RS256, ES256 or EdDSA")
 	}
 	d.validateClients(c)
+	d.authSessionTTL = c.Sessions.AuthSessionTTL.D()
 	d.validateFlows(c, opts)
 	d.validateUsers(c)
 	d.validateRoles(c)
@@ -630,6 +660,11 @@ func (d *decoder) validateUsers(c *Config) {
 		}
 		seen[email] = i
 		c.Users[i].Email = email
+		for j, a := range u.RequiredActions {
+			if !contains(RequiredActions, a) {
+				d.failAt(fmt.Sprintf("%s.requiredActions[%d]", p, j), "unknown required action %q (known: %s)", a, strings.Join(RequiredActions, ", "))
+			}
+		}
 		if h := u.PasswordHash; h != "" && !strings.HasPrefix(h, "$2a$") && !strings.HasPrefix(h, "$2b$") && !strings.HasPrefix(h, "$2y$") {
 			d.failAt(p+".passwordHash", "must be a bcrypt hash ($2b$...); create one with `latchkey users hash-password`")
 		}

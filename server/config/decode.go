@@ -50,6 +50,8 @@ type decoder struct {
 	file  string
 	lines map[string]int
 	errs  Errors
+	// authSessionTTL bounds options marked WithinAuthSession.
+	authSessionTTL time.Duration
 }
 
 func (d *decoder) fail(line int, path, format string, args ...any) {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -137,6 +138,12 @@ func (d *decoder) options(n yaml.Node, schema []flows.Option, path string) flows
 			}
 		}
 		cfg.Values[o.Name] = val
+	}
+	for _, o := range schema {
+		if dur, ok := cfg.Values[o.Name].(time.Duration); ok && o.WithinAuthSession && d.authSessionTTL > 0 && dur > d.authSessionTTL {
+			p := path + "." + o.Name
+			d.failAt(p, "%s is longer than sessions.authSessionTTL (%s): it would outlive the login it belongs to; shorten it or raise sessions.authSessionTTL", dur, d.authSessionTTL)
+		}
 	}
 	return cfg
 }
