@@ -79,13 +79,29 @@ func (f Factory) New(cfg flows.Config) (flows.Authenticator, error) {
 	if f.Service == nil {
 		return nil, errors.New("magic-link: no link service configured")
 	}
-	return &Authenticator{svc: f.Service, cfg: cfg}, nil
+	a := &Authenticator{svc: f.Service}
+	if err := cfg.Decode(&a.opt); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// options are the step's options, decoded once from its schema (Options).
+type options struct {
+	ForceCreateUser       bool          `option:"forceCreateUser"`
+	UpdateProfileOnCreate bool          `option:"updateProfileOnCreate"`
+	LinkTTL               time.Duration `option:"linkTTL"`
+	MaxPerEmail           int           `option:"maxPerEmail"`
+	MaxPerEmailAllIPs     int           `option:"maxPerEmailAllIPs"`
+	MaxPerIP              int           `option:"maxPerIP"`
+	RateWindow            time.Duration `option:"rateWindow"`
+	ResendCooldown        time.Duration `option:"resendCooldown"`
 }
 
 // Authenticator is the "magic-link" step.
 type Authenticator struct {
 	svc *Service
-	cfg flows.Config
+	opt options
 }
 
 var _ flows.Authenticator = (*Authenticator)(nil)
@@ -125,9 +141,9 @@ func (a *Authenticator) Action(ctx context.Context, c *flows.Context) (flows.Res
 }
 
 func (a *Authenticator) sentPage(c *flows.Context, email, retry string) SentPage {
-	p := SentPage{Email: email, Lifetime: HumanDuration(a.cfg.Duration("linkTTL")), RetryAfter: retry}
+	p := SentPage{Email: email, Lifetime: HumanDuration(a.opt.LinkTTL), RetryAfter: retry}
 	if at, err := time.Parse(time.RFC3339Nano, c.Session.Note(noteSentAt)); err == nil {
-		if left := a.cfg.Duration("resendCooldown") - c.Time().Sub(at); left > 0 {
+		if left := a.opt.ResendCooldown - c.Time().Sub(at); left > 0 {
 			p.ResendIn = int(left.Seconds()) + 1
 		}
 	}
@@ -144,14 +160,14 @@ func (a *Authenticator) send(ctx context.Context, c *flows.Context, email string
 			return flows.Show(PageSent, p), nil
 		}
 	}
-	window := a.cfg.Duration("rateWindow")
+	window := a.opt.RateWindow
 	for _, lim := range []struct {
 		name, key string
 		max       int
 	}{
-		{"per_email_and_ip", "ml:" + email + "|" + c.ClientIP, a.cfg.Int("maxPerEmail")},
-		{"per_email", "ml:" + email, a.cfg.Int("maxPerEmailAllIPs")},
-		{"per_ip", "ml-ip:" + c.ClientIP, a.cfg.Int("maxPerIP")},
+		{"per_email_and_ip", "ml:" + email + "|" + c.ClientIP, a.opt.MaxPerEmail},
+		{"per_email", "ml:" + email, a.opt.MaxPerEmailAllIPs},
+		{"per_ip", "ml-ip:" + c.ClientIP, a.opt.MaxPerIP},
 	} {
 		n, until, err := a.svc.Counter.Hit(ctx, lim.key, window, now)
 		if err != nil {
@@ -175,7 +191,7 @@ func (a *Authenticator) send(ctx context.Context, c *flows.Context, email string
 	}
 	if _, _, err := a.svc.Issue(ctx, Issue{
 		User: u, Type: TypeLogin, AuthSessionID: c.Session.ID, Execution: c.Execution,
-		ClientID: c.Session.ClientID, TTL: a.cfg.Duration("linkTTL"), Send: true, Rehearse: rehearse,
+		ClientID: c.Session.ClientID, TTL: a.opt.LinkTTL, Send: true, Rehearse: rehearse,
 	}, now); err != nil {
 		return flows.Result{}, err
 	}
@@ -195,11 +211,11 @@ func (a *Authenticator) user(ctx context.Context, c *flows.Context, email string
 	if !errors.Is(err, flows.ErrUserNotFound) {
 		return nil, err
 	}
-	if !a.cfg.Bool("forceCreateUser") {
+	if !a.opt.ForceCreateUser {
 		return nil, nil
 	}
 	u = &flows.User{Email: email, CreatedAt: now}
-	if a.cfg.Bool("updateProfileOnCreate") {
+	if a.opt.UpdateProfileOnCreate {
 		u.AddRequiredAction(profile.ID)
 	}
 	if err := c.Users.CreateUser(ctx, u); errors.Is(err, flows.ErrUserExists) {

@@ -45,7 +45,11 @@ func (Factory) Options() []flows.Option {
 }
 
 func (f Factory) New(cfg flows.Config) (flows.Authenticator, error) {
-	return &authenticator{counter: f.Counter, max: cfg.Int("maxAttempts"), window: cfg.Duration("attemptWindow")}, nil
+	a := &authenticator{counter: f.Counter}
+	if err := cfg.Decode(&a.opt); err != nil {
+		return nil, err
+	}
+	return a, nil
 }
 
 // Page is the template the form is rendered with.
@@ -59,8 +63,10 @@ type FormData struct {
 
 type authenticator struct {
 	counter Counter
-	max     int
-	window  time.Duration
+	opt     struct {
+		MaxAttempts   int           `option:"maxAttempts"`
+		AttemptWindow time.Duration `option:"attemptWindow"`
+	}
 }
 
 // Hash returns a bcrypt hash of pw.
@@ -92,8 +98,8 @@ func (a *authenticator) Action(ctx context.Context, c *flows.Context) (flows.Res
 	for _, k := range []struct {
 		key string
 		max int
-	}{{"pw:" + email, a.max}, {"pw-ip:" + c.ClientIP, a.max * 5}} {
-		n, until, err := a.counter.Hit(ctx, k.key, a.window, now)
+	}{{"pw:" + email, a.opt.MaxAttempts}, {"pw-ip:" + c.ClientIP, a.opt.MaxAttempts * 5}} {
+		n, until, err := a.counter.Hit(ctx, k.key, a.opt.AttemptWindow, now)
 		if err != nil {
 			return flows.Result{}, err
 		}
