@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"latchkey/server"
@@ -19,19 +20,39 @@ type mlFlags struct {
 	limit, offset                              *int
 }
 
-func magicLinkFlags(fs *flag.FlagSet) mlFlags {
+// magicLinkFlags registers the flags of a magic-link operation (create,
+// list, revoke); the others keep their zero values.
+func magicLinkFlags(fs *flag.FlagSet, op string) mlFlags {
+	str := func(name, def, help string, ops ...string) *string {
+		if slices.Contains(ops, op) {
+			return fs.String(name, def, help)
+		}
+		return &def
+	}
+	boolean := func(name, help string) *bool {
+		if op == "create" {
+			return fs.Bool(name, false, help)
+		}
+		return new(bool)
+	}
+	integer := func(name string, def int, help string) *int {
+		if op == "list" {
+			return fs.Int(name, def, help)
+		}
+		return &def
+	}
 	return mlFlags{
-		userID:        fs.String("user-id", "", "the user's id (magic-link)"),
-		client:        fs.String("client", "", "client id (magic-link create)"),
-		redirect:      fs.String("redirect-uri", "", "registered redirect URI (magic-link create)"),
-		ttl:           fs.String("ttl", "", "link lifetime, like 15m, 2h, 3d (magic-link create)"),
-		typ:           fs.String("type", "login", "login or verify-email (magic-link create)"),
-		status:        fs.String("status", "", "pending, used, expired or revoked (magic-link list)"),
-		send:          fs.Bool("send", false, "mail the link through the outbox (magic-link create)"),
-		forceCreate:   fs.Bool("force-create", false, "create the user if missing (magic-link create)"),
-		updateProfile: fs.Bool("update-profile", false, "ask for the profile at first login (magic-link create)"),
-		limit:         fs.Int("limit", 50, "page size (magic-link list)"),
-		offset:        fs.Int("offset", 0, "page start (magic-link list)"),
+		userID:        str("user-id", "", "the user's id", "create", "list"),
+		client:        str("client", "", "client id", "create"),
+		redirect:      str("redirect-uri", "", "registered redirect URI", "create"),
+		ttl:           str("ttl", "", "link lifetime, like 15m, 2h, 3d", "create"),
+		typ:           str("type", "login", "login or verify-email", "create"),
+		status:        str("status", "", "pending, used, expired or revoked", "list"),
+		send:          boolean("send", "mail the link through the outbox"),
+		forceCreate:   boolean("force-create", "create the user if missing"),
+		updateProfile: boolean("update-profile", "ask for the profile at first login"),
+		limit:         integer("limit", 50, "page size"),
+		offset:        integer("offset", 0, "page start"),
 	}
 }
 

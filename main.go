@@ -22,6 +22,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -47,6 +48,10 @@ const usage = `usage:
   latchkey magic-link revoke --config FILE ID
 `
 
+// verbs are the commands latchkey knows.
+var verbs = []string{"serve", "check", "keys rotate", "users set-password", "users hash-password",
+	"magic-link create", "magic-link list", "magic-link revoke"}
+
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	cmd := "serve"
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
@@ -59,17 +64,38 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 		cmd, args = cmd+" "+args[0], args[1:]
 	}
+	if !slices.Contains(verbs, cmd) {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	// Each verb has only its own flags (check --email is an error), and --help.
 	fs := flag.NewFlagSet("latchkey "+cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	cfgPath := fs.String("config", "realm.yaml", "realm configuration file")
-	listen := fs.String("listen", "", "listen address (overrides server.listen)")
-	dsn := fs.String("dsn", "", "database DSN (overrides database.dsn)")
-	email := fs.String("email", "", "the user's email (users set-password, magic-link create/list)")
-	ml := magicLinkFlags(fs)
+	empty := ""
+	cfgPath, listen, dsn, email := &empty, &empty, &empty, &empty
+	if cmd != "users hash-password" {
+		cfgPath = fs.String("config", "realm.yaml", "realm configuration file")
+	}
+	if cmd == "serve" {
+		listen = fs.String("listen", "", "listen address (overrides server.listen)")
+	}
+	if cmd != "check" && cmd != "users hash-password" {
+		dsn = fs.String("dsn", "", "database DSN (overrides database.dsn)")
+	}
+	if cmd == "users set-password" || cmd == "magic-link create" || cmd == "magic-link list" {
+		email = fs.String("email", "", "the user's email")
+	}
+	ml := magicLinkFlags(fs, strings.TrimPrefix(cmd, "magic-link "))
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: latchkey %s [flags]\n", cmd)
+		fs.PrintDefaults()
+	}
 	// Flags may come before or after positional arguments (revoke ID --config F).
 	var positional []string
 	for {
-		if err := fs.Parse(args); err != nil {
+		if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
+			return 0
+		} else if err != nil {
 			return 2
 		}
 		if fs.NArg() == 0 {

@@ -156,3 +156,26 @@ func realmCopy(t *testing.T, edit func(string) string) (path, db string) {
 	}
 	return path, filepath.Join(dir, "l.db")
 }
+
+// Each verb takes only its own flags, and --help shows them.
+func TestEachVerbHasItsOwnFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args     []string
+		code     int
+		contains string
+	}{
+		{[]string{"check", "--config", "realm.yaml", "--email", "x@example.com"}, 2, "flag provided but not defined: -email"},
+		{[]string{"check", "--listen", "127.0.0.1:1"}, 2, "flag provided but not defined: -listen"},
+		{[]string{"magic-link", "revoke", "--send"}, 2, "flag provided but not defined: -send"},
+		{[]string{"users", "hash-password", "--config", "realm.yaml"}, 2, "flag provided but not defined: -config"},
+		{[]string{"check", "--help"}, 0, "-config string"},
+		{[]string{"magic-link", "create", "--help"}, 0, "-redirect-uri string"},
+		{[]string{"users", "frobnicate"}, 2, "usage:"},
+	} {
+		var out, errb bytes.Buffer
+		code := run(tc.args, strings.NewReader(""), &out, &errb)
+		if code != tc.code || !strings.Contains(errb.String(), tc.contains) {
+			t.Errorf("%v: exit %d, stderr:\n%s\nwant exit %d and %q", tc.args, code, errb.String(), tc.code, tc.contains)
+		}
+	}
+}
