@@ -212,15 +212,24 @@ func TestMagicLinkDoesNotRevealAccounts(t *testing.T) {
 	}
 }
 
-func TestMagicLinkCreatesUserAndAsksForProfile(t *testing.T) {
-	s := start(t, magic(map[string]string{"forceCreateUser": "true", "updateProfileOnCreate": "true"}))
-	c := testkit.NewClient(t)
-	s.requestLink(t, c, "Carol@Example.com")
-	link := s.SMTP.WaitFor(t, "carol@example.com", 1, 10*time.Second)[0].Link()
+// signUpToProfile asks a link for a new address, confirms it, and returns
+// the profile form the new account is shown (forceCreateUser and
+// updateProfileOnCreate on), and the link.
+func (s *setup) signUpToProfile(t *testing.T, c *testkit.Client, typed, stored string) (*testkit.Page, string) {
+	t.Helper()
+	s.requestLink(t, c, typed)
+	link := s.SMTP.WaitFor(t, stored, 1, 10*time.Second)[0].Link()
 	p := confirm(t, c, link)
 	if !p.Has("Complete your profile") {
 		t.Fatalf("no profile form after the link:\n%s", p.Body)
 	}
+	return p, link
+}
+
+func TestMagicLinkCreatesUserAndAsksForProfile(t *testing.T) {
+	s := start(t, magic(map[string]string{"forceCreateUser": "true", "updateProfileOnCreate": "true"}))
+	c := testkit.NewClient(t)
+	p, _ := s.signUpToProfile(t, c, "Carol@Example.com", "carol@example.com")
 	p = c.Submit(p, p.Form(t, "firstName"), map[string]string{"firstName": "<script>alert(1)</script>", "lastName": "Jones"})
 	res := s.App.Last()
 	if res.Err != "" {

@@ -12,7 +12,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -71,7 +70,7 @@ func TestOAuth2ProxyKeycloakMode(t *testing.T) {
 		"--cookie-secret=0123456789abcdef0123456789abcdef", "--cookie-secure=false", "--cookie-refresh=1s",
 		"--skip-provider-button=true", "--code-challenge-method=S256",
 		"--backend-logout-url="+s.LK.Issuer+"/protocol/openid-connect/logout?id_token_hint={id_token}")
-	logs := &lockedBuffer{}
+	logs := &testkit.SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -124,22 +123,4 @@ func TestOAuth2ProxyKeycloakMode(t *testing.T) {
 	if res := s.App.Last(); res.Err != "login_required" {
 		t.Fatalf("the Latchkey session survived oauth2-proxy's sign-out: %+v\n%s", res, logs)
 	}
-}
-
-// lockedBuffer collects a process's stdout and stderr, written from two goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

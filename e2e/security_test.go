@@ -62,12 +62,7 @@ func (s *setup) mailCount(t *testing.T, to string) int {
 func TestUsedLinkCannotResumeTheVictimsLogin(t *testing.T) {
 	s := start(t, magic(map[string]string{"forceCreateUser": "true", "updateProfileOnCreate": "true"}))
 	victim := testkit.NewClient(t)
-	s.requestLink(t, victim, "victim@example.com")
-	link := s.SMTP.WaitFor(t, "victim@example.com", 1, 10*time.Second)[0].Link()
-	profile := confirm(t, victim, link)
-	if !profile.Has("Complete your profile") {
-		t.Fatalf("victim: no profile form after the link:\n%s", profile.Body)
-	}
+	profile, link := s.signUpToProfile(t, victim, "victim@example.com", "victim@example.com")
 
 	attacker := testkit.NewClient(t)
 	if p := attacker.Get(link); p.Status != http.StatusGone || !p.Has("already used") {
@@ -325,6 +320,12 @@ func postForm(t *testing.T, u string, vals url.Values, header map[string]string)
 	for k, v := range header {
 		req.Header.Set(k, v)
 	}
+	return doJSON(t, req)
+}
+
+// doJSON sends req and decodes the JSON answer.
+func doJSON(t *testing.T, req *http.Request) (int, map[string]any) {
+	t.Helper()
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -565,14 +566,7 @@ func TestManagementAPIBodiesAreStrict(t *testing.T) {
 		req, _ := http.NewRequest(http.MethodPost, s.LK.URL+"/realms/test/magic-links", strings.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("Authorization", "Bearer test-api-key-0123456789-0123456789-abcdef")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var out map[string]any
-		_ = jsonDecode(resp.Body, &out)
-		return resp.StatusCode, out
+		return doJSON(t, req)
 	}
 	good := `{"email":"alice@example.com","clientId":"app","redirectUri":"` + s.App.RedirectURI() + `"`
 	if st, out := post(good + `}{"email":"x@example.com"}`); st != http.StatusBadRequest {

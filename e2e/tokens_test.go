@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -288,11 +289,7 @@ func TestRolesAndGroupsInTokens(t *testing.T) {
 	}
 	has := func(xs []string, want ...string) bool {
 		for _, w := range want {
-			found := false
-			for _, x := range xs {
-				found = found || x == w
-			}
-			if !found {
+			if !slices.Contains(xs, w) {
 				return false
 			}
 		}

@@ -50,7 +50,7 @@ type Node struct {
 	Addr string
 	URL  string
 	cmd  *exec.Cmd
-	logs *syncBuffer
+	logs *SyncBuffer
 	done chan error
 }
 
@@ -64,7 +64,7 @@ func StartNode(t testing.TB, name, cfg string) *Node {
 	}
 	addr := l.Addr().String()
 	l.Close()
-	n := &Node{Name: name, Addr: addr, URL: "http://" + addr, logs: &syncBuffer{}, done: make(chan error, 1)}
+	n := &Node{Name: name, Addr: addr, URL: "http://" + addr, logs: &SyncBuffer{}, done: make(chan error, 1)}
 	n.cmd = exec.Command(Binary(t), "serve", "--config", cfg, "--listen", addr)
 	n.cmd.Stdout, n.cmd.Stderr = n.logs, n.logs
 	if err := n.cmd.Start(); err != nil {

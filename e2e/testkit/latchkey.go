@@ -28,7 +28,7 @@ type Latchkey struct {
 	cfg    string
 	cancel context.CancelFunc
 	done   chan error
-	logs   *syncBuffer
+	logs   *SyncBuffer
 }
 
 // Vars fill the placeholders of a realm.yaml template.
@@ -65,7 +65,7 @@ func StartLatchkey(t testing.TB, realmYAML string, v Vars) *Latchkey {
 	if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	lk := &Latchkey{URL: public, t: t, addr: addr, cfg: path, logs: &syncBuffer{}}
+	lk := &Latchkey{URL: public, t: t, addr: addr, cfg: path, logs: &SyncBuffer{}}
 	lk.start(l)
 	t.Cleanup(lk.Stop)
 	return lk
@@ -139,18 +139,20 @@ func (lk *Latchkey) EditConfig(from, to string) {
 // Logs returns everything the server logged.
 func (lk *Latchkey) Logs() string { return lk.logs.String() }
 
-type syncBuffer struct {
+// SyncBuffer collects output written from several goroutines (a server's
+// log, a child process's stdout and stderr).
+type SyncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
+func (s *SyncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
 }
 
-func (s *syncBuffer) String() string {
+func (s *SyncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()

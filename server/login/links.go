@@ -147,7 +147,9 @@ func (h *Handler) linkConfirm(w http.ResponseWriter, r *http.Request) {
 		if msg == "" {
 			msg = "This link belongs to a sign-in that has moved on. Continue in the browser where you started it."
 		}
-		h.Links.Rejected(l, "not_consumed")
+		if !out.Failed { // a failed redeem has logged why already
+			h.Links.Rejected(l, "not_consumed")
+		}
 		v := h.view("This link cannot be used")
 		v.Message, v.CSRF, v.Data = msg, b.CSRF, invalidData{}
 		h.Web.Page(w, http.StatusGone, "magic-link-invalid", v)

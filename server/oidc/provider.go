@@ -449,22 +449,29 @@ func (p *Provider) serviceAccountClaims(ar fosite.AccessRequester) {
 		return
 	}
 	c, _ := p.cfg.Client(clientID)
-	realm, clients := slices.Clone(p.cfg.DefaultRoles), map[string][]string{}
+	roles := config.RoleMapping{Realm: slices.Clone(p.cfg.DefaultRoles)}
 	if sa := c.ServiceAccount; sa != nil {
-		realm = append(realm, sa.Roles...)
-		clients = sa.ClientRoles
+		roles.Realm, roles.Clients = append(roles.Realm, sa.Roles...), sa.ClientRoles
 	}
-	extra := map[string]any{"azp": clientID, "client_id": clientID, "typ": "Bearer", "preferred_username": name,
-		"realm_access": map[string]any{"roles": nonNil(realm)}}
+	extra := map[string]any{"azp": clientID, "client_id": clientID, "typ": "Bearer", "preferred_username": name}
+	addRoleClaims(extra, roles)
+	sess.Access = &jwt.JWTClaims{Subject: sub, Extra: extra, ScopeField: jwt.JWTScopeFieldString}
+	sess.AccessHeader = &jwt.Headers{Extra: map[string]interface{}{"typ": "at+jwt"}}
+}
+
+// addRoleClaims writes Keycloak's role claims: realm_access.roles, and
+// resource_access.{clientId}.roles for every client with roles.
+func addRoleClaims(extra map[string]any, roles config.RoleMapping) {
+	extra["realm_access"] = map[string]any{"roles": nonNil(roles.Realm)}
 	access := map[string]any{}
-	for client, rs := range clients {
-		access[client] = map[string]any{"roles": rs}
+	for client, rs := range roles.Clients {
+		if len(rs) > 0 {
+			access[client] = map[string]any{"roles": rs}
+		}
 	}
 	if len(access) > 0 {
 		extra["resource_access"] = access
 	}
-	sess.Access = &jwt.JWTClaims{Subject: sub, Extra: extra, ScopeField: jwt.JWTScopeFieldString}
-	sess.AccessHeader = &jwt.Headers{Extra: map[string]interface{}{"typ": "at+jwt"}}
 }
 
 // userClaims are the user's claims the granted scopes allow.
@@ -496,17 +503,7 @@ func (p *Provider) accessClaims(clientID string, u *flows.User, scopes fosite.Ar
 	extra["azp"], extra["client_id"], extra["typ"] = clientID, clientID, "Bearer"
 	roles := p.cfg.RolesOf(u.Email)
 	if scopes.Has("roles") || p.defaultScope(clientID, "roles") {
-		// Keycloak's "roles" scope: realm roles and every client's roles.
-		extra["realm_access"] = map[string]any{"roles": nonNil(roles.Realm)}
-		access := map[string]any{}
-		for client, rs := range roles.Clients {
-			if len(rs) > 0 {
-				access[client] = map[string]any{"roles": rs}
-			}
-		}
-		if len(access) > 0 {
-			extra["resource_access"] = access
-		}
+		addRoleClaims(extra, roles)
 	}
 	if scopes.Has("groups") {
 		extra["groups"] = nonNil(roles.Groups)
@@ -632,12 +629,8 @@ func (p *Provider) confidentialCaller(r *http.Request) bool {
 	} else if r.Header.Get("Authorization") == "" {
 		id, secret = r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
 	}
-	c, ok := p.cfg.Client(id)
-	if !ok || c.Public() || secret == "" {
-		return false
-	}
-	want, got := sha256.Sum256([]byte(c.Secret)), sha256.Sum256([]byte(secret))
-	if subtle.ConstantTimeCompare(want[:], got[:]) != 1 {
+	c, ok := p.clients[id]
+	if !ok || c.IsPublic() || secret == "" || (sha256Hasher{}).Compare(r.Context(), c.GetHashedSecret(), []byte(secret)) != nil {
 		return false
 	}
 	r.SetBasicAuth(url.QueryEscape(id), url.QueryEscape(secret))
