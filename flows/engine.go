@@ -32,6 +32,9 @@ type Outcome struct {
 	// Failed: the login cannot go on; Message is safe to show.
 	Failed  bool
 	Message string
+	// Gone and Detached are the step's Result flags (see Result).
+	Gone     bool
+	Detached bool
 }
 
 // Engine runs flows. It is built once at start and safe for concurrent use.
@@ -93,7 +96,7 @@ func (e *Engine) FlowFor(purpose string) (string, error) {
 // Run walks the session's flow from the top: finished steps are skipped, the
 // first step that needs the user challenges. Used for GET requests.
 func (e *Engine) Run(ctx context.Context, c *Context) (Outcome, error) {
-	return e.run(ctx, c, "")
+	return e.run(ctx, c, "", nil)
 }
 
 // Act delivers the posted form to the execution whose challenge is shown.
@@ -101,9 +104,20 @@ func (e *Engine) Run(ctx context.Context, c *Context) (Outcome, error) {
 // and the current challenge is shown again.
 func (e *Engine) Act(ctx context.Context, c *Context, execution string) (Outcome, error) {
 	if execution == "" || execution != c.Session.Current {
-		return e.run(ctx, c, "")
+		return e.run(ctx, c, "", nil)
 	}
-	return e.run(ctx, c, execution)
+	return e.run(ctx, c, execution, nil)
+}
+
+// Resume delivers a request that came through an entry point to the step,
+// or required action, named by execution: its Resume runs in place of
+// Action. Like Act, it reaches the step only while the session waits
+// there; otherwise the flow simply runs again.
+func (e *Engine) Resume(ctx context.Context, c *Context, execution string, in *Entry) (Outcome, error) {
+	if execution == "" || execution != c.Session.Current {
+		return e.run(ctx, c, "", nil)
+	}
+	return e.run(ctx, c, execution, in)
 }
 
 // Select records the user's choice of another alternative and reruns.
@@ -114,7 +128,7 @@ func (e *Engine) Select(ctx context.Context, c *Context, execution string) (Outc
 		c.Session.setSelected("", execution)
 	}
 	c.Session.Current = ""
-	return e.run(ctx, c, "")
+	return e.run(ctx, c, "", nil)
 }
 
 func (s *Session) setSelected(level, execution string) {
@@ -124,7 +138,7 @@ func (s *Session) setSelected(level, execution string) {
 	s.Selected[level] = execution
 }
 
-func (e *Engine) run(ctx context.Context, c *Context, target string) (Outcome, error) {
+func (e *Engine) run(ctx context.Context, c *Context, target string, in *Entry) (Outcome, error) {
 	if c.Session.Status == nil {
 		c.Session.Status = map[string]Status{}
 	}
@@ -140,7 +154,7 @@ func (e *Engine) run(ctx context.Context, c *Context, target string) (Outcome, e
 		if !ok {
 			return Outcome{}, fmt.Errorf("session names unknown flow %q", c.Session.Flow)
 		}
-		w := &walker{c: c, target: target}
+		w := &walker{c: c, target: target, entry: in}
 		r, err := w.flow(ctx, f, "")
 		if err != nil {
 			return Outcome{}, err
@@ -148,10 +162,10 @@ func (e *Engine) run(ctx context.Context, c *Context, target string) (Outcome, e
 		switch r.Status {
 		case Challenge:
 			c.Session.Current = w.challenger
-			return Outcome{Page: r.Page, Data: r.Data, Execution: w.challenger, Choices: w.choices}, nil
+			return Outcome{Page: r.Page, Data: r.Data, Execution: w.challenger, Choices: w.choices, Gone: r.Gone, Detached: r.Detached}, nil
 		case Failed:
 			c.Session.Current = ""
-			return Outcome{Failed: true, Message: r.Message}, nil
+			return Outcome{Failed: true, Message: r.Message, Gone: r.Gone}, nil
 		case Attempted:
 			c.Session.Current = ""
 			return Outcome{Failed: true, Message: "None of the configured sign-in methods applies. Start again, or contact the administrator."}, nil
@@ -160,16 +174,16 @@ func (e *Engine) run(ctx context.Context, c *Context, target string) (Outcome, e
 				return Outcome{}, fmt.Errorf("fork to unknown flow %q", r.Fork)
 			}
 			c.Session.Flow, c.Session.Status, c.Session.Current, c.Session.Selected = r.Fork, map[string]Status{}, "", nil
-			target = ""
+			target, in = "", nil
 			continue
 		}
-		return e.afterFlow(ctx, c, target)
+		return e.afterFlow(ctx, c, target, in)
 	}
 	return Outcome{}, errors.New("too many forks between flows")
 }
 
 // afterFlow checks the identified user and runs pending required actions.
-func (e *Engine) afterFlow(ctx context.Context, c *Context, target string) (Outcome, error) {
+func (e *Engine) afterFlow(ctx context.Context, c *Context, target string, in *Entry) (Outcome, error) {
 	if c.User == nil {
 		return Outcome{}, errors.New("flow succeeded without identifying a user: the flow needs an identifying authenticator")
 	}
@@ -181,11 +195,15 @@ func (e *Engine) afterFlow(ctx context.Context, c *Context, target string) (Outc
 			continue
 		}
 		id := requiredActionPrefix + a.ID()
+		c.Execution, c.Config = id, Config{}
 		var r Result
 		var err error
-		if target == id {
+		switch res, ok := a.(Resumable); {
+		case target == id && in != nil && ok:
+			r, err = res.Resume(ctx, c, in)
+		case target == id && in == nil:
 			r, err = a.Process(ctx, c)
-		} else {
+		default:
 			r, err = a.Challenge(ctx, c)
 		}
 		if err != nil {
@@ -199,10 +217,10 @@ func (e *Engine) afterFlow(ctx context.Context, c *Context, target string) (Outc
 			}
 		case Challenge:
 			c.Session.Current = id
-			return Outcome{Page: r.Page, Data: r.Data, Execution: id}, nil
+			return Outcome{Page: r.Page, Data: r.Data, Execution: id, Gone: r.Gone, Detached: r.Detached}, nil
 		default:
 			c.Session.Current = ""
-			return Outcome{Failed: true, Message: r.Message}, nil
+			return Outcome{Failed: true, Message: r.Message, Gone: r.Gone}, nil
 		}
 	}
 	c.Session.Current = ""
@@ -213,6 +231,7 @@ func (e *Engine) afterFlow(ctx context.Context, c *Context, target string) (Outc
 type walker struct {
 	c          *Context
 	target     string // execution whose Action receives the form
+	entry      *Entry // set when the target is resumed from an entry point
 	challenger string
 	choices    []Choice
 }
@@ -252,8 +271,14 @@ func (w *walker) flow(ctx context.Context, f *Flow, level string) (Result, error
 	if len(alternative) == 0 {
 		return Succeeded(), nil
 	}
-	// Only alternatives: the first to succeed satisfies the level. The user's
-	// explicit choice goes first.
+	// Only alternatives: the first to succeed satisfies the level (one that
+	// succeeded outside the walk, say a minted link, already has). The
+	// user's explicit choice goes first.
+	for _, e := range alternative {
+		if w.c.Session.Status[e.ID] == Success {
+			return Succeeded(), nil
+		}
+	}
 	if sel := w.c.Session.Selected[level]; sel != "" {
 		for i, e := range alternative {
 			if e.ID == sel {
@@ -357,7 +382,13 @@ func (w *walker) execution(ctx context.Context, e *Execution) (Result, error) {
 	var err error
 	if w.target == e.ID {
 		w.target = ""
-		r, err = e.impl.Action(ctx, w.c)
+		if w.entry == nil {
+			r, err = e.impl.Action(ctx, w.c)
+		} else if res, ok := e.impl.(Resumable); ok {
+			r, err = res.Resume(ctx, w.c, w.entry)
+		} else {
+			r = Fail("This sign-in step cannot be continued from a link.")
+		}
 	} else {
 		r, err = e.impl.Authenticate(ctx, w.c)
 	}

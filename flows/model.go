@@ -167,6 +167,9 @@ type Context struct {
 	// The server lets a browser that is not bound to the session continue
 	// it only when this is set: whoever holds a used link must not.
 	ConsumedSecret string
+	// SameBrowser: the request comes from the browser the session is bound
+	// to (always, except at an entry point).
+	SameBrowser bool
 
 	// Set per execution by the engine.
 	Config    Config

@@ -9,6 +9,8 @@ package flows
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 )
 
@@ -52,6 +54,11 @@ type Result struct {
 	Data    any    // template data, for Challenge
 	Message string // user-facing message, for Failed
 	Fork    string // flow name, for Fork
+	// Gone: the link or code the request presented can no longer be used.
+	Gone bool
+	// Detached: the page tells nothing of the login (only that a mail
+	// went out), so it may be shown to a browser that does not own it.
+	Detached bool
 }
 
 // Shorthands for authenticators.
@@ -140,9 +147,42 @@ func (c Config) Duration(name string) time.Duration { v, _ := c.Values[name].(ti
 // Strings returns a list option.
 func (c Config) Strings(name string) []string { v, _ := c.Values[name].([]string); return v }
 
+// ActionProvider is implemented by factories whose steps come with
+// required actions (a step's setup, like CONFIGURE_TOTP, or VERIFY_EMAIL):
+// registering the factory registers them.
+type ActionProvider interface {
+	RequiredActions() []RequiredAction
+}
+
 // Registry maps authenticator ids to factories. It is filled once where the
 // server is wired and read-only afterwards.
 type Registry map[string]Factory
 
+// NewRegistry keys factories by their ID.
+func NewRegistry(factories ...Factory) Registry {
+	r := Registry{}
+	for _, f := range factories {
+		r[f.ID()] = f
+	}
+	return r
+}
+
 // Lookup returns the factory for id.
 func (r Registry) Lookup(id string) (Factory, bool) { f, ok := r[id]; return f, ok }
+
+// RequiredActions returns base followed by the required actions of the
+// registry's factories, in the order of their ids; an id is kept once.
+func (r Registry) RequiredActions(base ...RequiredAction) []RequiredAction {
+	out := slices.Clone(base)
+	ids := slices.Sorted(maps.Keys(r))
+	for _, id := range ids {
+		if p, ok := r[id].(ActionProvider); ok {
+			for _, a := range p.RequiredActions() {
+				if !slices.ContainsFunc(out, func(b RequiredAction) bool { return b.ID() == a.ID() }) {
+					out = append(out, a)
+				}
+			}
+		}
+	}
+	return out
+}

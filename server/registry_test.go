@@ -67,13 +67,12 @@ func TestAuthenticatorContract(t *testing.T) {
 	}
 }
 
-// realm.yaml accepts exactly the required actions the engine runs.
-func TestConfigKnowsEveryRequiredAction(t *testing.T) {
-	var ids []string
-	for _, a := range RequiredActions(nil) {
-		ids = append(ids, a.ID())
-	}
-	if strings.Join(ids, ",") != strings.Join(config.RequiredActions, ",") {
-		t.Fatalf("engine runs %v, realm.yaml accepts %v", ids, config.RequiredActions)
+// Registering a step registers the required actions it brings, after
+// UPDATE_PROFILE, and realm.yaml accepts exactly those.
+func TestRequiredActionsComeFromTheRegistry(t *testing.T) {
+	reg := Registry(nil, nil)
+	schema := config.FromRegistry(reg, RequiredActions(reg))
+	if got := strings.Join(schema.RequiredActions, ","); got != "UPDATE_PROFILE,VERIFY_EMAIL" {
+		t.Fatalf("required actions %s", got)
 	}
 }

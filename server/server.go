@@ -45,20 +45,19 @@ import (
 // package and a line here. counter and links may be nil when only the
 // option schemas are needed (validating realm.yaml).
 func Registry(counter password.Counter, links *magiclink.Service) flows.Registry {
-	return flows.Registry{
-		"cookie":                    cookie.Factory{},
-		"username-password-form":    password.Factory{Counter: counter},
-		"condition-user-configured": conditions.UserConfigured{},
-		"deny-access":               deny.Factory{},
-		"magic-link":                magiclink.Factory{Service: links},
-	}
+	return flows.NewRegistry(
+		cookie.Factory{},
+		password.Factory{Counter: counter},
+		conditions.UserConfigured{},
+		deny.Factory{},
+		magiclink.Factory{Service: links},
+	)
 }
 
 // RequiredActions is every required action Latchkey knows, in the order they
-// run; config.RequiredActions lists their ids for realm.yaml (a test keeps
-// the two in step).
-func RequiredActions(links *magiclink.Service) []flows.RequiredAction {
-	return []flows.RequiredAction{profile.Action{}, magiclink.VerifyEmail{Service: links}}
+// run: UPDATE_PROFILE, then those the registry's steps bring.
+func RequiredActions(reg flows.Registry) []flows.RequiredAction {
+	return reg.RequiredActions(profile.Action{})
 }
 
 // rateCounter is where rate limits count. One SQLite node counts in memory
@@ -74,7 +73,8 @@ func rateCounter(st *store.Store) magiclink.Counter {
 
 // LoadConfig reads and validates realm.yaml against the registry's schemas.
 func LoadConfig(path string) (*config.Config, error) {
-	return config.Load(path, config.FromRegistry(Registry(nil, nil)))
+	reg := Registry(nil, nil)
+	return config.Load(path, config.FromRegistry(reg, RequiredActions(reg)))
 }
 
 // Server is one running realm.
@@ -189,7 +189,8 @@ func build(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.L
 		Store: LinkStore{S: st, Sealer: sealer}, Counter: counter, Mail: renderer, Log: log,
 		PublicURL: cfg.Server.PublicURL, Realm: cfg.Realm, RealmName: cfg.DisplayName(),
 	}
-	engine, err := flows.NewEngine(cfg.FlowDefs, cfg.Bindings, Registry(counter, links), RequiredActions(links))
+	reg := Registry(counter, links)
+	engine, err := flows.NewEngine(cfg.FlowDefs, cfg.Bindings, reg, RequiredActions(reg))
 	if err != nil {
 		return nil, fmt.Errorf("flows: %w", err)
 	}
@@ -218,7 +219,7 @@ func build(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.L
 	secure := strings.HasPrefix(cfg.Server.PublicURL, "https://")
 	ssoTTL := int(cfg.Sessions.SSOSessionTTL.D().Seconds())
 	lh := &login.Handler{
-		Cfg: cfg, Store: st, Engine: engine, OIDC: provider, Web: renderer, Links: links, Log: log,
+		Cfg: cfg, Store: st, Engine: engine, OIDC: provider, Web: renderer, Entries: reg.EntryPoints(), Log: log,
 		Cookies: login.NewCookies(derive("cookie-hash", 64), derive("cookie-block", 32), prefix+"/", secure, ssoTTL),
 		DevMail: dev, Sealer: sealer, ClientIP: ips, Counter: counter, Wake: sender.Wake,
 	}

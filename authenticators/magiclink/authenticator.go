@@ -38,12 +38,15 @@ type SentPage struct {
 	Queued     bool   // this request sent a link (or, for an unknown address, would have)
 }
 
+// ID is the authenticator's id in realm.yaml.
+const ID = "magic-link"
+
 // Factory builds magic-link authenticators.
 type Factory struct{ Service *Service }
 
 var _ flows.Factory = Factory{}
 
-func (Factory) ID() string          { return "magic-link" }
+func (Factory) ID() string          { return ID }
 func (Factory) DisplayName() string { return "Email link" }
 
 func positive(v any) error {
@@ -86,6 +89,20 @@ func (f Factory) New(cfg flows.Config) (flows.Authenticator, error) {
 	return a, nil
 }
 
+// RequiredActions: VERIFY_EMAIL mails the same one-time links.
+func (f Factory) RequiredActions() []flows.RequiredAction {
+	return []flows.RequiredAction{VerifyEmail{Service: f.Service}}
+}
+
+// LinkTTL is the link lifetime an execution of this step is configured with.
+func LinkTTL(cfg flows.Config) time.Duration {
+	var o options
+	if err := cfg.Decode(&o); err != nil {
+		return 0
+	}
+	return o.LinkTTL
+}
+
 // options are the step's options, decoded once from its schema (Options).
 type options struct {
 	ForceCreateUser       bool          `option:"forceCreateUser"`
@@ -114,12 +131,9 @@ func (a *Authenticator) Authenticate(_ context.Context, c *flows.Context) (flows
 	return flows.Show(PageEmail, EmailForm{Email: c.Session.LoginHint}), nil
 }
 
-// Action handles the email form, resend, "use another email", and the
-// confirmed link (form field token, posted from the link page).
+// Action handles the email form, resend and "use another email". The link
+// itself comes back through the entry point (Resume).
 func (a *Authenticator) Action(ctx context.Context, c *flows.Context) (flows.Result, error) {
-	if tok := c.Form.Get("token"); tok != "" {
-		return a.confirm(ctx, c, tok)
-	}
 	switch c.Form.Get("action") {
 	case "another":
 		// The last send's time and address stay: typing the same address
@@ -231,7 +245,7 @@ func (a *Authenticator) user(ctx context.Context, c *flows.Context, email string
 func (a *Authenticator) confirm(ctx context.Context, c *flows.Context, token string) (flows.Result, error) {
 	u, err := redeem(ctx, a.svc, c, token, TypeLogin)
 	if err != nil || u == nil {
-		return flows.Fail(errText(err)), nil
+		return gone(flows.Fail(errText(err))), nil
 	}
 	c.SetUser(u)
 	c.Session.AddMethod("email")

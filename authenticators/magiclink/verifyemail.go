@@ -44,14 +44,28 @@ func (v VerifyEmail) Process(ctx context.Context, c *flows.Context) (flows.Resul
 	if c.User.EmailVerified {
 		return flows.Succeeded(), nil
 	}
-	if tok := c.Form.Get("token"); tok != "" {
-		c.Execution = "ra:" + VerifyEmailID
-		if _, err := redeem(ctx, v.Service, c, tok, TypeVerifyEmail); err != nil {
-			return flows.Show(PageVerify, VerifyPage{Email: c.User.Email, Error: errText(err)}), nil
-		}
-		c.User.EmailVerified = true
+	return v.send(ctx, c)
+}
+
+// Resume takes the confirm POST of a verification link, or a resend asked
+// from a dead one.
+func (v VerifyEmail) Resume(ctx context.Context, c *flows.Context, in *flows.Entry) (flows.Result, error) {
+	if c.User.EmailVerified {
 		return flows.Succeeded(), nil
 	}
+	if in.Path == "resend" {
+		r, err := v.send(ctx, c)
+		return detachIfElsewhere(c, r), err
+	}
+	if _, err := redeem(ctx, v.Service, c, in.Form.Get("token"), TypeVerifyEmail); err != nil {
+		return flows.Show(PageVerify, VerifyPage{Email: c.User.Email, Error: errText(err)}), nil
+	}
+	c.User.EmailVerified = true
+	return flows.Succeeded(), nil
+}
+
+// send mails a verification link, within the address's send limit.
+func (v VerifyEmail) send(ctx context.Context, c *flows.Context) (flows.Result, error) {
 	now := c.Time()
 	n, until, err := v.Service.Counter.Hit(ctx, "ml:"+c.User.Email, 15*time.Minute, now)
 	if err != nil {
@@ -66,7 +80,7 @@ func (v VerifyEmail) Process(ctx context.Context, c *flows.Context) (flows.Resul
 		ttl = 15 * time.Minute
 	}
 	if _, _, err := v.Service.Issue(ctx, Issue{User: c.User, Type: TypeVerifyEmail, AuthSessionID: c.Session.ID,
-		Execution: "ra:" + VerifyEmailID, ClientID: c.Session.ClientID, TTL: ttl, Send: true}, now); err != nil {
+		Execution: c.Execution, ClientID: c.Session.ClientID, TTL: ttl, Send: true}, now); err != nil {
 		return flows.Result{}, err
 	}
 	c.Session.SetNote(noteVerifySent, now.Format(time.RFC3339Nano))

@@ -100,8 +100,8 @@ var ErrNotPending = errors.New("magic link is not pending")
 func (s *Service) DefaultTTL() time.Duration {
 	flow, err := s.Engine.FlowFor("browser")
 	if err == nil {
-		if _, cfg, ok := s.Engine.FindAuthenticator(flow, "magic-link"); ok && cfg.Duration("linkTTL") > 0 {
-			return cfg.Duration("linkTTL")
+		if _, cfg, ok := s.Engine.FindAuthenticator(flow, magiclink.ID); ok && magiclink.LinkTTL(cfg) > 0 {
+			return magiclink.LinkTTL(cfg)
 		}
 	}
 	return 15 * time.Minute
@@ -146,7 +146,7 @@ func (s *Service) Create(ctx context.Context, req CreateRequest, now time.Time) 
 	if typ == magiclink.TypeLogin {
 		if flow, err := s.Engine.FlowFor("browser"); err != nil {
 			return nil, err
-		} else if _, _, ok := s.Engine.FindAuthenticator(flow, "magic-link"); !ok {
+		} else if _, _, ok := s.Engine.FindAuthenticator(flow, magiclink.ID); !ok {
 			return nil, bad("type", "the realm's browser flow has no magic-link step, so login links cannot be used")
 		}
 	}

@@ -282,9 +282,6 @@ type APIKey struct {
 	Operations []string `yaml:"operations"`
 }
 
-// RequiredActions are the required actions users may be given.
-var RequiredActions = []string{"UPDATE_PROFILE", "VERIFY_EMAIL"}
-
 // Operations of the management API.
 var Operations = []string{"magic-links:create", "magic-links:read", "magic-links:revoke"}
 
@@ -327,19 +324,31 @@ func defaults() Config {
 // Options looks up an authenticator's config schema by id.
 type Options func(authenticator string) ([]flows.Option, bool)
 
-// FromRegistry adapts a registry for validation.
-func FromRegistry(r flows.Registry) Options {
-	return func(id string) ([]flows.Option, bool) {
+// Schema is what realm.yaml is checked against beyond its own fields: the
+// registered authenticators' options and the required actions' ids.
+type Schema struct {
+	Options         Options
+	RequiredActions []string
+}
+
+// FromRegistry builds the schema from the registry and required actions
+// the engine will run.
+func FromRegistry(r flows.Registry, actions []flows.RequiredAction) Schema {
+	s := Schema{Options: func(id string) ([]flows.Option, bool) {
 		f, ok := r.Lookup(id)
 		if !ok {
 			return nil, false
 		}
 		return f.Options(), true
+	}}
+	for _, a := range actions {
+		s.RequiredActions = append(s.RequiredActions, a.ID())
 	}
+	return s
 }
 
 // Load reads, expands and validates the file. Errors are of type Errors.
-func Load(path string, opts Options) (*Config, error) {
+func Load(path string, opts Schema) (*Config, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
@@ -348,7 +357,7 @@ func Load(path string, opts Options) (*Config, error) {
 }
 
 // Parse is Load for bytes already read; file names the source in errors.
-func Parse(file string, raw []byte, opts Options) (*Config, error) {
+func Parse(file string, raw []byte, opts Schema) (*Config, error) {
 	var root yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(raw))
 	if err := dec.Decode(&root); errors.Is(err, io.EOF) {
@@ -393,7 +402,7 @@ var yamlParserErrors = []string{"found undefined tag handle", "did not find expe
 
 var realmName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
 
-func (d *decoder) validate(c *Config, opts Options) {
+func (d *decoder) validate(c *Config, opts Schema) {
 	if !realmName.MatchString(c.Realm) {
 		d.failAt("realm", "must be 1-63 lower-case letters, digits, '-' or '_'")
 	}
@@ -470,8 +479,8 @@ func (d *decoder) validate(c *Config, opts Options) {
 	}
 	d.validateClients(c)
 	d.authSessionTTL = c.Sessions.AuthSessionTTL.D()
-	d.validateFlows(c, opts)
-	d.validateUsers(c)
+	d.validateFlows(c, opts.Options)
+	d.validateUsers(c, opts.RequiredActions)
 	d.validateRoles(c)
 	d.validateAPIKeys(c)
 }
@@ -646,7 +655,7 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-func (d *decoder) validateUsers(c *Config) {
+func (d *decoder) validateUsers(c *Config, actions []string) {
 	seen := map[string]int{}
 	for i, u := range c.Users {
 		p := fmt.Sprintf("users[%d]", i)
@@ -661,8 +670,8 @@ func (d *decoder) validateUsers(c *Config) {
 		seen[email] = i
 		c.Users[i].Email = email
 		for j, a := range u.RequiredActions {
-			if !contains(RequiredActions, a) {
-				d.failAt(fmt.Sprintf("%s.requiredActions[%d]", p, j), "unknown required action %q (known: %s)", a, strings.Join(RequiredActions, ", "))
+			if !contains(actions, a) {
+				d.failAt(fmt.Sprintf("%s.requiredActions[%d]", p, j), "unknown required action %q (known: %s)", a, strings.Join(actions, ", "))
 			}
 		}
 		if h := u.PasswordHash; h != "" && !strings.HasPrefix(h, "$2a$") && !strings.HasPrefix(h, "$2b$") && !strings.HasPrefix(h, "$2y$") {

@@ -11,7 +11,9 @@ import (
 )
 
 // testOptions stands in for the authenticator registry.
-func testOptions(id string) ([]flows.Option, bool) {
+var testOptions = Schema{Options: testAuthenticators, RequiredActions: []string{"UPDATE_PROFILE", "VERIFY_EMAIL"}}
+
+func testAuthenticators(id string) ([]flows.Option, bool) {
 	switch id {
 	case "cookie", "username-password-form":
 		return nil, true

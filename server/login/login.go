@@ -1,6 +1,6 @@
 // Package login is the hosted login: it hands authorization requests to the
-// realm's bound browser flow, serves the flow's pages and the magic-link
-// pages, and completes the OIDC response once the flow succeeds.
+// realm's bound browser flow, serves the flow's pages and the steps' entry
+// points, and completes the OIDC response once the flow succeeds.
 package login
 
 import (
@@ -20,7 +20,6 @@ import (
 
 	"github.com/ory/fosite"
 
-	"latchkey/authenticators/magiclink"
 	"latchkey/flows"
 	"latchkey/server/clientip"
 	"latchkey/server/config"
@@ -37,8 +36,9 @@ type Handler struct {
 	Engine  *flows.Engine
 	OIDC    *oidc.Provider
 	Web     *web.Renderer
-	Links   *magiclink.Service
 	Cookies *Cookies
+	// Entries are the registered steps' entry points, by name.
+	Entries map[string]flows.FactoryEntry
 	Log     *slog.Logger
 	DevMail bool
 	Sealer  *mail.Sealer // opens outbox bodies for the development mailbox
@@ -80,9 +80,7 @@ func (h *Handler) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("POST "+p+"/login-actions/authenticate", h.action)
 	mux.HandleFunc("POST "+p+"/login-actions/select", h.selectAlternative)
 	mux.HandleFunc("GET "+p+"/login-actions/restart", h.restart)
-	mux.HandleFunc("GET "+magiclink.LinkPath(h.Cfg.Realm), h.linkPage)
-	mux.HandleFunc("POST "+magiclink.LinkPath(h.Cfg.Realm), h.linkConfirm)
-	mux.HandleFunc("POST "+magiclink.LinkPath(h.Cfg.Realm)+"/resend", h.linkResend)
+	h.entryRoutes(mux)
 	mux.HandleFunc("GET "+p+"/protocol/openid-connect/logout", h.logout)
 	mux.HandleFunc("POST "+p+"/protocol/openid-connect/logout", h.logout)
 	if h.DevMail {
@@ -214,7 +212,7 @@ func (h *Handler) authenticateURL(id string) string {
 func (h *Handler) flowContext(r *http.Request, st *state, form url.Values) *flows.Context {
 	c := &flows.Context{
 		Realm: h.Cfg.Realm, Session: &st.Flow, Form: form, ClientIP: h.ClientIP.Of(r), UserAgent: r.UserAgent(),
-		ActionURL: h.authenticateURL(st.Flow.ID), Users: h.Store, Now: time.Now,
+		ActionURL: h.authenticateURL(st.Flow.ID), Users: h.Store, Now: time.Now, SameBrowser: true,
 	}
 	if id := h.Cookies.SSOID(r); id != "" {
 		if sso, err := h.Store.SSOSessionByID(r.Context(), id, time.Now()); err == nil {

@@ -1,0 +1,204 @@
+package magiclink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"latchkey/flows"
+)
+
+// Pages of the link's own entry point.
+const (
+	PageConfirm = "magic-link-confirm"
+	PageInvalid = "magic-link-invalid"
+	PageNotice  = "magic-link-notice"
+)
+
+// ConfirmPage is the data of the page a link opens: one button, because a
+// GET must never consume a link (mail scanners fetch every link).
+type ConfirmPage struct {
+	Email string
+	Token string
+}
+
+// InvalidPage is the data of the page for a link that cannot be used.
+type InvalidPage struct {
+	Message   string
+	CanResend bool // the link's login still waits for a link
+	Token     string
+}
+
+// NoticePage is a heading and a sentence that tell nothing of any login.
+type NoticePage struct {
+	Heading string
+	Message string
+}
+
+var _ flows.EntryPoint = Factory{}
+
+// EntryName is where links point: /realms/{realm}/login-actions/magic-link.
+func (Factory) EntryName() string { return ID }
+
+// Enter reads a link request. Opening a link (GET) shows its confirm page
+// and consumes nothing; the confirm POST of a link issued by a login page
+// goes to that login's step (Resume); a minted link, which belongs to no
+// login, is consumed here and begins one.
+func (f Factory) Enter(ctx context.Context, in *flows.Entry, now time.Time) (flows.Entered, error) {
+	svc := f.Service
+	token := in.Value("token")
+	l, err := svc.Inspect(ctx, token)
+	if errors.Is(err, ErrNotFound) {
+		l = nil
+	} else if err != nil {
+		return flows.Entered{}, err
+	}
+	status := "unknown"
+	if l != nil {
+		status = l.Status(now)
+	}
+	switch {
+	case in.Path == "resend":
+		return f.enterResend(ctx, in, l, status, token, now)
+	case in.Path != "":
+		return answer(gone(flows.Fail("This address is not a sign-in link."))), nil
+	case status != "pending":
+		return f.invalid(ctx, in, l, status, token, now)
+	case in.Method != "POST":
+		svc.Opened(ctx, l, in.UserAgent, now)
+		return answer(flows.Show(PageConfirm, ConfirmPage{Email: l.Email, Token: token})), nil
+	case l.AuthSessionID == "":
+		return f.enterMinted(ctx, in, l, token, now)
+	}
+	return flows.Entered{Session: l.AuthSessionID, Execution: l.Execution}, nil
+}
+
+func answer(r flows.Result) flows.Entered { return flows.Entered{Answer: &r} }
+
+func gone(r flows.Result) flows.Result { r.Gone = true; return r }
+
+// invalid says which of used, expired, revoked or unknown the link is, and
+// offers a new link while its login still waits for one. A used link's
+// step is over, so it never offers one.
+func (f Factory) invalid(ctx context.Context, in *flows.Entry, l *Link, status, token string, now time.Time) (flows.Entered, error) {
+	f.Service.Rejected(l, status)
+	p := InvalidPage{Message: Explain(l, now), Token: token}
+	if l != nil && l.AuthSessionID != "" && status != "used" && in.WaitsAt != nil {
+		waits, err := in.WaitsAt(ctx, l.AuthSessionID, l.Execution)
+		if err != nil {
+			return flows.Entered{}, err
+		}
+		p.CanResend = waits
+	}
+	return answer(gone(flows.Show(PageInvalid, p))), nil
+}
+
+// enterResend sends a fresh link for the login a dead link belonged to.
+func (f Factory) enterResend(ctx context.Context, in *flows.Entry, l *Link, status, token string, now time.Time) (flows.Entered, error) {
+	switch {
+	case in.Method != "POST":
+		return answer(gone(flows.Fail("Open the link from your email again."))), nil
+	case status == "pending":
+		// The link still works: show its confirm page.
+		return answer(flows.Show(PageConfirm, ConfirmPage{Email: l.Email, Token: token})), nil
+	case l == nil || l.AuthSessionID == "":
+		return answer(gone(flows.Fail("Cannot send a new link. Go back to the application and sign in again."))), nil
+	case status == "used":
+		return f.invalid(ctx, in, l, status, token, now)
+	}
+	if in.WaitsAt != nil {
+		if waits, err := in.WaitsAt(ctx, l.AuthSessionID, l.Execution); err != nil || !waits {
+			if err != nil {
+				return flows.Entered{}, err
+			}
+			return answer(gone(flows.Fail("The sign-in this link belonged to has ended. Go back to the application and sign in again."))), nil
+		}
+	}
+	return flows.Entered{Session: l.AuthSessionID, Execution: l.Execution}, nil
+}
+
+// enterMinted redeems a link minted through the management API. It does
+// not bypass the realm's browser flow: it begins a login in which the link's
+// step has succeeded, so any other REQUIRED step and any pending required
+// action still runs.
+func (f Factory) enterMinted(ctx context.Context, in *flows.Entry, l *Link, token string, now time.Time) (flows.Entered, error) {
+	svc := f.Service
+	if l.Type == TypeLogin && !in.InBrowserFlow {
+		svc.Rejected(l, "no_magic_link_step")
+		return answer(flows.Fail("Sign-in links are not enabled for this realm.")), nil
+	}
+	l, err := svc.Consume(ctx, token, now)
+	if errors.Is(err, ErrUnavailable) {
+		l2, _ := svc.Inspect(ctx, token)
+		status := "unknown"
+		if l2 != nil {
+			status = l2.Status(now)
+		}
+		return f.invalid(ctx, in, l2, status, token, now)
+	}
+	if err != nil {
+		return flows.Entered{}, err
+	}
+	u, err := in.Users.UserByID(ctx, l.UserID)
+	if err != nil && !errors.Is(err, flows.ErrUserNotFound) {
+		return flows.Entered{}, err
+	}
+	if err != nil || u.Email != l.Email || u.Disabled {
+		svc.Rejected(l, "account_changed")
+		return answer(flows.Fail("This link was sent to an address that no longer belongs to an active account.")), nil
+	}
+	if !u.EmailVerified {
+		u.EmailVerified = true
+		if err := in.Users.UpdateUser(ctx, u); err != nil {
+			return flows.Entered{}, err
+		}
+	}
+	if l.Type == TypeVerifyEmail {
+		return answer(flows.Show(PageNotice, NoticePage{Heading: "Email verified", Message: "Thank you: " + u.Email + " is verified. You can close this page."})), nil
+	}
+	return flows.Entered{Begin: &flows.Begin{UserID: u.ID, ClientID: l.ClientID, Return: l.RedirectURI, Methods: []string{"email"}, Secret: l.ID}}, nil
+}
+
+// Resume takes a link's confirm POST, or a resend asked from a dead link,
+// for the login the link belongs to.
+func (a *Authenticator) Resume(ctx context.Context, c *flows.Context, in *flows.Entry) (flows.Result, error) {
+	if in.Path == "resend" {
+		r, err := a.Action(ctx, withForm(c, "action", "resend"))
+		return detachIfElsewhere(c, r), err
+	}
+	return a.confirm(ctx, c, in.Form.Get("token"))
+}
+
+func withForm(c *flows.Context, k, v string) *flows.Context {
+	c.Form = map[string][]string{k: {v}}
+	return c
+}
+
+// detachIfElsewhere turns the answer to a resend asked from a browser that
+// does not own the login into a notice that tells only what was mailed.
+func detachIfElsewhere(c *flows.Context, r flows.Result) flows.Result {
+	if c.SameBrowser || r.Status != flows.Challenge {
+		return r
+	}
+	msg := "We sent a new sign-in link. Open it to continue signing in."
+	switch d := r.Data.(type) {
+	case SentPage:
+		switch {
+		case d.RetryAfter != "":
+			msg = d.RetryAfter
+		case !d.Queued && d.ResendIn > 0:
+			msg = fmt.Sprintf("A link was sent moments ago. No new email was sent; wait %d seconds before asking again.", d.ResendIn)
+		default:
+			msg = "We sent a new sign-in link to " + d.Email + ". Open it to continue signing in."
+		}
+	case VerifyPage:
+		msg = "We sent a new link to " + d.Email + ". Open it to continue."
+		if d.Error != "" {
+			msg = d.Error
+		}
+	}
+	out := flows.Show(PageNotice, NoticePage{Heading: "Check your email", Message: msg})
+	out.Detached = true
+	return out
+}
