@@ -17,4 +17,3 @@ func (h *Handler) devMail(w http.ResponseWriter, r *http.Request) {
 	v.Data = mails
 	h.Web.Page(w, http.StatusOK, "dev-mail", v)
 }
-
