@@ -179,3 +179,34 @@ func TestEachVerbHasItsOwnFlags(t *testing.T) {
 		}
 	}
 }
+
+// A theme template that replaces no page (a typo) is a configuration
+// error for check and serve alike, not a page that silently never changes.
+func TestThemeTemplateTypoIsAConfigError(t *testing.T) {
+	good, err := os.ReadFile("realm.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "theme", "templates"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "theme", "templates", "magic-link-emial.html"), []byte(`{{define "content"}}x{{end}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	doc := string(good) + "branding:\n  themeDir: " + filepath.Join(dir, "theme") + "\n"
+	if doc == string(good) {
+		t.Fatal("test edit did not apply")
+	}
+	path := filepath.Join(dir, "realm.yaml")
+	if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, cmd := range [][]string{{"check", "--config", path}, {"serve", "--config", path, "--listen", "127.0.0.1:1"}} {
+		var out, errb bytes.Buffer
+		code := run(cmd, strings.NewReader(""), &out, &errb)
+		if code != 2 || !strings.Contains(errb.String(), "branding.themeDir: theme template") || !strings.Contains(errb.String(), "magic-link-emial.html: no page or mail has this name") {
+			t.Errorf("%s: exit %d, stderr:\n%s", cmd[0], code, errb.String())
+		}
+	}
+}

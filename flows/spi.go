@@ -9,6 +9,7 @@ package flows
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	"maps"
 	"slices"
 	"time"
@@ -185,4 +186,22 @@ func (r Registry) RequiredActions(base ...RequiredAction) []RequiredAction {
 		}
 	}
 	return out
+}
+
+// Templated is implemented by factories and required actions that bring
+// their own pages (NAME.html, rendered inside the layout) and mails
+// (mail-NAME.txt with a "subject" block, and mail-NAME.html). The realm's
+// theme folder overrides any of them by file name.
+type Templated interface {
+	Templates() fs.FS
+}
+
+// TemplateDir returns the "templates" directory of a package's embedded
+// files, for Templated.
+func TemplateDir(embedded fs.FS) fs.FS {
+	sub, err := fs.Sub(embedded, "templates")
+	if err != nil {
+		panic(err) // only for a malformed name; "templates" is valid
+	}
+	return sub
 }

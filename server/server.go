@@ -10,7 +10,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -60,6 +62,23 @@ func RequiredActions(reg flows.Registry) []flows.RequiredAction {
 	return reg.RequiredActions(profile.Action{})
 }
 
+// StepTemplates are the pages and mails the registry's steps and their
+// required actions bring.
+func StepTemplates(reg flows.Registry) []fs.FS {
+	var out []fs.FS
+	for _, id := range slices.Sorted(maps.Keys(reg)) {
+		if t, ok := reg[id].(flows.Templated); ok {
+			out = append(out, t.Templates())
+		}
+	}
+	for _, a := range RequiredActions(flows.Registry{}) {
+		if t, ok := a.(flows.Templated); ok {
+			out = append(out, t.Templates())
+		}
+	}
+	return out
+}
+
 // rateCounter is where rate limits count. One SQLite node counts in memory
 // (a database write per request would be the login's most contended
 // statement, for nothing another node could read); several nodes on
@@ -74,7 +93,15 @@ func rateCounter(st *store.Store) magiclink.Counter {
 // LoadConfig reads and validates realm.yaml against the registry's schemas.
 func LoadConfig(path string) (*config.Config, error) {
 	reg := Registry(nil, nil)
-	return config.Load(path, config.FromRegistry(reg, RequiredActions(reg)))
+	cfg, err := config.Load(path, config.FromRegistry(reg, RequiredActions(reg)))
+	if err != nil {
+		return nil, err
+	}
+	// The theme is part of the configuration: check rejects what serve would.
+	if _, err := web.NewRenderer(cfg.Branding.ThemeDir, slog.New(slog.DiscardHandler), StepTemplates(reg)...); err != nil {
+		return nil, config.Errors{fmt.Sprintf("%s: branding.themeDir: %v", path, err)}
+	}
+	return cfg, nil
 }
 
 // Server is one running realm.
@@ -170,7 +197,7 @@ func build(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.L
 		return nil, fmt.Errorf("signing keys: %w", err)
 	}
 	provider := oidc.New(cfg, st, keys, derive("fosite-hmac", 32), derive("refresh-token-jwt", 32), log)
-	renderer, err := web.NewRenderer(cfg.Branding.ThemeDir, log)
+	renderer, err := web.NewRenderer(cfg.Branding.ThemeDir, log, StepTemplates(Registry(nil, nil))...)
 	if err != nil {
 		return nil, fmt.Errorf("templates: %w", err)
 	}

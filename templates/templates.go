@@ -6,5 +6,5 @@ import "embed"
 
 // FS holds the built-in templates.
 //
-//go:embed *.html *.txt
+//go:embed *.html
 var FS embed.FS

@@ -4,12 +4,15 @@ package web
 
 import (
 	"bytes"
+	"fmt"
 	htmltemplate "html/template"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	texttemplate "text/template"
 
@@ -33,31 +36,53 @@ type View struct {
 	Data       any
 }
 
-// Renderer renders pages and mails from the built-in templates, overridden
-// file by file from a theme folder.
+// Renderer renders pages and mails: the core templates and those the
+// steps bring, each overridable by file name from a theme folder.
 type Renderer struct {
-	theme fs.FS // nil: built-in only
+	files map[string]fs.FS // template file name -> where it is read from
 	log   *slog.Logger
 	pages map[string]*htmltemplate.Template
 }
 
-// NewRenderer parses every page once at start, so a broken theme fails early.
-func NewRenderer(themeDir string, log *slog.Logger) (*Renderer, error) {
-	r := &Renderer{log: log, pages: map[string]*htmltemplate.Template{}}
-	if themeDir != "" {
-		r.theme = os.DirFS(filepath.Join(themeDir, "templates"))
+// NewRenderer collects the templates of the core and of every step, lets
+// the theme override them by name, and parses every page once at start: a
+// broken theme, two steps claiming one name, or a theme file that replaces
+// nothing (a typo) fails the start, not a login.
+func NewRenderer(themeDir string, log *slog.Logger, steps ...fs.FS) (*Renderer, error) {
+	r := &Renderer{log: log, files: map[string]fs.FS{}, pages: map[string]*htmltemplate.Template{}}
+	for _, src := range append([]fs.FS{templates.FS}, steps...) {
+		names, err := fs.Glob(src, "*.*")
+		if err != nil {
+			return nil, err
+		}
+		for _, n := range names {
+			if _, dup := r.files[n]; dup {
+				return nil, fmt.Errorf("template %s is provided twice", n)
+			}
+			r.files[n] = src
+		}
 	}
-	names, err := fs.Glob(templates.FS, "*.html")
+	if themeDir != "" {
+		dir := filepath.Join(themeDir, "templates")
+		theme := os.DirFS(dir)
+		names, err := fs.Glob(theme, "*.*")
+		if err != nil {
+			return nil, err
+		}
+		for _, n := range names {
+			if _, known := r.files[n]; !known {
+				return nil, fmt.Errorf("theme template %s: no page or mail has this name (known: %s)", filepath.Join(dir, n), strings.Join(slices.Sorted(maps.Keys(r.files)), ", "))
+			}
+			r.files[n] = theme
+		}
+	}
+	layout, err := r.read("layout.html")
 	if err != nil {
 		return nil, err
 	}
-	for _, n := range names {
-		if n == "layout.html" || strings.HasPrefix(n, "mail-") {
+	for n := range r.files {
+		if n == "layout.html" || !strings.HasSuffix(n, ".html") || strings.HasPrefix(n, "mail-") {
 			continue
-		}
-		layout, err := r.read("layout.html")
-		if err != nil {
-			return nil, err
 		}
 		page, err := r.read(n)
 		if err != nil {
@@ -68,21 +93,23 @@ func NewRenderer(themeDir string, log *slog.Logger) (*Renderer, error) {
 			_, err = t.Parse(page)
 		}
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("template %s: %w", n, err)
 		}
 		r.pages[strings.TrimSuffix(n, ".html")] = t
 	}
 	return r, nil
 }
 
-// read returns a template file from the theme, or the built-in one.
+// Has reports whether a page template exists.
+func (r *Renderer) Has(page string) bool { _, ok := r.pages[page]; return ok }
+
+// read returns a template file from wherever it is provided.
 func (r *Renderer) read(name string) (string, error) {
-	if r.theme != nil {
-		if b, err := fs.ReadFile(r.theme, name); err == nil {
-			return string(b), nil
-		}
+	src, ok := r.files[name]
+	if !ok {
+		return "", fmt.Errorf("no template %s", name)
 	}
-	b, err := fs.ReadFile(templates.FS, name)
+	b, err := fs.ReadFile(src, name)
 	return string(b), err
 }
 
