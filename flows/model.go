@@ -161,7 +161,9 @@ type Context struct {
 	SSO       *SSO   // the browser's SSO session, if any
 	ActionURL string // where the challenge's form must post
 	Users     Users
-	Now       func() time.Time
+	// Credentials holds users' step credentials (TOTP keys, ...).
+	Credentials Credentials
+	Now         func() time.Time
 	// ConsumedSecret is set by a step that consumed, in this request, a
 	// one-time secret issued for this session (an emailed link, a code).
 	// The server lets a browser that is not bound to the session continue

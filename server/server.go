@@ -248,7 +248,7 @@ func build(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.L
 	lh := &login.Handler{
 		Cfg: cfg, Store: st, Engine: engine, OIDC: provider, Web: renderer, Entries: reg.EntryPoints(), Log: log,
 		Cookies: login.NewCookies(derive("cookie-hash", 64), derive("cookie-block", 32), prefix+"/", secure, ssoTTL),
-		DevMail: dev, Sealer: sealer, ClientIP: ips, Counter: counter, Wake: sender.Wake,
+		DevMail: dev, Sealer: sealer, ClientIP: ips, Counter: counter, Wake: sender.Wake, Credentials: CredentialStore{S: st, Sealer: sealer},
 	}
 	mux := http.NewServeMux()
 	oc := prefix + "/protocol/openid-connect"

@@ -46,6 +46,8 @@ type Handler struct {
 	ClientIP *clientip.Resolver
 	// Counter bounds the login attempts one client address may start.
 	Counter Counter
+	// Credentials are users' step credentials, sealed at rest.
+	Credentials flows.Credentials
 	// Wake tells the outbox sender that entries were queued (back-channel
 	// logout tokens).
 	Wake func()
@@ -212,7 +214,7 @@ func (h *Handler) authenticateURL(id string) string {
 func (h *Handler) flowContext(r *http.Request, st *state, form url.Values) *flows.Context {
 	c := &flows.Context{
 		Realm: h.Cfg.Realm, Session: &st.Flow, Form: form, ClientIP: h.ClientIP.Of(r), UserAgent: r.UserAgent(),
-		ActionURL: h.authenticateURL(st.Flow.ID), Users: h.Store, Now: time.Now, SameBrowser: true,
+		ActionURL: h.authenticateURL(st.Flow.ID), Users: h.Store, Credentials: h.Credentials, Now: time.Now, SameBrowser: true,
 	}
 	if id := h.Cookies.SSOID(r); id != "" {
 		if sso, err := h.Store.SSOSessionByID(r.Context(), id, time.Now()); err == nil {

@@ -47,6 +47,8 @@ func Run(t *testing.T, open Open) {
 		{"RateCounters", testRateCounters},
 		{"Purge", testPurge},
 		{"Settings", testSettings},
+		{"Credentials", testCredentials},
+		{"CredentialCounterConcurrentUse", testCredentialCounterConcurrent},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -611,4 +613,35 @@ func testMagicLinkListing(t *testing.T, s *store.Store) {
 	if got, _, _ := s.ListMagicLinks(ctx, store.LinkFilter{Email: "u1@example.com", Limit: 10}, now); len(got) != 2 {
 		t.Fatalf("email filter: %d", len(got))
 	}
+}
+
+func testCredentials(t *testing.T, s *store.Store) {
+	c := &store.Credential{UserID: "u1", Type: "otp", Secret: "sealed", Label: "phone"}
+	must(t, s.SaveCredential(ctx, c))
+	must(t, s.SaveCredential(ctx, &store.Credential{UserID: "u1", Type: "webauthn", Secret: "k"}))
+	c.Confirmed = true
+	must(t, s.SaveCredential(ctx, c))
+	got, err := s.CredentialsOf(ctx, "u1", "otp")
+	if err != nil || len(got) != 1 || got[0].ID != c.ID || !got[0].Confirmed || got[0].Secret != "sealed" {
+		t.Fatalf("credentials %+v, %v", got, err)
+	}
+	if ok, err := s.UseCounter(ctx, c.ID, 100); err != nil || !ok {
+		t.Fatalf("first use of 100: %v %v", ok, err)
+	}
+	for _, n := range []int64{100, 99} {
+		if ok, err := s.UseCounter(ctx, c.ID, n); err != nil || ok {
+			t.Fatalf("use of %d after 100 accepted: %v %v", n, ok, err)
+		}
+	}
+	must(t, s.DeleteCredential(ctx, c.ID))
+	if got, _ := s.CredentialsOf(ctx, "u1", "otp"); len(got) != 0 {
+		t.Fatalf("deleted credential still there: %+v", got)
+	}
+}
+
+// A TOTP code is accepted once even when it arrives ten times at once.
+func testCredentialCounterConcurrent(t *testing.T, s *store.Store) {
+	c := &store.Credential{UserID: "u1", Type: "otp", Secret: "sealed"}
+	must(t, s.SaveCredential(ctx, c))
+	exactlyOneWins(t, "uses of one code", func() bool { ok, err := s.UseCounter(ctx, c.ID, 42); return err == nil && ok })
 }
