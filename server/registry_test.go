@@ -19,7 +19,7 @@ import (
 // its own check, and it can be built from its defaults.
 func TestAuthenticatorContract(t *testing.T) {
 	svc := &magiclink.Service{Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	for id, f := range Registry(nil, svc) {
+	for id, f := range Registry(Deps{Links: svc}) {
 		t.Run(id, func(t *testing.T) {
 			if f.ID() != id || f.DisplayName() == "" {
 				t.Fatalf("ID %q, display name %q", f.ID(), f.DisplayName())
@@ -70,7 +70,7 @@ func TestAuthenticatorContract(t *testing.T) {
 // Registering a step registers the required actions it brings, after
 // UPDATE_PROFILE, and realm.yaml accepts exactly those.
 func TestRequiredActionsComeFromTheRegistry(t *testing.T) {
-	reg := Registry(nil, nil)
+	reg := Registry(Deps{})
 	schema := config.FromRegistry(reg, RequiredActions(reg))
 	if got := strings.Join(schema.RequiredActions, ","); got != "UPDATE_PROFILE,VERIFY_EMAIL" {
 		t.Fatalf("required actions %s", got)

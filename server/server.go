@@ -43,16 +43,30 @@ import (
 	"latchkey/server/web"
 )
 
+// Deps are what the registered steps may need from the server. Zero
+// Deps build the registry for its schemas and templates only (validating
+// realm.yaml).
+type Deps struct {
+	Counter Counter
+	Links   *magiclink.Service
+	Log     *slog.Logger
+}
+
+// Counter counts events in a fixed window: the steps' rate limits. Each
+// step declares the same method in its own Counter interface.
+type Counter interface {
+	Hit(ctx context.Context, key string, window time.Duration, now time.Time) (int, time.Time, error)
+}
+
 // Registry is every authenticator Latchkey knows, by id. Adding one is a
-// package and a line here. counter and links may be nil when only the
-// option schemas are needed (validating realm.yaml).
-func Registry(counter password.Counter, links *magiclink.Service) flows.Registry {
+// package and a line here.
+func Registry(d Deps) flows.Registry {
 	return flows.NewRegistry(
 		cookie.Factory{},
-		password.Factory{Counter: counter},
+		password.Factory{Counter: d.Counter},
 		conditions.UserConfigured{},
 		deny.Factory{},
-		magiclink.Factory{Service: links},
+		magiclink.Factory{Service: d.Links},
 	)
 }
 
@@ -83,7 +97,7 @@ func StepTemplates(reg flows.Registry) []fs.FS {
 // (a database write per request would be the login's most contended
 // statement, for nothing another node could read); several nodes on
 // PostgreSQL share the database's counters so a limit holds across them.
-func rateCounter(st *store.Store) magiclink.Counter {
+func rateCounter(st *store.Store) Counter {
 	if st.Driver() == "sqlite" {
 		return ratelimit.NewMemory()
 	}
@@ -92,7 +106,7 @@ func rateCounter(st *store.Store) magiclink.Counter {
 
 // LoadConfig reads and validates realm.yaml against the registry's schemas.
 func LoadConfig(path string) (*config.Config, error) {
-	reg := Registry(nil, nil)
+	reg := Registry(Deps{})
 	cfg, err := config.Load(path, config.FromRegistry(reg, RequiredActions(reg)))
 	if err != nil {
 		return nil, err
@@ -197,7 +211,7 @@ func build(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.L
 		return nil, fmt.Errorf("signing keys: %w", err)
 	}
 	provider := oidc.New(cfg, st, keys, derive("fosite-hmac", 32), derive("refresh-token-jwt", 32), log)
-	renderer, err := web.NewRenderer(cfg.Branding.ThemeDir, log, StepTemplates(Registry(nil, nil))...)
+	renderer, err := web.NewRenderer(cfg.Branding.ThemeDir, log, StepTemplates(Registry(Deps{}))...)
 	if err != nil {
 		return nil, fmt.Errorf("templates: %w", err)
 	}
@@ -216,7 +230,7 @@ func build(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.L
 		Store: LinkStore{S: st, Sealer: sealer}, Counter: counter, Mail: renderer, Log: log,
 		PublicURL: cfg.Server.PublicURL, Realm: cfg.Realm, RealmName: cfg.DisplayName(),
 	}
-	reg := Registry(counter, links)
+	reg := Registry(Deps{Counter: counter, Links: links, Log: log})
 	engine, err := flows.NewEngine(cfg.FlowDefs, cfg.Bindings, reg, RequiredActions(reg))
 	if err != nil {
 		return nil, fmt.Errorf("flows: %w", err)
