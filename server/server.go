@@ -27,6 +27,7 @@ import (
 	"latchkey/authenticators/cookie"
 	"latchkey/authenticators/deny"
 	"latchkey/authenticators/magiclink"
+	"latchkey/authenticators/otp"
 	"latchkey/authenticators/password"
 	"latchkey/authenticators/profile"
 	"latchkey/flows"
@@ -67,6 +68,7 @@ func Registry(d Deps) flows.Registry {
 		conditions.UserConfigured{},
 		deny.Factory{},
 		magiclink.Factory{Service: d.Links},
+		otp.Factory{Counter: d.Counter, Log: d.Log},
 	)
 }
 
