@@ -95,13 +95,7 @@ func (f Factory) RequiredActions() []flows.RequiredAction {
 }
 
 // LinkTTL is the link lifetime an execution of this step is configured with.
-func LinkTTL(cfg flows.Config) time.Duration {
-	var o options
-	if err := cfg.Decode(&o); err != nil {
-		return 0
-	}
-	return o.LinkTTL
-}
+func LinkTTL(cfg flows.Config) time.Duration { return cfg.Duration("linkTTL") }
 
 // options are the step's options, decoded once from its schema (Options).
 type options struct {

@@ -21,12 +21,28 @@ import (
 // MaxTTL is the longest a minted link may live.
 const MaxTTL = 30 * 24 * time.Hour
 
+// Store is what the service needs from storage: the user directory and
+// the links' rows.
+type Store interface {
+	flows.Users
+	MagicLinkByID(ctx context.Context, id string) (*store.MagicLink, error)
+	ListMagicLinks(ctx context.Context, f store.LinkFilter, now time.Time) ([]store.MagicLink, int64, error)
+	RevokeMagicLink(ctx context.Context, id string, now time.Time) (bool, error)
+}
+
+// Flows is what the service reads of the realm's flows: whether the
+// browser flow has a magic-link step, and with which lifetime.
+type Flows interface {
+	FlowFor(purpose string) (string, error)
+	FindAuthenticator(flow, authenticator string) (id string, cfg flows.Config, ok bool)
+}
+
 // Service mints, lists and revokes links.
 type Service struct {
 	Cfg    *config.Config
-	Store  *store.Store
+	Store  Store
 	Links  *magiclink.Service
-	Engine *flows.Engine
+	Engine Flows
 }
 
 // CreateRequest is POST /realms/{realm}/magic-links.
