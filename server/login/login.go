@@ -32,7 +32,7 @@ import (
 // Handler serves the hosted login of one realm.
 type Handler struct {
 	Cfg     *config.Config
-	Store   *store.Store
+	Store   Store
 	Engine  *flows.Engine
 	OIDC    *oidc.Provider
 	Web     *web.Renderer
