@@ -1,0 +1,124 @@
+package server
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"latchkey/authenticators/magiclink"
+	"latchkey/flows"
+	"latchkey/flows/flowstest"
+	"latchkey/server/web"
+)
+
+// noLinks is a link store that knows no link.
+type noLinks struct{}
+
+func (noLinks) CreateLink(context.Context, *magiclink.Link, *magiclink.Mail) error   { return nil }
+func (noLinks) RehearseLink(context.Context, *magiclink.Link, *magiclink.Mail) error { return nil }
+func (noLinks) LinkByHash(context.Context, string) (*magiclink.Link, error) {
+	return nil, magiclink.ErrNotFound
+}
+func (noLinks) ConsumeLink(context.Context, string, time.Time) (*magiclink.Link, error) {
+	return nil, magiclink.ErrNotFound
+}
+func (noLinks) MarkLinkOpened(context.Context, string, time.Time) error { return nil }
+
+type anyCount struct{}
+
+func (anyCount) Hit(context.Context, string, time.Duration, time.Time) (int, time.Time, error) {
+	return 1, time.Now(), nil
+}
+
+// TestEveryStepsPagesRender drives every registered authenticator, required
+// action and entry point to its first page and renders it with the real
+// renderer and templates: a page a step names but does not bring, or a
+// template that fails on the data the step gives it, fails here, not in
+// front of a user.
+func TestEveryStepsPagesRender(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	rnd, err := web.NewRenderer("", log, StepTemplates(Registry(Deps{}))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The link service renders its mails with the same renderer.
+	deps := Deps{Counter: anyCount{}, Log: log, Links: &magiclink.Service{Store: noLinks{}, Counter: anyCount{}, Mail: rnd, Log: log, Realm: "test"}}
+	reg := Registry(deps)
+	render := func(t *testing.T, what string, r flows.Result) {
+		t.Helper()
+		if r.Status != flows.Challenge {
+			return // decided at once: no page
+		}
+		if !rnd.Has(r.Page) {
+			t.Fatalf("%s shows page %q, which no template provides", what, r.Page)
+		}
+		w := httptest.NewRecorder()
+		rnd.Page(w, http.StatusOK, r.Page, web.View{Title: "t", CSRF: "c", Action: "/a", Exec: "0", Data: r.Data})
+		if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), "</html>") {
+			t.Fatalf("%s: page %s rendered %d:\n%s", what, r.Page, w.Code, w.Body.String())
+		}
+	}
+	newContext := func() *flows.Context {
+		users := flowstest.NewUsers(flows.User{ID: "u1", Email: "u1@example.com"})
+		u, _ := users.UserByID(context.Background(), "u1")
+		return &flows.Context{Realm: "test", Session: &flows.Session{ID: "s", MaxAge: -1}, User: u, Users: users,
+			Credentials: flowstest.NewCredentials(), Form: url.Values{}, Now: time.Now, SameBrowser: true}
+	}
+	for id, f := range reg {
+		t.Run("authenticator "+id, func(t *testing.T) {
+			cfg := flows.Config{Values: map[string]any{}}
+			for _, o := range f.Options() {
+				cfg.Values[o.Name] = o.Default
+			}
+			a, err := f.New(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, isCond := a.(flows.Condition); isCond {
+				return
+			}
+			c := newContext()
+			r, err := a.Authenticate(context.Background(), c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			render(t, "Authenticate", r)
+			if r, err = a.Action(context.Background(), c); err != nil {
+				t.Fatal(err)
+			}
+			render(t, "Action with an empty form", r)
+			if ep, ok := f.(flows.EntryPoint); ok {
+				for _, method := range []string{http.MethodGet, http.MethodPost} {
+					in := &flows.Entry{Method: method, Query: url.Values{"token": {"unknown"}}, Form: url.Values{"token": {"unknown"}}, Users: c.Users}
+					e, err := ep.Enter(context.Background(), in, time.Now())
+					if err != nil {
+						t.Fatal(err)
+					}
+					if e.Answer != nil {
+						render(t, "Enter ("+method+")", *e.Answer)
+					}
+				}
+			}
+		})
+	}
+	for _, a := range RequiredActions(reg) {
+		t.Run("required action "+a.ID(), func(t *testing.T) {
+			c := newContext()
+			r, err := a.Challenge(context.Background(), c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			render(t, "Challenge", r)
+			if r, err = a.Process(context.Background(), c); err != nil {
+				t.Fatal(err)
+			}
+			render(t, "Process with an empty form", r)
+		})
+	}
+}
