@@ -160,11 +160,9 @@ func TestClusterOutboxDeliversEachMailOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	deadline := time.Now().Add(60 * time.Second)
-	for len(c.SMTP.Messages()) < 200 && time.Now().Before(deadline) {
-		time.Sleep(100 * time.Millisecond)
-	}
-	time.Sleep(time.Second)
+	// Every row recorded as sent: no node will claim any of them again, and
+	// each was handed to SMTP before it was recorded.
+	outboxSettled(t, st, 60*time.Second)
 	msgs := c.SMTP.Messages()
 	seen := map[string]int{}
 	for _, m := range msgs {
@@ -225,21 +223,14 @@ func TestClusterNodeKilledDuringLogins(t *testing.T) {
 	if len(queued) < n*9/10 {
 		t.Fatalf("only %d of %d logins got as far as 'check your email' after node A died", len(queued), n)
 	}
-	// Mail leased by A when it died is sent by B once the lease (3s) expires.
-	deadline := time.Now().Add(45 * time.Second)
-	for time.Now().Before(deadline) {
-		got := 0
-		for addr := range queued {
-			if len(c.SMTP.To(addr)) > 0 {
-				got++
-			}
-		}
-		if got == len(queued) {
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
+	// Mail leased by A when it died is sent by B once the lease (3s)
+	// expires; once every row is recorded sent, none can be sent again.
+	st, err := store.Open("postgres", c.DSN, store.Options{MaxOpenConns: 2})
+	if err != nil {
+		t.Fatal(err)
 	}
-	time.Sleep(4 * time.Second) // a lease's length more: no late duplicates
+	defer st.Close()
+	outboxSettled(t, st, 45*time.Second)
 	var missing, dup []string
 	for addr := range queued {
 		msgs := c.SMTP.To(addr)
@@ -310,5 +301,29 @@ func TestClusterGracefulShutdownAndRequiredSecret(t *testing.T) {
 	var exit *exec.ExitError
 	if !errors.As(err, &exit) || exit.ExitCode() != 2 || !strings.Contains(string(out), "database.driver: postgres needs server.cookieSecret") {
 		t.Fatalf("postgres without cookieSecret: %v\n%s", err, out)
+	}
+}
+
+// outboxSettled waits until every outbox row is recorded as sent or failed:
+// the state after which no node delivers anything more.
+func outboxSettled(t *testing.T, st *store.Store, timeout time.Duration) {
+	t.Helper()
+	for deadline := time.Now().Add(timeout); ; time.Sleep(100 * time.Millisecond) {
+		rows, err := st.OutboxByKind(t.Context(), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		open := 0
+		for _, r := range rows {
+			if r.SentAt == nil && r.FailedAt == nil {
+				open++
+			}
+		}
+		if open == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d outbox rows still undelivered after %s", open, len(rows), timeout)
+		}
 	}
 }
