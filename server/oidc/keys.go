@@ -28,7 +28,7 @@ import (
 // OpenID Connect Discovery says RS256 must be supported, for clients that
 // ask for it (clients[].idTokenSignedResponseAlg).
 type KeySet struct {
-	store      *store.Store
+	store      KeyStore
 	algorithm  string   // the realm's
 	algorithms []string // the realm's first, then RS256 if different
 	// publishFor is how long a retired key stays in JWKS: the longest life
@@ -47,8 +47,16 @@ type KeySet struct {
 	publicJSON []byte
 }
 
+// KeyStore keeps signing keys. AddSigningKey retires the active key of
+// the new key's algorithm in the same transaction.
+type KeyStore interface {
+	SigningKeys(ctx context.Context) ([]store.SigningKey, error) // newest first
+	AddSigningKey(ctx context.Context, k *store.SigningKey) error
+	RetireSigningKeysExcept(ctx context.Context, algorithms []string) error
+}
+
 // NewKeySet returns a key set; call Ensure before use.
-func NewKeySet(st *store.Store, algorithm string, publishFor, cacheTTL time.Duration) *KeySet {
+func NewKeySet(st KeyStore, algorithm string, publishFor, cacheTTL time.Duration) *KeySet {
 	algs := []string{algorithm}
 	if algorithm != "RS256" {
 		algs = append(algs, "RS256")
