@@ -24,7 +24,6 @@ func refreshRequest(exp time.Time) *fosite.Request {
 	return r
 }
 
-
 // Refresh tokens look like Keycloak's (keycloak-js decodes them) and are
 // checked by their own signature and expiry.
 func TestRefreshTokensAreKeycloakShapedJWTs(t *testing.T) {
