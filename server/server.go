@@ -183,7 +183,13 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	return s, nil
 }
 
-func build(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.Logger) (*Server, error) {
+// deriveFunc returns n bytes of key material for one purpose.
+type deriveFunc func(purpose string, n int) []byte
+
+// keyDeriver derives every key of the realm (cookies, HMAC, sealing) from
+// one master secret with HKDF: server.cookieSecret, or one generated on
+// first start and kept in the database (a single node's default).
+func keyDeriver(ctx context.Context, cfg *config.Config, st *store.Store) (deriveFunc, error) {
 	master := cfg.Server.CookieSecret
 	if master == "" {
 		var err error
@@ -196,14 +202,58 @@ func build(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.L
 			return nil, err
 		}
 	}
-	derive := func(purpose string, n int) []byte {
+	return func(purpose string, n int) []byte {
 		out := make([]byte, n)
 		if _, err := io.ReadFull(hkdf.New(sha256.New, []byte(master), []byte("latchkey/"+cfg.Realm), []byte(purpose)), out); err != nil {
 			panic(err) // hkdf cannot fail for these sizes
 		}
 		return out
-	}
+	}, nil
+}
 
+// newSender builds the outbox sender: SMTP, or the development mailbox.
+func newSender(cfg *config.Config, st *store.Store, sealer *mail.Sealer, log *slog.Logger) (*mail.Sender, error) {
+	dev := cfg.SMTP.DevMailbox
+	var transport mail.Transport = mail.DevSink{Log: log, PageURL: cfg.Issuer() + "/dev/mail"}
+	if !dev {
+		var err error
+		if transport, err = mail.NewSMTP(cfg.SMTP); err != nil {
+			return nil, err
+		}
+	}
+	hostname, _ := os.Hostname()
+	return (&mail.Sender{Outbox: st, Transport: transport, Logout: mail.BackchannelLogout{Client: &http.Client{}}, Owner: hostname + "-" + randomID(), Log: log, Sealer: sealer, Keep: dev,
+		Poll: cfg.Outbox.PollInterval.D(), Lease: cfg.Outbox.Lease.D(), MaxTries: cfg.Outbox.MaxAttempts, Parallel: cfg.Outbox.Parallel}).Init(), nil
+}
+
+// oidcRoutes registers the provider's endpoints (Keycloak's paths).
+func oidcRoutes(mux *http.ServeMux, prefix string, provider *oidc.Provider) {
+	oc := prefix + "/protocol/openid-connect"
+	mux.HandleFunc("GET "+prefix+"/.well-known/openid-configuration", provider.Discovery)
+	mux.HandleFunc("POST "+oc+"/token", provider.Token)
+	mux.HandleFunc("GET "+oc+"/userinfo", provider.Userinfo)
+	mux.HandleFunc("POST "+oc+"/userinfo", provider.Userinfo)
+	mux.HandleFunc("GET "+oc+"/certs", provider.Certs)
+	mux.HandleFunc("POST "+oc+"/revoke", provider.Revoke)
+	mux.HandleFunc("POST "+oc+"/token/introspect", provider.Introspect)
+}
+
+// health answers /healthz: the database is reachable.
+func health(st *store.Store) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if err := st.Ping(r.Context()); err != nil {
+			http.Error(w, "database unavailable", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ok\n"))
+	}
+}
+
+func build(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.Logger) (*Server, error) {
+	derive, err := keyDeriver(ctx, cfg, st)
+	if err != nil {
+		return nil, err
+	}
 	if _, taken := cfg.Client(account.ClientID); !taken {
 		cfg.Clients = append(cfg.Clients, account.Client(cfg.Issuer()))
 	}
@@ -241,19 +291,12 @@ func build(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.L
 		return nil, err
 	}
 
-	dev := cfg.SMTP.DevMailbox
-	prefix := "/realms/" + cfg.Realm
-	var transport mail.Transport = mail.DevSink{Log: log, PageURL: cfg.Server.PublicURL + prefix + "/dev/mail"}
-	if !dev {
-		if transport, err = mail.NewSMTP(cfg.SMTP); err != nil {
-			return nil, err
-		}
+	sender, err := newSender(cfg, st, sealer, log)
+	if err != nil {
+		return nil, err
 	}
-	hostname, _ := os.Hostname()
-	sender := (&mail.Sender{Outbox: st, Transport: transport, Logout: mail.BackchannelLogout{Client: &http.Client{}}, Owner: hostname + "-" + randomID(), Log: log, Sealer: sealer, Keep: dev,
-		Poll: cfg.Outbox.PollInterval.D(), Lease: cfg.Outbox.Lease.D(), MaxTries: cfg.Outbox.MaxAttempts, Parallel: cfg.Outbox.Parallel}).Init()
-
 	links.Queued = sender.Wake
+	prefix := "/realms/" + cfg.Realm
 
 	ips, err := clientip.New(cfg.Server.TrustedProxies)
 	if err != nil {
@@ -264,25 +307,12 @@ func build(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.L
 	lh := &login.Handler{
 		Cfg: cfg, Store: st, Engine: engine, OIDC: provider, Web: renderer, Entries: reg.EntryPoints(), Log: log,
 		Cookies: login.NewCookies(derive("cookie-hash", 64), derive("cookie-block", 32), prefix+"/", secure, ssoTTL),
-		DevMail: dev, Sealer: sealer, ClientIP: ips, Counter: counter, Wake: sender.Wake, Credentials: CredentialStore{S: st, Sealer: sealer},
+		DevMail: cfg.SMTP.DevMailbox, Sealer: sealer, ClientIP: ips, Counter: counter, Wake: sender.Wake, Credentials: CredentialStore{S: st, Sealer: sealer},
 	}
 	mux := http.NewServeMux()
-	oc := prefix + "/protocol/openid-connect"
-	mux.HandleFunc("GET "+prefix+"/.well-known/openid-configuration", provider.Discovery)
-	mux.HandleFunc("POST "+oc+"/token", provider.Token)
-	mux.HandleFunc("GET "+oc+"/userinfo", provider.Userinfo)
-	mux.HandleFunc("POST "+oc+"/userinfo", provider.Userinfo)
-	mux.HandleFunc("GET "+oc+"/certs", provider.Certs)
-	mux.HandleFunc("POST "+oc+"/revoke", provider.Revoke)
-	mux.HandleFunc("POST "+oc+"/token/introspect", provider.Introspect)
+	oidcRoutes(mux, prefix, provider)
 	mux.Handle("GET "+prefix+"/static/", http.StripPrefix(prefix+"/static/", renderer.Static(cfg.Branding.ThemeDir)))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		if err := st.Ping(r.Context()); err != nil {
-			http.Error(w, "database unavailable", http.StatusServiceUnavailable)
-			return
-		}
-		_, _ = w.Write([]byte("ok\n"))
-	})
+	mux.HandleFunc("GET /healthz", health(st))
 	lh.Routes(mux)
 	adm := &admin.Service{Cfg: cfg, Store: st, Links: links, Engine: engine}
 	admin.NewAPI(adm, cfg.APIKeys, log).Routes(mux, cfg.Realm)
@@ -290,6 +320,7 @@ func build(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.L
 		Issuer: cfg.Issuer(), Realm: cfg.Realm, Name: cfg.DisplayName(), Web: renderer, Log: log, Provider: mux, Secure: secure,
 		Codec: securecookie.New(derive("account-hash", 64), derive("account-block", 32)),
 	}).Routes(mux)
+	oc := prefix + "/protocol/openid-connect"
 	handler := withCORS(cfg, []string{oc + "/token", oc + "/userinfo", oc + "/certs", oc + "/revoke", oc + "/token/introspect",
 		oc + "/logout", prefix + "/account", prefix + "/.well-known/openid-configuration"}, mux)
 	return &Server{Cfg: cfg, Store: st, Handler: handler, Keys: keys, Admin: adm, sender: sender, counters: mem, log: log}, nil
