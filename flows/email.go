@@ -17,6 +17,14 @@ var (
 	ErrLookalikeEmail = errors.New("this address contains invisible or unusual characters, or mixes alphabets (for example a Cyrillic letter among Latin ones): type it again in one alphabet")
 )
 
+// EmailMsg is the message to show for an error of ParseEmail.
+func EmailMsg(err error) Msg {
+	if errors.Is(err, ErrLookalikeEmail) {
+		return M("email.lookalike")
+	}
+	return M("email.invalid")
+}
+
 // ParseEmail validates what a person typed and returns the canonical address.
 // Control characters (CR/LF header injection) and display-name forms are
 // refused; the result is NFC-normalised and lower-cased, because SQLite's

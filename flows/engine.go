@@ -29,9 +29,9 @@ type Outcome struct {
 	Data      any
 	Execution string
 	Choices   []Choice // other alternatives at the challenging level
-	// Failed: the login cannot go on; Message is safe to show.
+	// Failed: the login cannot go on; Message says why.
 	Failed  bool
-	Message string
+	Message Msg
 	// Gone and Detached are the step's Result flags (see Result).
 	Gone     bool
 	Detached bool
@@ -168,7 +168,7 @@ func (e *Engine) run(ctx context.Context, c *Context, target string, in *Entry) 
 			return Outcome{Failed: true, Message: r.Message, Gone: r.Gone}, nil
 		case Attempted:
 			c.Session.Current = ""
-			return Outcome{Failed: true, Message: "None of the configured sign-in methods applies. Start again, or contact the administrator."}, nil
+			return Outcome{Failed: true, Message: M("flow.noMethodApplies")}, nil
 		case Fork:
 			if _, ok := e.flows[r.Fork]; !ok {
 				return Outcome{}, fmt.Errorf("fork to unknown flow %q", r.Fork)
@@ -188,7 +188,7 @@ func (e *Engine) afterFlow(ctx context.Context, c *Context, target string, in *E
 		return Outcome{}, errors.New("flow succeeded without identifying a user: the flow needs an identifying authenticator")
 	}
 	if c.User.Disabled {
-		return Outcome{Failed: true, Message: "This account is disabled."}, nil
+		return Outcome{Failed: true, Message: M("flow.accountDisabled")}, nil
 	}
 	for _, a := range e.actions {
 		if !c.User.HasRequiredAction(a.ID()) {
@@ -353,7 +353,7 @@ func (w *walker) execution(ctx context.Context, e *Execution) (Result, error) {
 	}
 	if ua, ok := e.impl.(UserAware); ok {
 		if w.c.User == nil {
-			return Fail("This sign-in step needs to know who you are first. The flow is misconfigured; contact the administrator."), nil
+			return Fail(M("flow.needsUser")), nil
 		}
 		configured, err := ua.ConfiguredFor(ctx, w.c, w.c.User)
 		if err != nil {
@@ -365,7 +365,7 @@ func (w *walker) execution(ctx context.Context, e *Execution) (Result, error) {
 			}
 			actions := ua.RequiredActionsFor(w.c.User)
 			if len(actions) == 0 {
-				return Fail("This sign-in method is not set up for your account."), nil
+				return Fail(M("flow.notSetUp")), nil
 			}
 			for _, a := range actions {
 				w.c.User.AddRequiredAction(a)
@@ -387,7 +387,7 @@ func (w *walker) execution(ctx context.Context, e *Execution) (Result, error) {
 		} else if res, ok := e.impl.(Resumable); ok {
 			r, err = res.Resume(ctx, w.c, w.entry)
 		} else {
-			r = Fail("This sign-in step cannot be continued from a link.")
+			r = Fail(M("flow.notResumable"))
 		}
 	} else {
 		r, err = e.impl.Authenticate(ctx, w.c)

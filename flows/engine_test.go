@@ -21,7 +21,7 @@ func status(s string) Result {
 	case "challenge":
 		return Show("page", nil)
 	case "failed":
-		return Fail("nope")
+		return Fail(Literal("nope"))
 	case "fork":
 		return ForkTo("other")
 	}

@@ -53,7 +53,7 @@ type Result struct {
 	Status  Status
 	Page    string // template name, for Challenge
 	Data    any    // template data, for Challenge
-	Message string // user-facing message, for Failed
+	Message Msg    // why, for Failed
 	Fork    string // flow name, for Fork
 	// Gone: the link or code the request presented can no longer be used.
 	Gone bool
@@ -66,7 +66,7 @@ type Result struct {
 func Succeeded() Result                 { return Result{Status: Success} }
 func Skipped() Result                   { return Result{Status: Attempted} }
 func Show(page string, data any) Result { return Result{Status: Challenge, Page: page, Data: data} }
-func Fail(userMessage string) Result    { return Result{Status: Failed, Message: userMessage} }
+func Fail(why Msg) Result               { return Result{Status: Failed, Message: why} }
 func ForkTo(flow string) Result         { return Result{Status: Fork, Fork: flow} }
 func (r Result) String() string         { return r.Status.String() }
 

@@ -38,9 +38,9 @@ func (anyCount) Hit(context.Context, string, time.Duration, time.Time) (int, tim
 
 // TestEveryStepsPagesRender drives every registered authenticator, required
 // action and entry point to its first page and renders it with the real
-// renderer and templates: a page a step names but does not bring, or a
-// template that fails on the data the step gives it, fails here, not in
-// front of a user.
+// renderer and templates: a page a step names but does not bring, a
+// template that fails on the data the step gives it, or a message id no
+// catalog has, fails here, not in front of a user.
 func TestEveryStepsPagesRender(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	rnd, err := web.NewRenderer("", log, StepTemplates(Registry(Deps{}))...)
@@ -52,6 +52,9 @@ func TestEveryStepsPagesRender(t *testing.T) {
 	reg := Registry(deps)
 	render := func(t *testing.T, what string, r flows.Result) {
 		t.Helper()
+		if r.Status == flows.Failed {
+			rnd.Text(r.Message) // the error page shows it
+		}
 		if r.Status != flows.Challenge {
 			return // decided at once: no page
 		}
@@ -107,6 +110,11 @@ func TestEveryStepsPagesRender(t *testing.T) {
 			}
 		})
 	}
+	t.Cleanup(func() {
+		if m := rnd.Missing(); len(m) > 0 {
+			t.Errorf("message ids missing from every catalog: %v", m)
+		}
+	})
 	for _, a := range RequiredActions(reg) {
 		t.Run("required action "+a.ID(), func(t *testing.T) {
 			c := newContext()

@@ -78,10 +78,10 @@ func RequiredActions(reg flows.Registry) []flows.RequiredAction {
 	return reg.RequiredActions(profile.Action{})
 }
 
-// StepTemplates are the pages and mails the registry's steps and their
-// required actions bring.
+// StepTemplates are the engine's messages and the pages, mails and
+// messages the registry's steps and their required actions bring.
 func StepTemplates(reg flows.Registry) []fs.FS {
-	var out []fs.FS
+	out := []fs.FS{flows.Messages()}
 	for _, id := range slices.Sorted(maps.Keys(reg)) {
 		if t, ok := reg[id].(flows.Templated); ok {
 			out = append(out, t.Templates())

@@ -25,8 +25,8 @@ func (Factory) New(cfg flows.Config) (flows.Authenticator, error) {
 type authenticator struct{ msg string }
 
 func (a authenticator) Authenticate(context.Context, *flows.Context) (flows.Result, error) {
-	return flows.Fail(a.msg), nil
+	return flows.Fail(flows.Literal(a.msg)), nil
 }
 func (a authenticator) Action(context.Context, *flows.Context) (flows.Result, error) {
-	return flows.Fail(a.msg), nil
+	return flows.Fail(flows.Literal(a.msg)), nil
 }

@@ -3,7 +3,6 @@ package magiclink
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	"latchkey/authenticators/profile"
@@ -26,16 +25,16 @@ const (
 // EmailForm is the data of the email page.
 type EmailForm struct {
 	Email string
-	Error string
+	Error flows.Msg
 }
 
 // SentPage is the data of the "check your email" page.
 type SentPage struct {
 	Email      string
-	Lifetime   string
-	ResendIn   int    // seconds until resend is allowed; 0: now
-	RetryAfter string // set when a rate limit was reached
-	Queued     bool   // this request sent a link (or, for an unknown address, would have)
+	Lifetime   time.Duration
+	ResendIn   int       // seconds until resend is allowed; 0: now
+	RetryAfter flows.Msg // set when a rate limit was reached
+	Queued     bool      // this request sent a link (or, for an unknown address, would have)
 }
 
 // ID is the authenticator's id in realm.yaml.
@@ -120,7 +119,7 @@ var _ flows.Authenticator = (*Authenticator)(nil)
 // Authenticate shows the email form, or "check your email" once sent.
 func (a *Authenticator) Authenticate(_ context.Context, c *flows.Context) (flows.Result, error) {
 	if email := c.Session.Note(noteEmail); email != "" {
-		return flows.Show(PageSent, a.sentPage(c, email, "")), nil
+		return flows.Show(PageSent, a.sentPage(c, email, flows.Msg{})), nil
 	}
 	return flows.Show(PageEmail, EmailForm{Email: c.Session.LoginHint}), nil
 }
@@ -143,13 +142,13 @@ func (a *Authenticator) Action(ctx context.Context, c *flows.Context) (flows.Res
 	typed := c.Form.Get("email")
 	email, err := flows.ParseEmail(typed)
 	if err != nil {
-		return flows.Show(PageEmail, EmailForm{Email: typed, Error: err.Error()}), nil
+		return flows.Show(PageEmail, EmailForm{Email: typed, Error: flows.EmailMsg(err)}), nil
 	}
 	return a.send(ctx, c, email)
 }
 
-func (a *Authenticator) sentPage(c *flows.Context, email, retry string) SentPage {
-	p := SentPage{Email: email, Lifetime: HumanDuration(a.opt.LinkTTL), RetryAfter: retry}
+func (a *Authenticator) sentPage(c *flows.Context, email string, retry flows.Msg) SentPage {
+	p := SentPage{Email: email, Lifetime: a.opt.LinkTTL, RetryAfter: retry}
 	if at, err := time.Parse(time.RFC3339Nano, c.Session.Note(noteSentAt)); err == nil {
 		if left := a.opt.ResendCooldown - c.Time().Sub(at); left > 0 {
 			p.ResendIn = int(left.Seconds()) + 1
@@ -163,7 +162,7 @@ func (a *Authenticator) sentPage(c *flows.Context, email, retry string) SentPage
 func (a *Authenticator) send(ctx context.Context, c *flows.Context, email string) (flows.Result, error) {
 	now := c.Time()
 	if c.Session.Note(noteSentTo) == email {
-		if p := a.sentPage(c, email, ""); p.ResendIn > 0 {
+		if p := a.sentPage(c, email, flows.Msg{}); p.ResendIn > 0 {
 			c.Session.SetNote(noteEmail, email)
 			return flows.Show(PageSent, p), nil
 		}
@@ -184,7 +183,7 @@ func (a *Authenticator) send(ctx context.Context, c *flows.Context, email string
 		if n > lim.max {
 			a.svc.Log.Warn("magic link rate limit reached", "event", "link_rate_limited", "limit", lim.name, "client_ip", c.ClientIP)
 			c.Session.SetNote(noteEmail, email)
-			return flows.Show(PageSent, a.sentPage(c, email, fmt.Sprintf("You asked for too many links. No new email was sent; try again in %s.", HumanDuration(until.Sub(now).Round(time.Second))))), nil
+			return flows.Show(PageSent, a.sentPage(c, email, flows.M("link.tooMany", "Wait", until.Sub(now).Round(time.Second)))), nil
 		}
 	}
 	u, err := a.user(ctx, c, email, now)
@@ -206,7 +205,7 @@ func (a *Authenticator) send(ctx context.Context, c *flows.Context, email string
 	c.Session.SetNote(noteEmail, email)
 	c.Session.SetNote(noteSentTo, email)
 	c.Session.SetNote(noteSentAt, now.Format(time.RFC3339Nano))
-	p := a.sentPage(c, email, "")
+	p := a.sentPage(c, email, flows.Msg{})
 	p.Queued = true
 	return flows.Show(PageSent, p), nil
 }
@@ -239,7 +238,7 @@ func (a *Authenticator) user(ctx context.Context, c *flows.Context, email string
 func (a *Authenticator) confirm(ctx context.Context, c *flows.Context, token string) (flows.Result, error) {
 	u, err := redeem(ctx, a.svc, c, token, TypeLogin)
 	if err != nil || u == nil {
-		return gone(flows.Fail(errText(err))), nil
+		return gone(flows.Fail(why(err))), nil
 	}
 	c.SetUser(u)
 	c.Session.AddMethod("email")
@@ -247,16 +246,17 @@ func (a *Authenticator) confirm(ctx context.Context, c *flows.Context, token str
 	return flows.Succeeded(), nil
 }
 
-type userError string
+// userError is a refusal the person is told about.
+type userError struct{ msg flows.Msg }
 
-func (e userError) Error() string { return string(e) }
+func (e userError) Error() string { return "link refused: " + e.msg.ID }
 
-func errText(err error) string {
+func why(err error) flows.Msg {
 	var ue userError
 	if errors.As(err, &ue) {
-		return string(ue)
+		return ue.msg
 	}
-	return "This link cannot be used."
+	return flows.M("link.unknown")
 }
 
 // redeem checks that the link belongs to this login step, consumes it, and
@@ -266,11 +266,11 @@ func redeem(ctx context.Context, svc *Service, c *flows.Context, token, typ stri
 	l, err := svc.Inspect(ctx, token)
 	if err != nil {
 		svc.Rejected(nil, "unknown")
-		return nil, userError(Explain(nil, now))
+		return nil, userError{Explain(nil, now)}
 	}
 	if l.AuthSessionID != c.Session.ID || l.Execution != c.Execution || l.Type != typ {
 		svc.Rejected(l, "other_login")
-		return nil, userError("This link belongs to another sign-in.")
+		return nil, userError{flows.M("link.otherLogin")}
 	}
 	l, err = svc.Consume(ctx, token, now)
 	if errors.Is(err, ErrUnavailable) {
@@ -280,7 +280,7 @@ func redeem(ctx context.Context, svc *Service, c *flows.Context, token, typ stri
 			reason = l2.Status(now)
 		}
 		svc.Rejected(l2, reason)
-		return nil, userError(Explain(l2, now))
+		return nil, userError{Explain(l2, now)}
 	}
 	if err != nil {
 		return nil, err
@@ -292,7 +292,7 @@ func redeem(ctx context.Context, svc *Service, c *flows.Context, token, typ stri
 	}
 	if u.Email != l.Email || u.Disabled {
 		svc.Rejected(l, "account_changed")
-		return nil, userError("This link was sent to an address that no longer belongs to an active account.")
+		return nil, userError{flows.M("link.accountChanged")}
 	}
 	if !u.EmailVerified {
 		u.EmailVerified = true

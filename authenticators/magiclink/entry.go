@@ -3,7 +3,6 @@ package magiclink
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	"latchkey/flows"
@@ -25,15 +24,15 @@ type ConfirmPage struct {
 
 // InvalidPage is the data of the page for a link that cannot be used.
 type InvalidPage struct {
-	Message   string
+	Message   flows.Msg
 	CanResend bool // the link's login still waits for a link
 	Token     string
 }
 
 // NoticePage is a heading and a sentence that tell nothing of any login.
 type NoticePage struct {
-	Heading string
-	Message string
+	Heading flows.Msg
+	Message flows.Msg
 }
 
 var _ flows.EntryPoint = Factory{}
@@ -62,7 +61,7 @@ func (f Factory) Enter(ctx context.Context, in *flows.Entry, now time.Time) (flo
 	case in.Path == "resend":
 		return f.enterResend(ctx, in, l, status, token, now)
 	case in.Path != "":
-		return answer(gone(flows.Fail("This address is not a sign-in link."))), nil
+		return answer(gone(flows.Fail(flows.M("link.notALink")))), nil
 	case status != "pending":
 		return f.invalid(ctx, in, l, status, token, now)
 	case in.Method != "POST":
@@ -98,12 +97,12 @@ func (f Factory) invalid(ctx context.Context, in *flows.Entry, l *Link, status, 
 func (f Factory) enterResend(ctx context.Context, in *flows.Entry, l *Link, status, token string, now time.Time) (flows.Entered, error) {
 	switch {
 	case in.Method != "POST":
-		return answer(gone(flows.Fail("Open the link from your email again."))), nil
+		return answer(gone(flows.Fail(flows.M("link.openAgain")))), nil
 	case status == "pending":
 		// The link still works: show its confirm page.
 		return answer(flows.Show(PageConfirm, ConfirmPage{Email: l.Email, Token: token})), nil
 	case l == nil || l.AuthSessionID == "":
-		return answer(gone(flows.Fail("Cannot send a new link. Go back to the application and sign in again."))), nil
+		return answer(gone(flows.Fail(flows.M("link.cannotResend")))), nil
 	case status == "used":
 		return f.invalid(ctx, in, l, status, token, now)
 	}
@@ -112,7 +111,7 @@ func (f Factory) enterResend(ctx context.Context, in *flows.Entry, l *Link, stat
 			if err != nil {
 				return flows.Entered{}, err
 			}
-			return answer(gone(flows.Fail("The sign-in this link belonged to has ended. Go back to the application and sign in again."))), nil
+			return answer(gone(flows.Fail(flows.M("link.loginEnded")))), nil
 		}
 	}
 	return flows.Entered{Session: l.AuthSessionID, Execution: l.Execution}, nil
@@ -126,7 +125,7 @@ func (f Factory) enterMinted(ctx context.Context, in *flows.Entry, l *Link, toke
 	svc := f.Service
 	if l.Type == TypeLogin && !in.InBrowserFlow {
 		svc.Rejected(l, "no_magic_link_step")
-		return answer(flows.Fail("Sign-in links are not enabled for this realm.")), nil
+		return answer(flows.Fail(flows.M("link.disabled"))), nil
 	}
 	l, err := svc.Consume(ctx, token, now)
 	if errors.Is(err, ErrUnavailable) {
@@ -146,7 +145,7 @@ func (f Factory) enterMinted(ctx context.Context, in *flows.Entry, l *Link, toke
 	}
 	if err != nil || u.Email != l.Email || u.Disabled {
 		svc.Rejected(l, "account_changed")
-		return answer(flows.Fail("This link was sent to an address that no longer belongs to an active account.")), nil
+		return answer(flows.Fail(flows.M("link.accountChanged"))), nil
 	}
 	if !u.EmailVerified {
 		u.EmailVerified = true
@@ -155,7 +154,7 @@ func (f Factory) enterMinted(ctx context.Context, in *flows.Entry, l *Link, toke
 		}
 	}
 	if l.Type == TypeVerifyEmail {
-		return answer(flows.Show(PageNotice, NoticePage{Heading: "Email verified", Message: "Thank you: " + u.Email + " is verified. You can close this page."})), nil
+		return answer(flows.Show(PageNotice, NoticePage{Heading: flows.M("verify.doneHeading"), Message: flows.M("verify.done", "Email", u.Email)})), nil
 	}
 	return flows.Entered{Begin: &flows.Begin{UserID: u.ID, ClientID: l.ClientID, Return: l.RedirectURI, Methods: []string{"email"}, Secret: l.ID}}, nil
 }
@@ -181,24 +180,24 @@ func detachIfElsewhere(c *flows.Context, r flows.Result) flows.Result {
 	if c.SameBrowser || r.Status != flows.Challenge {
 		return r
 	}
-	msg := "We sent a new sign-in link. Open it to continue signing in."
+	msg := flows.M("link.resentAnon")
 	switch d := r.Data.(type) {
 	case SentPage:
 		switch {
-		case d.RetryAfter != "":
+		case !d.RetryAfter.IsZero():
 			msg = d.RetryAfter
 		case !d.Queued && d.ResendIn > 0:
-			msg = fmt.Sprintf("A link was sent moments ago. No new email was sent; wait %d seconds before asking again.", d.ResendIn)
+			msg = flows.M("link.sentMomentsAgo", "Seconds", d.ResendIn)
 		default:
-			msg = "We sent a new sign-in link to " + d.Email + ". Open it to continue signing in."
+			msg = flows.M("link.resent", "Email", d.Email)
 		}
 	case VerifyPage:
-		msg = "We sent a new link to " + d.Email + ". Open it to continue."
-		if d.Error != "" {
+		msg = flows.M("verify.resent", "Email", d.Email)
+		if !d.Error.IsZero() {
 			msg = d.Error
 		}
 	}
-	out := flows.Show(PageNotice, NoticePage{Heading: "Check your email", Message: msg})
+	out := flows.Show(PageNotice, NoticePage{Heading: flows.M("notice.checkEmail"), Message: msg})
 	out.Detached = true
 	return out
 }

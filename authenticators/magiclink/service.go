@@ -112,7 +112,7 @@ type MailData struct {
 	RealmName string
 	Email     string
 	URL       string
-	Lifetime  string // "15 minutes"
+	Lifetime  time.Duration // rendered with the templates' duration function
 	Type      string
 }
 
@@ -151,7 +151,7 @@ func (s *Service) Issue(ctx context.Context, in Issue, now time.Time) (string, *
 	var mail *Mail
 	if in.Send {
 		subject, text, html, err := s.Mail.Mail("mail-"+in.Type, MailData{
-			RealmName: s.RealmName, Email: in.User.Email, URL: u, Lifetime: HumanDuration(in.TTL), Type: in.Type,
+			RealmName: s.RealmName, Email: in.User.Email, URL: u, Lifetime: in.TTL, Type: in.Type,
 		})
 		if err != nil {
 			return "", nil, fmt.Errorf("render link mail: %w", err)
@@ -223,36 +223,17 @@ func (s *Service) Rejected(l *Link, reason string) {
 }
 
 // Explain says, for a person, why a link cannot be used.
-func Explain(l *Link, now time.Time) string {
+func Explain(l *Link, now time.Time) flows.Msg {
 	if l == nil {
-		return "This link has expired or is not valid."
+		return flows.M("link.unknown")
 	}
 	switch l.Status(now) {
 	case "used":
-		return "This link was already used. Each link works once."
+		return flows.M("link.used")
 	case "revoked":
-		return "This link was replaced by a newer one. Use the most recent email, or get a new link."
+		return flows.M("link.revoked")
 	case "expired":
-		return fmt.Sprintf("This link expired %s ago.", HumanDuration(now.Sub(l.ExpiresAt)))
+		return flows.M("link.expired", "Ago", now.Sub(l.ExpiresAt))
 	}
-	return ""
-}
-
-// HumanDuration renders d as "15 minutes", "2 hours", "3 days".
-func HumanDuration(d time.Duration) string {
-	unit := func(n int, s string) string {
-		if n == 1 {
-			return "1 " + s
-		}
-		return fmt.Sprintf("%d %ss", n, s)
-	}
-	switch {
-	case d < time.Minute:
-		return unit(int(d.Seconds()), "second")
-	case d < time.Hour:
-		return unit(int(d.Round(time.Minute).Minutes()), "minute")
-	case d < 48*time.Hour:
-		return unit(int(d.Round(time.Hour).Hours()), "hour")
-	}
-	return unit(int(d.Hours()/24), "day")
+	return flows.Msg{}
 }

@@ -19,7 +19,7 @@ const noteVerifySent = "verify-email.sentAt"
 type VerifyPage struct {
 	Email string
 	Sent  bool
-	Error string
+	Error flows.Msg
 }
 
 // VerifyEmail is the VERIFY_EMAIL required action: it mails a one-time link
@@ -58,7 +58,7 @@ func (v VerifyEmail) Resume(ctx context.Context, c *flows.Context, in *flows.Ent
 		return detachIfElsewhere(c, r), err
 	}
 	if _, err := redeem(ctx, v.Service, c, in.Form.Get("token"), TypeVerifyEmail); err != nil {
-		return flows.Show(PageVerify, VerifyPage{Email: c.User.Email, Error: errText(err)}), nil
+		return flows.Show(PageVerify, VerifyPage{Email: c.User.Email, Error: why(err)}), nil
 	}
 	c.User.EmailVerified = true
 	return flows.Succeeded(), nil
@@ -73,7 +73,7 @@ func (v VerifyEmail) send(ctx context.Context, c *flows.Context) (flows.Result, 
 	}
 	if n > 5 {
 		return flows.Show(PageVerify, VerifyPage{Email: c.User.Email, Sent: true,
-			Error: "You asked for too many emails. Try again in " + HumanDuration(until.Sub(now)) + "."}), nil
+			Error: flows.M("verify.tooMany", "Wait", until.Sub(now).Round(time.Second))}), nil
 	}
 	ttl := v.TTL
 	if ttl == 0 {

@@ -24,7 +24,7 @@ type ConfigureData struct {
 	Account string
 	Digits  int
 	Period  int // seconds
-	Error   string
+	Error   flows.Msg
 }
 
 // Configure is CONFIGURE_TOTP: it shows a new key as a QR code and as text,
@@ -45,7 +45,7 @@ func (a Configure) Challenge(ctx context.Context, c *flows.Context) (flows.Resul
 	if err != nil {
 		return flows.Result{}, err
 	}
-	return page(k, "")
+	return page(k, flows.Msg{})
 }
 
 func (a Configure) Process(ctx context.Context, c *flows.Context) (flows.Result, error) {
@@ -58,7 +58,7 @@ func (a Configure) Process(ctx context.Context, c *flows.Context) (flows.Result,
 	}
 	step, ok := match(k.key, c.Form.Get("otp"), c.Time(), 1)
 	if !ok {
-		return page(k, "That code is not right. Type the code the app shows now.")
+		return page(k, flows.M("otp.setupWrong"))
 	}
 	k.cred.Confirmed, k.cred.Counter, k.cred.Label = true, step, "Authenticator app"
 	if err := c.Credentials.SaveCredential(ctx, &k.cred); err != nil {
@@ -102,7 +102,7 @@ func (Configure) pending(ctx context.Context, c *flows.Context) (key, error) {
 	return key{cred: cred, key: k}, nil
 }
 
-func page(k key, msg string) (flows.Result, error) {
+func page(k key, msg flows.Msg) (flows.Result, error) {
 	qr, err := qrImage(k.key)
 	if err != nil {
 		return flows.Result{}, err

@@ -117,7 +117,7 @@ var (
 // FormData is the data of the code page.
 type FormData struct {
 	Digits int
-	Error  string
+	Error  flows.Msg
 }
 
 // ConfiguredFor reports whether the user has a confirmed authenticator app.
@@ -144,7 +144,7 @@ func (a *Authenticator) Authenticate(_ context.Context, c *flows.Context) (flows
 // Action checks the code against each of the user's authenticator apps.
 func (a *Authenticator) Action(ctx context.Context, c *flows.Context) (flows.Result, error) {
 	if c.User == nil {
-		return flows.Fail("This sign-in step needs to know who you are first. The flow is misconfigured; contact the administrator."), nil
+		return flows.Fail(flows.M("flow.needsUser")), nil
 	}
 	now := c.Time()
 	keys, err := confirmedKeys(ctx, c, c.User.ID)
@@ -163,23 +163,23 @@ func (a *Authenticator) Action(ctx context.Context, c *flows.Context) (flows.Res
 		}
 		if !fresh {
 			a.log().Info("otp code replayed", "event", "otp_rejected", "reason", "replayed", "user_id", c.User.ID)
-			return a.wrong(ctx, c, "This code was already used. Wait for the next one in your app.")
+			return a.wrong(ctx, c, "otp.replayed")
 		}
 		c.Session.AddMethod("otp")
 		c.Session.SetNote(noteFailures, "")
 		return flows.Succeeded(), nil
 	}
 	a.log().Info("otp code wrong", "event", "otp_rejected", "reason", "wrong", "user_id", c.User.ID)
-	return a.wrong(ctx, c, "That code is not right. Type the code your app shows now.")
+	return a.wrong(ctx, c, "otp.wrong")
 }
 
 // wrong counts a refused code against the attempt and the account.
-func (a *Authenticator) wrong(ctx context.Context, c *flows.Context, msg string) (flows.Result, error) {
+func (a *Authenticator) wrong(ctx context.Context, c *flows.Context, msgID string) (flows.Result, error) {
 	n, _ := strconv.Atoi(c.Session.Note(noteFailures))
 	n++
 	c.Session.SetNote(noteFailures, strconv.Itoa(n))
 	if n >= a.opt.MaxAttempts {
-		return flows.Fail("Too many wrong codes. Start again to sign in."), nil
+		return flows.Fail(flows.M("otp.tooMany")), nil
 	}
 	if a.f.Counter != nil {
 		hits, until, err := a.f.Counter.Hit(ctx, "otp-fail:"+c.User.ID, a.opt.RateWindow, c.Time())
@@ -188,15 +188,11 @@ func (a *Authenticator) wrong(ctx context.Context, c *flows.Context, msg string)
 		}
 		if hits > a.opt.MaxPerUser {
 			a.log().Warn("otp failures rate limited", "event", "otp_rate_limited", "user_id", c.User.ID)
-			return flows.Fail(fmt.Sprintf("Too many wrong codes for this account. Try again in %s.", until.Sub(c.Time()).Round(time.Minute))), nil
+			return flows.Fail(flows.M("otp.lockedOut", "Wait", until.Sub(c.Time()).Round(time.Second))), nil
 		}
 	}
-	if left := a.opt.MaxAttempts - n; left == 1 {
-		msg += " 1 attempt left."
-	} else {
-		msg += fmt.Sprintf(" %d attempts left.", left)
-	}
-	return flows.Show(Page, FormData{Digits: a.opt.Digits, Error: msg}), nil
+	// Count picks the plural form: "1 attempt left", "2 attempts left".
+	return flows.Show(Page, FormData{Digits: a.opt.Digits, Error: flows.M(msgID, "Count", a.opt.MaxAttempts-n)}), nil
 }
 
 func (a *Authenticator) log() *slog.Logger {

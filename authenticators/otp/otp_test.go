@@ -60,7 +60,7 @@ func (w *world) setUp(t *testing.T) string {
 		t.Fatal("reloading the set-up page made a new key")
 	}
 	w.c.Form = url.Values{"otp": {"000000"}}
-	if r, _ := (Configure{}).Process(ctx, w.c); r.Status != flows.Challenge || r.Data.(ConfigureData).Error == "" {
+	if r, _ := (Configure{}).Process(ctx, w.c); r.Status != flows.Challenge || r.Data.(ConfigureData).Error.IsZero() {
 		t.Fatalf("wrong set-up code accepted: %v", r)
 	}
 	w.c.Form = url.Values{"otp": {w.code(t, secret, 0)}}
@@ -130,7 +130,7 @@ func TestACodeIsAcceptedOnce(t *testing.T) {
 	if r := w.try(t, a, w.code(t, secret, 0)); r.Status != flows.Success {
 		t.Fatalf("fresh code: %v", r)
 	}
-	if r := w.try(t, a, w.code(t, secret, 0)); r.Status != flows.Challenge || r.Data.(FormData).Error == "" {
+	if r := w.try(t, a, w.code(t, secret, 0)); r.Status != flows.Challenge || r.Data.(FormData).Error.IsZero() {
 		t.Fatalf("the same code twice: %v", r)
 	}
 }

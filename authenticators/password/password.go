@@ -58,7 +58,7 @@ const Page = "login-password"
 // FormData is what the page shows.
 type FormData struct {
 	Email string
-	Error string
+	Error flows.Msg
 }
 
 type authenticator struct {
@@ -92,7 +92,7 @@ func (a *authenticator) Action(ctx context.Context, c *flows.Context) (flows.Res
 	typed := c.Form.Get("email")
 	email, err := flows.ParseEmail(typed)
 	if err != nil {
-		return flows.Show(Page, FormData{Email: typed, Error: err.Error()}), nil
+		return flows.Show(Page, FormData{Email: typed, Error: flows.EmailMsg(err)}), nil
 	}
 	now := c.Time()
 	for _, k := range []struct {
@@ -104,7 +104,7 @@ func (a *authenticator) Action(ctx context.Context, c *flows.Context) (flows.Res
 			return flows.Result{}, err
 		}
 		if n > k.max {
-			return flows.Show(Page, FormData{Email: email, Error: fmt.Sprintf("Too many attempts. Try again in %s.", until.Sub(now).Round(time.Minute).String())}), nil
+			return flows.Show(Page, FormData{Email: email, Error: flows.M("password.tooMany", "Wait", until.Sub(now).Round(time.Second))}), nil
 		}
 	}
 	u, err := c.Users.UserByEmail(ctx, email)
@@ -117,7 +117,7 @@ func (a *authenticator) Action(ctx context.Context, c *flows.Context) (flows.Res
 	}
 	match := bcrypt.CompareHashAndPassword(hash, []byte(c.Form.Get("password"))) == nil
 	if u == nil || u.PasswordHash == "" || !match || u.Disabled {
-		return flows.Show(Page, FormData{Email: email, Error: "Invalid email or password."}), nil
+		return flows.Show(Page, FormData{Email: email, Error: flows.M("password.invalid")}), nil
 	}
 	c.SetUser(u)
 	c.Session.AddMethod("pwd")

@@ -19,7 +19,7 @@ const Page = "update-profile"
 // FormData is what the page shows.
 type FormData struct {
 	Email, FirstName, LastName string
-	Error                      string
+	Error                      flows.Msg
 }
 
 // Action implements flows.RequiredAction.
@@ -38,11 +38,11 @@ func (Action) Process(ctx context.Context, c *flows.Context) (flows.Result, erro
 	data := FormData{Email: c.User.Email, FirstName: first, LastName: last}
 	switch {
 	case first == "" || last == "":
-		data.Error = "Please enter your first and last name."
+		data.Error = flows.M("profile.nameRequired")
 	case utf8.RuneCountInString(first) > 100 || utf8.RuneCountInString(last) > 100:
-		data.Error = "Names can be at most 100 characters."
+		data.Error = flows.M("profile.nameTooLong")
 	}
-	if data.Error != "" {
+	if !data.Error.IsZero() {
 		return flows.Show(Page, data), nil
 	}
 	c.User.FirstName, c.User.LastName = first, last

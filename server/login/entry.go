@@ -71,7 +71,7 @@ func (h *Handler) answer(w http.ResponseWriter, b browser, action string, res fl
 		if !res.Gone {
 			code = http.StatusForbidden
 		}
-		h.fail(w, code, "Cannot sign in", res.Message, "")
+		h.fail(w, code, "Cannot sign in", h.Web.Text(res.Message), "")
 		return
 	}
 	v := h.view("Sign in")
@@ -104,7 +104,7 @@ func (h *Handler) resume(w http.ResponseWriter, r *http.Request, b browser, ente
 	if !mayContinue(st, b, c) {
 		switch {
 		case out.Failed:
-			h.fail(w, failCode(out), "Cannot sign in", out.Message, "")
+			h.fail(w, failCode(out), "Cannot sign in", h.Web.Text(out.Message), "")
 		case out.Detached && out.Page != "":
 			// The login stays bound to its own browser.
 			if err := h.save(ctx, st, st.boundTo); err != nil {

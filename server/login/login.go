@@ -200,7 +200,7 @@ func (h *Handler) authorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if out.Failed {
-		h.fail(w, http.StatusForbidden, "Cannot sign in", out.Message, h.restartURL(st.Flow.ID))
+		h.fail(w, http.StatusForbidden, "Cannot sign in", h.Web.Text(out.Message), h.restartURL(st.Flow.ID))
 		return
 	}
 	// Post/redirect/get: the login page has its own URL, so reloads are safe.
@@ -365,7 +365,7 @@ func (h *Handler) respond(w http.ResponseWriter, r *http.Request, st *state, c *
 		return
 	}
 	if out.Failed {
-		h.fail(w, http.StatusForbidden, "Cannot sign in", out.Message, h.restartURL(st.Flow.ID))
+		h.fail(w, http.StatusForbidden, "Cannot sign in", h.Web.Text(out.Message), h.restartURL(st.Flow.ID))
 		return
 	}
 	v := h.view("Sign in")

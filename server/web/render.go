@@ -4,6 +4,7 @@ package web
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	htmltemplate "html/template"
 	"io/fs"
@@ -14,7 +15,12 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	texttemplate "text/template"
+	"time"
+
+	"github.com/nicksnyder/go-i18n/v2/i18n"
+	"golang.org/x/text/language"
 
 	"latchkey/flows"
 	"latchkey/static"
@@ -42,6 +48,11 @@ type Renderer struct {
 	files map[string]fs.FS // template file name -> where it is read from
 	log   *slog.Logger
 	pages map[string]*htmltemplate.Template
+	// messages are the catalogs (NAME.en.json) of the core and the steps.
+	messages *i18n.Localizer
+
+	mu      sync.Mutex
+	missing map[string]bool // message ids asked for and not found
 }
 
 // NewRenderer collects the templates of the core and of every step, lets
@@ -76,6 +87,21 @@ func NewRenderer(themeDir string, log *slog.Logger, steps ...fs.FS) (*Renderer, 
 			r.files[n] = theme
 		}
 	}
+	bundle := i18n.NewBundle(language.English)
+	bundle.RegisterUnmarshalFunc("json", json.Unmarshal)
+	for n := range r.files {
+		if !strings.HasSuffix(n, ".json") {
+			continue
+		}
+		raw, err := r.read(n)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := bundle.ParseMessageFileBytes([]byte(raw), n); err != nil {
+			return nil, fmt.Errorf("messages %s: %w", n, err)
+		}
+	}
+	r.messages, r.missing = i18n.NewLocalizer(bundle, "en"), map[string]bool{}
 	layout, err := r.read("layout.html")
 	if err != nil {
 		return nil, err
@@ -88,7 +114,7 @@ func NewRenderer(themeDir string, log *slog.Logger, steps ...fs.FS) (*Renderer, 
 		if err != nil {
 			return nil, err
 		}
-		t, err := htmltemplate.New("layout").Parse(layout)
+		t, err := htmltemplate.New("layout").Funcs(r.funcs()).Parse(layout)
 		if err == nil {
 			_, err = t.Parse(page)
 		}
@@ -98,6 +124,59 @@ func NewRenderer(themeDir string, log *slog.Logger, steps ...fs.FS) (*Renderer, 
 		r.pages[strings.TrimSuffix(n, ".html")] = t
 	}
 	return r, nil
+}
+
+// funcs are what every template may call: msg renders a flows.Msg,
+// duration a time.Duration, in the page's language.
+func (r *Renderer) funcs() map[string]any {
+	return map[string]any{"msg": r.Text, "duration": Duration}
+}
+
+// Text renders a message. An id no catalog has is shown as the id (and
+// logged, and reported by Missing): visible, never silently empty.
+func (r *Renderer) Text(m flows.Msg) string {
+	if m.ID == "" {
+		return m.Text
+	}
+	cfg := &i18n.LocalizeConfig{MessageID: m.ID, TemplateData: m.Args, Funcs: map[string]any{"duration": Duration}}
+	if n, ok := m.Args["Count"]; ok {
+		cfg.PluralCount = n
+	}
+	out, err := r.messages.Localize(cfg)
+	if err != nil {
+		r.mu.Lock()
+		r.missing[m.ID] = true
+		r.mu.Unlock()
+		r.log.Error("message missing from the catalogs", "message_id", m.ID, "err", err)
+		return m.ID
+	}
+	return out
+}
+
+// Missing lists the message ids asked for that no catalog has.
+func (r *Renderer) Missing() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Sorted(maps.Keys(r.missing))
+}
+
+// Duration renders d as "15 minutes", "2 hours", "3 days".
+func Duration(d time.Duration) string {
+	unit := func(n int, s string) string {
+		if n == 1 {
+			return "1 " + s
+		}
+		return fmt.Sprintf("%d %ss", n, s)
+	}
+	switch {
+	case d < time.Minute:
+		return unit(int(d.Seconds()), "second")
+	case d < time.Hour:
+		return unit(int(d.Round(time.Minute).Minutes()), "minute")
+	case d < 48*time.Hour:
+		return unit(int(d.Round(time.Hour).Hours()), "hour")
+	}
+	return unit(int(d.Hours()/24), "day")
 }
 
 // Has reports whether a page template exists.
@@ -148,7 +227,7 @@ func (r *Renderer) Mail(name string, data any) (subject, text, html string, err 
 	if err != nil {
 		return "", "", "", err
 	}
-	tt, err := texttemplate.New(name).Parse(src)
+	tt, err := texttemplate.New(name).Funcs(r.funcs()).Parse(src)
 	if err != nil {
 		return "", "", "", err
 	}
@@ -163,7 +242,7 @@ func (r *Renderer) Mail(name string, data any) (subject, text, html string, err 
 	if err != nil {
 		return "", "", "", err
 	}
-	ht, err := htmltemplate.New(name).Parse(hsrc)
+	ht, err := htmltemplate.New(name).Funcs(r.funcs()).Parse(hsrc)
 	if err != nil {
 		return "", "", "", err
 	}
