@@ -10,7 +10,9 @@ import (
 // catalogs the steps bring (NAME.en.json beside their templates, in
 // go-i18n's format); steps never build the text themselves.
 type Msg struct {
-	ID   string
+	ID string
+	// Args are the message's parameters; one named Count also picks the
+	// plural form ("1 attempt left", "2 attempts left").
 	Args map[string]any
 	// Text is literal text an administrator wrote in realm.yaml (say
 	// deny-access's errorMessage): shown as written.
