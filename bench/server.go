@@ -58,6 +58,7 @@ flows:
           config:
             forceCreateUser: true
             maxPerEmail: 100000000
+            maxPerEmailAllIPs: 100000000
             maxPerIP: 100000000
             linkTTL: %[5]s
 bindings:
