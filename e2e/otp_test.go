@@ -157,6 +157,10 @@ func TestBrowserRequiredOTPMakesUsersSetItUp(t *testing.T) {
 	s := startOTP(t, "browser-required-otp")
 	linkLogin(t, ctx, s, "bob@example.com", 1, "#totp-secret")
 	secret := text(t, ctx, "#totp-secret")
+	// The app lists the account under the realm's display name.
+	if alt, _ := chromedp.Run(ctx, chromedp.AttributeValue(chromedp.ID("totp-qr"), "alt")); !strings.Contains(alt.Value, "bob@example.com at Test Realm") {
+		t.Fatalf("QR code alt %q", alt.Value)
+	}
 	submitCode(t, ctx, codeAt(t, secret, time.Now()), "save-totp", "#result")
 	loggedInAs(t, ctx, s, "bob@example.com", "email otp")
 

@@ -153,6 +153,7 @@ type SSO struct {
 // Context is everything an authenticator may use in one request.
 type Context struct {
 	Realm     string
+	RealmName string // the realm's display name (branding.displayName)
 	Session   *Session
 	User      *User      // once identified
 	Form      url.Values // the posted form, for Action

@@ -87,9 +87,10 @@ func (Configure) pending(ctx context.Context, c *flows.Context) (key, error) {
 	if !ok {
 		p = defaults
 	}
-	issuer := c.Realm
+	// The name the authenticator app lists the account under.
+	issuer := c.RealmName
 	if issuer == "" {
-		issuer = "Latchkey"
+		issuer = c.Realm
 	}
 	k, err := newKey(issuer, c.User.Email, p)
 	if err != nil {

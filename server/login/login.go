@@ -213,7 +213,7 @@ func (h *Handler) authenticateURL(id string) string {
 
 func (h *Handler) flowContext(r *http.Request, st *state, form url.Values) *flows.Context {
 	c := &flows.Context{
-		Realm: h.Cfg.Realm, Session: &st.Flow, Form: form, ClientIP: h.ClientIP.Of(r), UserAgent: r.UserAgent(),
+		Realm: h.Cfg.Realm, RealmName: h.Cfg.DisplayName(), Session: &st.Flow, Form: form, ClientIP: h.ClientIP.Of(r), UserAgent: r.UserAgent(),
 		ActionURL: h.authenticateURL(st.Flow.ID), Users: h.Store, Credentials: h.Credentials, Now: time.Now, SameBrowser: true,
 	}
 	if id := h.Cookies.SSOID(r); id != "" {
