@@ -12,7 +12,7 @@ import (
 )
 
 func TestConformanceSQLite(t *testing.T) {
-	conformance.Run(t, func(t *testing.T) *store.Store {
+	conformance.Run(t, func(t *testing.T) conformance.Store {
 		s, err := store.Open("sqlite", filepath.Join(t.TempDir(), "test.db"), store.Options{MaxOpenConns: 8})
 		if err != nil {
 			t.Fatal(err)
@@ -24,7 +24,7 @@ func TestConformanceSQLite(t *testing.T) {
 
 func TestConformancePostgres(t *testing.T) {
 	dsn := testenv.PostgresDSN(t)
-	conformance.Run(t, func(t *testing.T) *store.Store {
+	conformance.Run(t, func(t *testing.T) conformance.Store {
 		return testenv.PostgresStore(t, dsn)
 	})
 }

@@ -21,13 +21,13 @@ import (
 )
 
 // Open returns a fresh, empty store for one test.
-type Open func(t *testing.T) *store.Store
+type Open func(t *testing.T) Store
 
 // Run runs the whole suite.
 func Run(t *testing.T, open Open) {
 	tests := []struct {
 		name string
-		fn   func(t *testing.T, s *store.Store)
+		fn   func(t *testing.T, s Store)
 	}{
 		{"Users", testUsers},
 		{"AuthorizeCodeSingleUse", testAuthorizeCode},
@@ -73,7 +73,7 @@ func must(t *testing.T, err error) {
 	}
 }
 
-func testUsers(t *testing.T, s *store.Store) {
+func testUsers(t *testing.T, s Store) {
 	u := &flows.User{Email: "alice@example.com", FirstName: "Alice", RequiredActions: []string{"UPDATE_PROFILE"}}
 	must(t, s.CreateUser(ctx, u))
 	if u.ID == "" {
@@ -125,7 +125,7 @@ func request(id string) *fosite.Request {
 
 func newSession() *openid.DefaultSession { return &openid.DefaultSession{} }
 
-func testAuthorizeCode(t *testing.T, s *store.Store) {
+func testAuthorizeCode(t *testing.T, s Store) {
 	must(t, s.CreateAuthorizeCodeSession(ctx, "code-sig", request("req-1")))
 	got, err := s.GetAuthorizeCodeSession(ctx, "code-sig", newSession())
 	must(t, err)
@@ -154,7 +154,7 @@ func testAuthorizeCode(t *testing.T, s *store.Store) {
 	}
 }
 
-func testCodeConcurrent(t *testing.T, s *store.Store) {
+func testCodeConcurrent(t *testing.T, s Store) {
 	must(t, s.CreateAuthorizeCodeSession(ctx, "race", request("req-race")))
 	exactlyOneWins(t, "redemptions", func() bool { return s.InvalidateAuthorizeCodeSession(ctx, "race") == nil })
 }
@@ -180,7 +180,7 @@ func exactlyOneWins(t *testing.T, what string, try func() bool) {
 	}
 }
 
-func testTokens(t *testing.T, s *store.Store) {
+func testTokens(t *testing.T, s Store) {
 	r := request("req-2")
 	must(t, s.CreateAccessTokenSession(ctx, "at-1", r))
 	must(t, s.CreateRefreshTokenSession(ctx, "rt-1", "at-1", r))
@@ -201,7 +201,7 @@ func testTokens(t *testing.T, s *store.Store) {
 	}
 }
 
-func testRefreshRotation(t *testing.T, s *store.Store) {
+func testRefreshRotation(t *testing.T, s Store) {
 	r := request("req-3")
 	must(t, s.CreateAccessTokenSession(ctx, "at-a", r))
 	must(t, s.CreateRefreshTokenSession(ctx, "rt-a", "at-a", r))
@@ -239,7 +239,7 @@ func testRefreshRotation(t *testing.T, s *store.Store) {
 
 // The signature part of an RS256 JWT access token is 342 characters: it
 // must key a row on every database (PostgreSQL enforces column sizes).
-func testLongSignatures(t *testing.T, s *store.Store) {
+func testLongSignatures(t *testing.T, s Store) {
 	sig := strings.Repeat("A", 342)
 	must(t, s.CreateAccessTokenSession(ctx, sig, request("req-long")))
 	if _, err := s.GetAccessTokenSession(ctx, sig, newSession()); err != nil {
@@ -254,7 +254,7 @@ func testLongSignatures(t *testing.T, s *store.Store) {
 	}
 }
 
-func testPKCEAndOIDC(t *testing.T, s *store.Store) {
+func testPKCEAndOIDC(t *testing.T, s Store) {
 	r := request("req-4")
 	r.Form.Set("code_challenge", "abc")
 	must(t, s.CreatePKCERequestSession(ctx, "sig", r))
@@ -286,7 +286,7 @@ func testPKCEAndOIDC(t *testing.T, s *store.Store) {
 	}
 }
 
-func testTransactions(t *testing.T, s *store.Store) {
+func testTransactions(t *testing.T, s Store) {
 	tctx, err := s.BeginTX(ctx)
 	must(t, err)
 	must(t, s.CreateAccessTokenSession(tctx, "tx-at", request("req-tx")))
@@ -303,7 +303,7 @@ func testTransactions(t *testing.T, s *store.Store) {
 	}
 }
 
-func testSessions(t *testing.T, s *store.Store) {
+func testSessions(t *testing.T, s Store) {
 	now := time.Now().UTC()
 	a := &store.AuthSession{ID: "as-1", BrowserID: "b1", Data: `{"x":1}`, ExpiresAt: now.Add(time.Hour)}
 	must(t, s.SaveAuthSession(ctx, a))
@@ -332,7 +332,7 @@ func testSessions(t *testing.T, s *store.Store) {
 	}
 }
 
-func testSigningKeys(t *testing.T, s *store.Store) {
+func testSigningKeys(t *testing.T, s Store) {
 	must(t, s.AddSigningKey(ctx, &store.SigningKey{KID: "k1", Algorithm: "RS256", PrivatePEM: "pem1", CreatedAt: time.Now().Add(-time.Minute)}))
 	must(t, s.AddSigningKey(ctx, &store.SigningKey{KID: "k2", Algorithm: "RS256", PrivatePEM: "pem2"}))
 	keys, err := s.SigningKeys(ctx)
@@ -342,7 +342,7 @@ func testSigningKeys(t *testing.T, s *store.Store) {
 	}
 }
 
-func testMagicLinks(t *testing.T, s *store.Store) {
+func testMagicLinks(t *testing.T, s Store) {
 	now := time.Now().UTC()
 	l1 := &store.MagicLink{TokenHash: "h1", Type: "login", Email: "a@example.com", AuthSessionID: "as", ExpiresAt: now.Add(15 * time.Minute)}
 	must(t, s.CreateMagicLink(ctx, l1, &store.OutboxMail{To: "a@example.com", Subject: "link 1"}))
@@ -387,7 +387,7 @@ func testMagicLinks(t *testing.T, s *store.Store) {
 	}
 }
 
-func testMagicLinkConcurrent(t *testing.T, s *store.Store) {
+func testMagicLinkConcurrent(t *testing.T, s Store) {
 	must(t, s.CreateMagicLink(ctx, &store.MagicLink{TokenHash: "race", Type: "login", ExpiresAt: time.Now().Add(time.Hour)}, nil))
 	exactlyOneWins(t, "consumptions", func() bool {
 		_, err := s.ConsumeMagicLink(ctx, "race", time.Now())
@@ -395,7 +395,7 @@ func testMagicLinkConcurrent(t *testing.T, s *store.Store) {
 	})
 }
 
-func testOutbox(t *testing.T, s *store.Store) {
+func testOutbox(t *testing.T, s Store) {
 	now := time.Now().UTC()
 	for _, subj := range []string{"one", "two"} {
 		must(t, s.EnqueueMail(ctx, &store.OutboxMail{To: "a@example.com", Subject: subj, Text: "body " + subj}))
@@ -460,7 +460,7 @@ func testOutbox(t *testing.T, s *store.Store) {
 	}
 }
 
-func testOutboxConcurrent(t *testing.T, s *store.Store) {
+func testOutboxConcurrent(t *testing.T, s Store) {
 	const n = 40
 	for range n {
 		must(t, s.EnqueueMail(ctx, &store.OutboxMail{To: "a@example.com", Subject: "x"}))
@@ -495,7 +495,7 @@ func testOutboxConcurrent(t *testing.T, s *store.Store) {
 	}
 }
 
-func testRateCounters(t *testing.T, s *store.Store) {
+func testRateCounters(t *testing.T, s Store) {
 	now := time.Now().UTC()
 	for i := 1; i <= 3; i++ {
 		n, reset, err := s.Hit(ctx, "email:a@example.com", 15*time.Minute, now.Add(time.Duration(i)*time.Second))
@@ -517,7 +517,7 @@ func testRateCounters(t *testing.T, s *store.Store) {
 	}
 }
 
-func testPurge(t *testing.T, s *store.Store) {
+func testPurge(t *testing.T, s Store) {
 	now := time.Now().UTC()
 	old := request("req-old")
 	old.Session.SetExpiresAt(fosite.AccessToken, now.Add(-2*time.Hour))
@@ -560,7 +560,7 @@ func testPurge(t *testing.T, s *store.Store) {
 	}
 }
 
-func testSettings(t *testing.T, s *store.Store) {
+func testSettings(t *testing.T, s Store) {
 	v1, err := s.SettingOrCreate(ctx, "k", func() (string, error) { return "first", nil })
 	must(t, err)
 	v2, err := s.SettingOrCreate(ctx, "k", func() (string, error) { return "second", nil })
@@ -573,7 +573,7 @@ func testSettings(t *testing.T, s *store.Store) {
 // jwtClaims is fosite's ID token claims type, named for brevity.
 type jwtClaims = jwt.IDTokenClaims
 
-func testMagicLinkListing(t *testing.T, s *store.Store) {
+func testMagicLinkListing(t *testing.T, s Store) {
 	now := time.Now().UTC()
 	mk := func(hash, user string, exp time.Duration) *store.MagicLink {
 		l := &store.MagicLink{TokenHash: hash, Type: "login", UserID: user, Email: user + "@example.com", ExpiresAt: now.Add(exp), CreatedAt: now.Add(-time.Duration(len(hash)) * time.Second)}
@@ -615,7 +615,7 @@ func testMagicLinkListing(t *testing.T, s *store.Store) {
 	}
 }
 
-func testCredentials(t *testing.T, s *store.Store) {
+func testCredentials(t *testing.T, s Store) {
 	c := &store.Credential{UserID: "u1", Type: "otp", Secret: "sealed", Label: "phone"}
 	must(t, s.SaveCredential(ctx, c))
 	must(t, s.SaveCredential(ctx, &store.Credential{UserID: "u1", Type: "webauthn", Secret: "k"}))
@@ -640,7 +640,7 @@ func testCredentials(t *testing.T, s *store.Store) {
 }
 
 // A TOTP code is accepted once even when it arrives ten times at once.
-func testCredentialCounterConcurrent(t *testing.T, s *store.Store) {
+func testCredentialCounterConcurrent(t *testing.T, s Store) {
 	c := &store.Credential{UserID: "u1", Type: "otp", Secret: "sealed"}
 	must(t, s.SaveCredential(ctx, c))
 	exactlyOneWins(t, "uses of one code", func() bool { ok, err := s.UseCounter(ctx, c.ID, 42); return err == nil && ok })
