@@ -41,6 +41,8 @@ func linkToken(t *testing.T, link string) string {
 
 func (s *setup) resendURL() string { return s.LK.URL + "/realms/test/login-actions/magic-link/resend" }
 
+// mailCount counts the mails queued for an address: what will be sent,
+// decided before the page that queued them answered.
 func (s *setup) mailCount(t *testing.T, to string) int {
 	t.Helper()
 	mails, err := s.LK.Server.Store.RecentMail(t.Context(), 1000)
