@@ -71,7 +71,7 @@ func (Factory) Options() []flows.Option {
 			return nil
 		}},
 		{Name: "maxAttempts", Type: flows.Int, Default: 5, Help: "Wrong codes that end the login attempt.", Check: atLeast(1)},
-		{Name: "maxPerUser", Type: flows.Int, Default: 15, Help: "Wrong codes one account may get per rateWindow, across all login attempts; then codes are refused until the window ends.", Check: atLeast(1)},
+		{Name: "maxPerUser", Type: flows.Int, Default: 15, Help: "Wrong codes one account may get per rateWindow, across all login attempts; beyond it, every wrong code ends the login attempt at once (each new attempt needs the first factor again).", Check: atLeast(1)},
 		{Name: "rateWindow", Type: flows.Duration, Default: 15 * time.Minute, Help: "Window of maxPerUser.", Check: func(v any) error {
 			if v.(time.Duration) <= 0 {
 				return errors.New("must be a positive duration")
@@ -175,12 +175,8 @@ func (a *Authenticator) Action(ctx context.Context, c *flows.Context) (flows.Res
 
 // wrong counts a refused code against the attempt and the account.
 func (a *Authenticator) wrong(ctx context.Context, c *flows.Context, msgID string) (flows.Result, error) {
-	n, _ := strconv.Atoi(c.Session.Note(noteFailures))
-	n++
-	c.Session.SetNote(noteFailures, strconv.Itoa(n))
-	if n >= a.opt.MaxAttempts {
-		return flows.Fail(flows.M("otp.tooMany")), nil
-	}
+	// Every wrong code counts against the account, the last one of an
+	// attempt included.
 	if a.f.Counter != nil {
 		hits, until, err := a.f.Counter.Hit(ctx, "otp-fail:"+c.User.ID, a.opt.RateWindow, c.Time())
 		if err != nil {
@@ -190,6 +186,12 @@ func (a *Authenticator) wrong(ctx context.Context, c *flows.Context, msgID strin
 			a.log().Warn("otp failures rate limited", "event", "otp_rate_limited", "user_id", c.User.ID)
 			return flows.Fail(flows.M("otp.lockedOut", "Wait", until.Sub(c.Time()).Round(time.Second))), nil
 		}
+	}
+	n, _ := strconv.Atoi(c.Session.Note(noteFailures))
+	n++
+	c.Session.SetNote(noteFailures, strconv.Itoa(n))
+	if n >= a.opt.MaxAttempts {
+		return flows.Fail(flows.M("otp.tooMany")), nil
 	}
 	// Count picks the plural form: "1 attempt left", "2 attempts left".
 	return flows.Show(Page, FormData{Digits: a.opt.Digits, Error: flows.M(msgID, "Count", a.opt.MaxAttempts-n)}), nil

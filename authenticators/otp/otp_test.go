@@ -89,6 +89,22 @@ func secretOnly(grouped string) string {
 	return string(out)
 }
 
+// wrongCodes are n codes that none of the periods lookAround accepts.
+func (w *world) wrongCodes(t *testing.T, secret string, n int) []string {
+	t.Helper()
+	right := map[string]bool{}
+	for p := -1; p <= 1; p++ {
+		right[w.code(t, secret, p)] = true
+	}
+	var wrong []string
+	for c := 100000; len(wrong) < n; c++ {
+		if s := fmt.Sprint(c); !right[s] {
+			wrong = append(wrong, s)
+		}
+	}
+	return wrong
+}
+
 func (w *world) try(t *testing.T, a *Authenticator, code string) flows.Result {
 	t.Helper()
 	w.c.Form = url.Values{"otp": {code}}
@@ -151,19 +167,57 @@ func TestMaxAttemptsEndTheAttempt(t *testing.T) {
 	w, a := newWorld(t), step(t, map[string]any{"maxAttempts": 3})
 	secret := w.setUp(t)
 	w.now = w.now.Add(time.Minute)
-	right := map[string]bool{}
-	for p := -1; p <= 1; p++ {
-		right[w.code(t, secret, p)] = true
-	}
-	wrong := []string{}
-	for n := 100000; len(wrong) < 3; n++ {
-		if c := fmt.Sprint(n); !right[c] {
-			wrong = append(wrong, c)
-		}
-	}
+	wrong := w.wrongCodes(t, secret, 3)
 	for i, want := range []flows.Status{flows.Challenge, flows.Challenge, flows.Failed} {
 		if r := w.try(t, a, wrong[i]); r.Status != want {
 			t.Fatalf("wrong code %d: %v, want %v", i+1, r, want)
 		}
+	}
+}
+
+// countHits is a rate counter that counts every hit in one window.
+type countHits map[string]int
+
+func (c countHits) Hit(_ context.Context, key string, _ time.Duration, now time.Time) (int, time.Time, error) {
+	c[key]++
+	return c[key], now.Add(15 * time.Minute), nil
+}
+
+// Past maxPerUser wrong codes for the account, across attempts, the next
+// wrong code ends the attempt at once.
+func TestMaxPerUserBoundsGuessesAcrossAttempts(t *testing.T) {
+	w := newWorld(t)
+	counter := countHits{}
+	cfg := flows.Config{Values: map[string]any{}}
+	for _, o := range (Factory{}).Options() {
+		cfg.Values[o.Name] = o.Default
+	}
+	cfg.Values["maxAttempts"], cfg.Values["maxPerUser"] = 3, 4
+	built, err := Factory{Counter: counter}.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := built.(*Authenticator)
+	secret := w.setUp(t)
+	w.now = w.now.Add(time.Minute)
+	wrong := w.wrongCodes(t, secret, 5)
+	// Attempt 1: three wrong codes, the third ends it (3 counted).
+	want := []flows.Status{flows.Challenge, flows.Challenge, flows.Failed}
+	for i, st := range want {
+		if r := w.try(t, a, wrong[i]); r.Status != st {
+			t.Fatalf("attempt 1, code %d: %v", i+1, r)
+		}
+	}
+	// Attempt 2: the 4th wrong code for the account is still a normal miss,
+	// the 5th ends the attempt with the account's lock-out.
+	w.c.Session = &flows.Session{ID: "s2"}
+	if r := w.try(t, a, wrong[3]); r.Status != flows.Challenge {
+		t.Fatalf("4th wrong code: %v", r)
+	}
+	if r := w.try(t, a, wrong[4]); r.Status != flows.Failed || r.Message.ID != "otp.lockedOut" {
+		t.Fatalf("5th wrong code: %v", r)
+	}
+	if counter["otp-fail:u1"] != 5 {
+		t.Fatalf("%d wrong codes counted, want 5", counter["otp-fail:u1"])
 	}
 }
