@@ -164,6 +164,17 @@ func TestBrowserRequiredOTPMakesUsersSetItUp(t *testing.T) {
 	submitCode(t, ctx, codeAt(t, secret, time.Now()), "save-totp", "#result")
 	loggedInAs(t, ctx, s, "bob@example.com", "email otp")
 
+	// The key is stored sealed: the database row does not hold it.
+	bob, err := s.LK.Server.Store.UserByEmail(t.Context(), "bob@example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := s.LK.Server.Store.CredentialsOf(t.Context(), bob.ID, "otp")
+	plain := strings.ReplaceAll(secret, " ", "")
+	if err != nil || len(rows) != 1 || !rows[0].Confirmed || rows[0].Secret == "" || strings.Contains(rows[0].Secret, plain) {
+		t.Fatalf("stored credential %+v, %v", rows, err)
+	}
+
 	linkLogin(t, ctx, s, "bob@example.com", 2, "#verify-otp")
 	submitCode(t, ctx, nextCode(t, secret), "verify-otp", "#result")
 	loggedInAs(t, ctx, s, "bob@example.com", "email otp")
