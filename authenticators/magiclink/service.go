@@ -132,8 +132,9 @@ type Issue struct {
 	Rehearse bool
 }
 
-// LinkPath is where links point, below the public URL.
-func LinkPath(realm string) string { return "/realms/" + realm + "/login-actions/magic-link" }
+// linkPath is where links point, below the public URL: the server serves
+// the step's entry point (EntryName) there.
+func linkPath(realm string) string { return "/realms/" + realm + "/login-actions/" + ID }
 
 // Issue creates a link (and queues its mail when in.Send) and returns its URL.
 func (s *Service) Issue(ctx context.Context, in Issue, now time.Time) (string, *Link, error) {
@@ -147,7 +148,7 @@ func (s *Service) Issue(ctx context.Context, in Issue, now time.Time) (string, *
 		AuthSessionID: in.AuthSessionID, Execution: in.Execution, ClientID: in.ClientID, RedirectURI: in.RedirectURI,
 		CreatedAt: now.UTC(), ExpiresAt: now.Add(in.TTL).UTC(),
 	}
-	u := s.PublicURL + LinkPath(s.Realm) + "?token=" + url.QueryEscape(token)
+	u := s.PublicURL + linkPath(s.Realm) + "?token=" + url.QueryEscape(token)
 	var mail *Mail
 	if in.Send {
 		subject, text, html, err := s.Mail.Mail("mail-"+in.Type, MailData{
