@@ -100,6 +100,24 @@ func TestThemeFolderOverridesPages(t *testing.T) {
 	}
 }
 
+// A theme overrides a step's messages by the catalog's file name.
+func TestThemeFolderOverridesMessages(t *testing.T) {
+	theme := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(theme, "templates"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	catalog := `{"password.invalid": "ACME: that did not match.", "password.tooMany": "ACME: wait {{duration .Wait}}."}`
+	if err := os.WriteFile(filepath.Join(theme, "templates", "password.en.json"), []byte(catalog), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	doc := strings.Replace(realm, "  displayName: Test Realm", "  displayName: Test Realm\n  themeDir: "+theme, 1)
+	s := startDoc(t, doc, opts{})
+	p := s.passwordLogin(t, testkit.NewClient(t), nil, "alice@example.com", "wrong password")
+	if !p.Has("ACME: that did not match.") || p.Has("Invalid email or password") {
+		t.Fatalf("theme catalog not applied:\n%s", p.Body)
+	}
+}
+
 func TestDenyAccessFlow(t *testing.T) {
 	doc := strings.Replace(realm, "bindings:", `  denied:
     - authenticator: username-password-form
