@@ -27,6 +27,7 @@ import (
 	"github.com/ory/fosite/compose"
 	"github.com/ory/fosite/handler/oauth2"
 	"github.com/ory/fosite/handler/openid"
+	"github.com/ory/fosite/handler/pkce"
 	"github.com/ory/fosite/token/jwt"
 
 	"latchkey/flows"
@@ -34,10 +35,25 @@ import (
 	"latchkey/server/store"
 )
 
+// Store is what the provider needs from storage: the storage of the fosite
+// handlers New composes (compose type-asserts each one and panics on a
+// missing method, so New is the test), how to resolve a stored request's
+// client, and the user behind a session for userinfo and refreshed claims.
+type Store interface {
+	oauth2.CoreStorage
+	oauth2.TokenRevocationStorage
+	openid.OpenIDConnectRequestStorage
+	pkce.PKCERequestStorage
+	ClientAssertionJWTValid(ctx context.Context, jti string) error
+	SetClientAssertionJWT(ctx context.Context, jti string, exp time.Time) error
+	SetClients(lookup store.ClientLookup)
+	UserByID(ctx context.Context, id string) (*flows.User, error)
+}
+
 // Provider serves the realm's OIDC endpoints.
 type Provider struct {
 	cfg     *config.Config
-	store   *store.Store
+	store   Store
 	Keys    *KeySet
 	oauth2  fosite.OAuth2Provider
 	clients map[string]*fosite.DefaultResponseModeClient
@@ -51,7 +67,7 @@ type Provider struct {
 // New composes fosite over the store. hmacSecret (32+ bytes, the same on
 // every node) signs opaque tokens; refreshKey (32 bytes, the same on every
 // node) signs refresh tokens.
-func New(cfg *config.Config, st *store.Store, keys *KeySet, hmacSecret, refreshKey []byte, log *slog.Logger) *Provider {
+func New(cfg *config.Config, st Store, keys *KeySet, hmacSecret, refreshKey []byte, log *slog.Logger) *Provider {
 	p := &Provider{cfg: cfg, store: st, Keys: keys, clients: map[string]*fosite.DefaultResponseModeClient{}, log: log,
 		jwtAccessTokens: cfg.Tokens.AccessTokenFormat == "jwt"}
 	p.discovery = sync.OnceValue(p.discoveryDocument)
@@ -131,7 +147,7 @@ func New(cfg *config.Config, st *store.Store, keys *KeySet, hmacSecret, refreshK
 
 // fositeStorage adds client lookup to the store for fosite.
 type fositeStorage struct {
-	*store.Store
+	Store
 	p *Provider
 }
 

@@ -1,0 +1,202 @@
+package oidc
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	gooidc "github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2"
+
+	"latchkey/flows"
+	"latchkey/server/config"
+	"latchkey/server/store"
+)
+
+// onlyStore hides every method of the real store but those of Store, so
+// fosite's compose sees exactly what the provider declares it needs.
+type onlyStore struct{ Store }
+
+// testProvider serves a provider over SQLite at an httptest URL, with a
+// public client "app" and a confidential "backend" with a service account.
+func testProvider(t *testing.T) (*Provider, *httptest.Server, *flows.User) {
+	t.Helper()
+	ctx := context.Background()
+	st, err := store.Open("sqlite", filepath.Join(t.TempDir(), "oidc.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	u := &flows.User{Email: "ada@example.com", EmailVerified: true, FirstName: "Ada", LastName: "Lovelace"}
+	if err := st.CreateUser(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(nil)
+	cfg := &config.Config{
+		Realm:  "test",
+		Server: config.Server{PublicURL: "http://" + srv.Listener.Addr().String()},
+		Tokens: config.Tokens{AccessTokenTTL: config.Duration(5 * time.Minute), IDTokenTTL: config.Duration(5 * time.Minute),
+			RefreshTokenTTL: config.Duration(time.Hour), AuthorizationCodeTTL: config.Duration(time.Minute),
+			SigningAlgorithm: "RS256", AccessTokenFormat: "jwt", KeyCacheTTL: config.Duration(time.Second)},
+		Clients: []config.Client{
+			{ClientID: "app", RedirectURIs: []string{"http://127.0.0.1/cb"}, Scopes: []string{"email", "profile", "offline_access"}},
+			{ClientID: "backend", Secret: "backend-secret-0123456789", ServiceAccountsEnabled: true, RedirectURIs: []string{"http://127.0.0.1/cb"}},
+		},
+	}
+	keys := NewKeySet(st, "RS256", time.Hour, time.Second)
+	if err := keys.Ensure(ctx); err != nil {
+		t.Fatal(err)
+	}
+	p := New(cfg, onlyStore{st}, keys, []byte(strings.Repeat("h", 32)), []byte(strings.Repeat("r", 32)), slog.New(slog.DiscardHandler))
+	mux := http.NewServeMux()
+	oc := "/realms/test/protocol/openid-connect"
+	mux.HandleFunc("GET /realms/test/.well-known/openid-configuration", p.Discovery)
+	mux.HandleFunc("POST "+oc+"/token", p.Token)
+	mux.HandleFunc("GET "+oc+"/userinfo", p.Userinfo)
+	mux.HandleFunc("GET "+oc+"/certs", p.Certs)
+	mux.HandleFunc("POST "+oc+"/revoke", p.Revoke)
+	mux.HandleFunc("POST "+oc+"/token/introspect", p.Introspect)
+	srv.Config.Handler = mux
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return p, srv, u
+}
+
+// code runs the authorization endpoint's part in process: parse the
+// request, authorize the user, and read the code from the redirect.
+func code(t *testing.T, p *Provider, query url.Values, u *flows.User) string {
+	t.Helper()
+	ctx := context.Background()
+	r := httptest.NewRequest(http.MethodGet, "/auth?"+query.Encode(), nil)
+	ar, err := p.ParseAuthorize(ctx, r)
+	if err != nil {
+		t.Fatalf("authorize request refused: %v", err)
+	}
+	now := time.Now()
+	resp, err := p.Authorize(ctx, ar, Identity{User: u, AuthTime: now, RequestedAt: now, Methods: []string{"email"}, SessionID: "sid-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := httptest.NewRecorder()
+	p.WriteAuthorize(ctx, w, ar, resp)
+	loc, err := url.Parse(w.Header().Get("Location"))
+	if err != nil || loc.Query().Get("code") == "" {
+		t.Fatalf("no code in the redirect %q (status %d)", w.Header().Get("Location"), w.Code)
+	}
+	if loc.Query().Get("state") != query.Get("state") || loc.Query().Get("session_state") != "sid-1" || loc.Query().Get("iss") != p.cfg.Issuer() {
+		t.Fatalf("redirect %s", loc)
+	}
+	return loc.Query().Get("code")
+}
+
+// Every grant and endpoint the provider composes works over the narrow
+// Store: a missing storage method would panic in New, a missing handler
+// would refuse its grant. Tokens are checked by go-oidc, a real RP library.
+func TestProviderServesEveryGrantOverItsStore(t *testing.T) {
+	ctx := context.Background()
+	p, srv, u := testProvider(t)
+	issuer := p.cfg.Issuer()
+	rp, err := gooidc.NewProvider(ctx, issuer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := oauth2.Config{ClientID: "app", Endpoint: rp.Endpoint(), RedirectURL: "http://127.0.0.1/cb",
+		Scopes: []string{"openid", "email", "profile", "offline_access"}}
+	verifier := oauth2.GenerateVerifier()
+	authURL, _ := url.Parse(conf.AuthCodeURL("st-1", oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("nonce", "n-1")))
+
+	c := code(t, p, authURL.Query(), u)
+	if _, err := conf.Exchange(ctx, c); err == nil {
+		t.Fatal("a code was exchanged without its PKCE verifier")
+	}
+	c = code(t, p, authURL.Query(), u)
+	tok, err := conf.Exchange(ctx, c, oauth2.VerifierOption(verifier))
+	if err != nil {
+		t.Fatalf("authorization_code: %v", err)
+	}
+	idt, err := rp.Verifier(&gooidc.Config{ClientID: "app"}).Verify(ctx, tok.Extra("id_token").(string))
+	if err != nil {
+		t.Fatalf("ID token: %v", err)
+	}
+	var claims struct {
+		Email string `json:"email"`
+		Nonce string `json:"nonce"`
+		Sid   string `json:"sid"`
+	}
+	if err := idt.Claims(&claims); err != nil || idt.Subject != u.ID || claims.Email != u.Email || claims.Nonce != "n-1" || claims.Sid != "sid-1" {
+		t.Fatalf("ID token claims %+v (sub %s), %v", claims, idt.Subject, err)
+	}
+	info, err := rp.UserInfo(ctx, oauth2.StaticTokenSource(tok))
+	if err != nil || info.Subject != u.ID || info.Email != u.Email {
+		t.Fatalf("userinfo %+v, %v", info, err)
+	}
+
+	refreshed, err := conf.TokenSource(ctx, &oauth2.Token{RefreshToken: tok.RefreshToken}).Token()
+	if err != nil || refreshed.AccessToken == tok.AccessToken {
+		t.Fatalf("refresh_token: %v", err)
+	}
+	backend := func(path string, form url.Values) map[string]any {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/realms/test/protocol/openid-connect"+path, strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.SetBasicAuth("backend", "backend-secret-0123456789")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		body, _ := io.ReadAll(res.Body)
+		out := map[string]any{"status": float64(res.StatusCode)}
+		_ = json.Unmarshal(body, &out)
+		return out
+	}
+	if got := backend("/token", url.Values{"grant_type": {"client_credentials"}}); got["access_token"] == nil {
+		t.Fatalf("client_credentials: %v", got)
+	}
+	if got := backend("/token/introspect", url.Values{"token": {refreshed.AccessToken}}); got["active"] != true || got["sub"] != u.ID {
+		t.Fatalf("introspection of a live token: %v", got)
+	}
+	// A rotated refresh token used again is refused and ends its family.
+	if _, err := conf.TokenSource(ctx, &oauth2.Token{RefreshToken: tok.RefreshToken}).Token(); err == nil {
+		t.Fatal("a rotated refresh token was accepted again")
+	}
+	if got := backend("/token/introspect", url.Values{"token": {refreshed.AccessToken}}); got["active"] != false {
+		t.Fatalf("reuse of a rotated refresh token left its family alive: %v", got)
+	}
+
+	tok, err = conf.Exchange(ctx, code(t, p, authURL.Query(), u), oauth2.VerifierOption(verifier))
+	if err != nil {
+		t.Fatal(err)
+	}
+	revokeApp := url.Values{"token": {tok.RefreshToken}, "client_id": {"app"}}
+	res, err := http.PostForm(srv.URL+"/realms/test/protocol/openid-connect/revoke", revokeApp)
+	if err != nil || res.StatusCode != http.StatusOK {
+		t.Fatalf("revoke: %v %v", res, err)
+	}
+	res.Body.Close()
+	if got := backend("/token/introspect", url.Values{"token": {tok.AccessToken}}); got["active"] != false {
+		t.Fatalf("an access token outlived the revocation of its refresh token: %v", got)
+	}
+
+	// A code redeemed twice is refused, and what it first issued is
+	// revoked (RFC 6749 §4.1.2).
+	c = code(t, p, authURL.Query(), u)
+	first, err := conf.Exchange(ctx, c, oauth2.VerifierOption(verifier))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conf.Exchange(ctx, c, oauth2.VerifierOption(verifier)); err == nil {
+		t.Fatal("a code was redeemed twice")
+	}
+	if _, err := rp.UserInfo(ctx, oauth2.StaticTokenSource(first)); err == nil {
+		t.Fatal("the tokens of a replayed code still work")
+	}
+}
