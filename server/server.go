@@ -304,16 +304,19 @@ func build(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.L
 	}
 	secure := strings.HasPrefix(cfg.Server.PublicURL, "https://")
 	ssoTTL := int(cfg.Sessions.SSOSessionTTL.D().Seconds())
-	lh := &login.Handler{
-		Cfg: cfg, Store: st, Engine: engine, OIDC: provider, Web: renderer, Entries: reg.EntryPoints(), Log: log,
-		Cookies: login.NewCookies(derive("cookie-hash", 64), derive("cookie-block", 32), prefix+"/", secure, ssoTTL),
-		DevMail: cfg.SMTP.DevMailbox, Sealer: sealer, ClientIP: ips, Counter: counter, Wake: sender.Wake, Credentials: CredentialStore{S: st, Sealer: sealer},
-	}
+	site := login.Site{Cfg: cfg, Web: renderer, Log: log}
+	cookies := login.NewCookies(derive("cookie-hash", 64), derive("cookie-block", 32), prefix+"/", secure, ssoTTL)
 	mux := http.NewServeMux()
 	oidcRoutes(mux, prefix, provider)
 	mux.Handle("GET "+prefix+"/static/", http.StripPrefix(prefix+"/static/", renderer.Static(cfg.Branding.ThemeDir)))
 	mux.HandleFunc("GET /healthz", health(st))
-	lh.Routes(mux)
+	(&login.Handler{Site: site, Store: st, Engine: engine, OIDC: provider, Cookies: cookies, Entries: reg.EntryPoints(),
+		ClientIP: ips, Counter: counter, Credentials: CredentialStore{S: st, Sealer: sealer}}).Routes(mux)
+	(&login.Logout{Site: site, Store: st, OIDC: provider, Cookies: cookies, Sealer: sealer, Wake: sender.Wake}).Routes(mux)
+	(&login.KeycloakJS{Cfg: cfg, Cookies: cookies}).Routes(mux)
+	if cfg.SMTP.DevMailbox {
+		(&login.DevMailbox{Site: site, Store: st, Sealer: sealer}).Routes(mux)
+	}
 	adm := &admin.Service{Cfg: cfg, Store: st, Links: links, Engine: engine}
 	admin.NewAPI(adm, cfg.APIKeys, log).Routes(mux, cfg.Realm)
 	(&account.Handler{

@@ -63,19 +63,10 @@ func (m *memStore) CreateSSOSession(context.Context, *store.SSOSession) error { 
 func (m *memStore) SSOSessionByID(context.Context, string, time.Time) (*store.SSOSession, error) {
 	return nil, store.ErrNotFound
 }
-func (m *memStore) SSOSessionByRef(context.Context, string) (*store.SSOSession, error) {
-	return nil, store.ErrNotFound
-}
 func (m *memStore) TouchSSOSession(context.Context, string, time.Time) error { return errUnused }
 func (m *memStore) DeleteSSOSession(context.Context, string) error           { return errUnused }
 func (m *memStore) AddSessionClient(context.Context, string, string, time.Time) error {
 	return errUnused
-}
-func (m *memStore) SessionClients(context.Context, string) ([]string, error) { return nil, errUnused }
-func (m *memStore) RevokeSession(context.Context, string) error              { return errUnused }
-func (m *memStore) EnqueueMail(context.Context, *store.OutboxMail) error     { return errUnused }
-func (m *memStore) RecentMail(context.Context, int) ([]store.OutboxMail, error) {
-	return nil, errUnused
 }
 func (noCounter) Hit(context.Context, string, time.Duration, time.Time) (int, time.Time, error) {
 	return 1, time.Now(), nil
@@ -177,7 +168,7 @@ func newHarness(t *testing.T) *harness {
 	ips, _ := clientip.New(nil)
 	st := &memStore{Users: flowstest.NewUsers(flows.User{ID: "alice", Email: "alice@example.com"}), auth: map[string]store.AuthSession{}}
 	cfg := &config.Config{Realm: "test", Sessions: config.Sessions{AuthSessionTTL: config.Duration(time.Hour)}}
-	h := &Handler{Cfg: cfg, Store: st, Engine: engine, Web: rnd, Log: log, ClientIP: ips, Counter: noCounter{},
+	h := &Handler{Site: Site{Cfg: cfg, Web: rnd, Log: log}, Store: st, Engine: engine, ClientIP: ips, Counter: noCounter{},
 		Cookies: NewCookies(make([]byte, 64), make([]byte, 32), "/realms/test/", false, 3600), Entries: reg.EntryPoints()}
 	mux := http.NewServeMux()
 	h.Routes(mux)

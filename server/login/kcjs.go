@@ -4,6 +4,8 @@ import (
 	"html/template"
 	"net/http"
 	"slices"
+
+	"latchkey/server/config"
 )
 
 // keycloak-js loads two pages of the realm in hidden iframes: the third-party
@@ -24,7 +26,16 @@ var kcPage = template.Must(template.New("kc").Parse(`<!doctype html>
 
 type kcPageData struct{ Title, Result, Init, Script string }
 
-func (h *Handler) kcRoutes(mux *http.ServeMux) {
+// KeycloakJS serves the pages keycloak-js frames.
+type KeycloakJS struct {
+	Cfg     *config.Config
+	Cookies *Cookies
+}
+
+func (h *KeycloakJS) prefix() string { return "/realms/" + h.Cfg.Realm }
+
+// Routes registers the framed pages at Keycloak's paths.
+func (h *KeycloakJS) Routes(mux *http.ServeMux) {
 	oc := h.prefix() + "/protocol/openid-connect"
 	mux.HandleFunc("GET "+oc+"/3p-cookies/step1.html", h.thirdPartyStep1)
 	mux.HandleFunc("GET "+oc+"/3p-cookies/step2.html", h.thirdPartyStep2)
@@ -32,7 +43,7 @@ func (h *Handler) kcRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET "+oc+"/login-status-iframe.html/init", h.loginStatusInit)
 }
 
-func (h *Handler) writeKCPage(w http.ResponseWriter, d kcPageData) {
+func (h *KeycloakJS) writeKCPage(w http.ResponseWriter, d kcPageData) {
 	w.Header().Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; connect-src 'self'; base-uri 'none'")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.Header().Set("Referrer-Policy", "no-referrer")
@@ -43,12 +54,12 @@ func (h *Handler) writeKCPage(w http.ResponseWriter, d kcPageData) {
 
 // thirdPartyStep1 sets a test cookie and goes on to step 2, which sees
 // whether the browser sent it back inside a third-party frame.
-func (h *Handler) thirdPartyStep1(w http.ResponseWriter, r *http.Request) {
+func (h *KeycloakJS) thirdPartyStep1(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, h.Cookies.crossSite(testCookie, "supported", 60))
 	http.Redirect(w, r, "step2.html", http.StatusFound)
 }
 
-func (h *Handler) thirdPartyStep2(w http.ResponseWriter, r *http.Request) {
+func (h *KeycloakJS) thirdPartyStep2(w http.ResponseWriter, r *http.Request) {
 	result := "unsupported"
 	if _, err := r.Cookie(testCookie); err == nil {
 		result = "supported"
@@ -57,14 +68,14 @@ func (h *Handler) thirdPartyStep2(w http.ResponseWriter, r *http.Request) {
 	h.writeKCPage(w, kcPageData{Title: "3rd-party cookie check", Result: result, Script: h.prefix() + "/static/kc-3p-cookies.js"})
 }
 
-func (h *Handler) loginStatusIframe(w http.ResponseWriter, r *http.Request) {
+func (h *KeycloakJS) loginStatusIframe(w http.ResponseWriter, r *http.Request) {
 	h.writeKCPage(w, kcPageData{Title: "Session status", Init: h.prefix() + "/protocol/openid-connect/login-status-iframe.html/init",
 		Script: h.prefix() + "/static/kc-login-status.js"})
 }
 
 // loginStatusInit answers 204 when origin is one of the client's web
 // origins, so the iframe answers only the apps it serves (403 otherwise).
-func (h *Handler) loginStatusInit(w http.ResponseWriter, r *http.Request) {
+func (h *KeycloakJS) loginStatusInit(w http.ResponseWriter, r *http.Request) {
 	c, ok := h.Cfg.Client(r.URL.Query().Get("client_id"))
 	if !ok || !slices.Contains(c.Origins(), r.URL.Query().Get("origin")) {
 		w.WriteHeader(http.StatusForbidden)

@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"slices"
@@ -22,35 +21,36 @@ import (
 
 	"latchkey/flows"
 	"latchkey/server/clientip"
-	"latchkey/server/config"
-	"latchkey/server/mail"
 	"latchkey/server/oidc"
 	"latchkey/server/store"
-	"latchkey/server/web"
 )
 
-// Handler serves the hosted login of one realm.
+// Handler serves the hosted login of one realm: the authorization
+// endpoint, the flow's pages and the steps' entry points.
 type Handler struct {
-	Cfg     *config.Config
-	Store   Store
-	Engine  *flows.Engine
-	OIDC    *oidc.Provider
-	Web     *web.Renderer
+	Site
+	Store  Store
+	Engine *flows.Engine
+	OIDC   Authorizer
+	// Cookies name the browser, its CSRF token and its SSO session.
 	Cookies *Cookies
 	// Entries are the registered steps' entry points, by name.
 	Entries map[string]flows.FactoryEntry
-	Log     *slog.Logger
-	DevMail bool
-	Sealer  *mail.Sealer // opens outbox bodies for the development mailbox
 	// ClientIP resolves the client's address (trusted proxies' X-Forwarded-For).
 	ClientIP *clientip.Resolver
 	// Counter bounds the login attempts one client address may start.
 	Counter Counter
 	// Credentials are users' step credentials, sealed at rest.
 	Credentials flows.Credentials
-	// Wake tells the outbox sender that entries were queued (back-channel
-	// logout tokens).
-	Wake func()
+}
+
+// Authorizer is the OIDC provider's side of a login: it parses the app's
+// request and answers it with a code (or an error) once the flow is done.
+type Authorizer interface {
+	ParseAuthorize(ctx context.Context, r *http.Request) (fosite.AuthorizeRequester, error)
+	Authorize(ctx context.Context, ar fosite.AuthorizeRequester, id oidc.Identity) (fosite.AuthorizeResponder, error)
+	WriteAuthorize(ctx context.Context, w http.ResponseWriter, ar fosite.AuthorizeRequester, resp fosite.AuthorizeResponder)
+	WriteAuthorizeError(ctx context.Context, w http.ResponseWriter, ar fosite.AuthorizeRequester, err error)
 }
 
 // Counter counts events in a fixed window (rate limits).
@@ -71,8 +71,6 @@ type state struct {
 	boundTo string // the browser it was bound to when loaded
 }
 
-func (h *Handler) prefix() string { return "/realms/" + h.Cfg.Realm }
-
 // Routes registers the login endpoints on mux.
 func (h *Handler) Routes(mux *http.ServeMux) {
 	p := h.prefix()
@@ -83,28 +81,6 @@ func (h *Handler) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("POST "+p+"/login-actions/select", h.selectAlternative)
 	mux.HandleFunc("GET "+p+"/login-actions/restart", h.restart)
 	h.entryRoutes(mux)
-	mux.HandleFunc("GET "+p+"/protocol/openid-connect/logout", h.logout)
-	mux.HandleFunc("POST "+p+"/protocol/openid-connect/logout", h.logout)
-	if h.DevMail {
-		mux.HandleFunc("GET "+p+"/dev/mail", h.devMail)
-	}
-	h.kcRoutes(mux)
-}
-
-func (h *Handler) view(title string) web.View {
-	return web.View{Title: title, RealmName: h.Cfg.DisplayName(), StaticURL: h.prefix() + "/static"}
-}
-
-// fail shows an error page; restart, when set, offers "start again".
-func (h *Handler) fail(w http.ResponseWriter, status int, title, msg, restart string) {
-	v := h.view(title)
-	v.Message, v.RestartURL = msg, restart
-	h.Web.Page(w, status, "error", v)
-}
-
-func (h *Handler) internal(w http.ResponseWriter, r *http.Request, err error) {
-	h.Log.Error("login request failed", "path", r.URL.Path, "err", err)
-	h.fail(w, http.StatusInternalServerError, "Something went wrong", "We could not complete this step. Please try again in a moment.", "")
 }
 
 func (h *Handler) restartURL(id string) string {

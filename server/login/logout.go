@@ -7,16 +7,45 @@ import (
 	"net/url"
 	"time"
 
+	"latchkey/server/mail"
 	"latchkey/server/oidc"
 	"latchkey/server/store"
 )
+
+// Logout serves RP-initiated logout and ends SSO sessions with what hangs
+// on them: their tokens, and the clients' back-channel logout.
+type Logout struct {
+	Site
+	Store   LogoutStore
+	OIDC    LogoutTokens
+	Cookies *Cookies
+	Sealer  *mail.Sealer // seals queued logout tokens, as the outbox keeps every body
+	// Wake tells the outbox sender that logout tokens were queued.
+	Wake func()
+}
+
+// LogoutTokens is the OIDC provider's side of a logout: the id_token_hint
+// it issued, the client's registered return addresses, and the logout
+// tokens for back-channel logout.
+type LogoutTokens interface {
+	IDTokenHint(ctx context.Context, raw string) (oidc.Hint, error)
+	PostLogoutAllowed(clientID, uri string) bool
+	LogoutToken(ctx context.Context, clientID, subject, sid string) (string, error)
+}
+
+// Routes registers the end-session endpoint (Keycloak's path).
+func (h *Logout) Routes(mux *http.ServeMux) {
+	p := h.prefix() + "/protocol/openid-connect/logout"
+	mux.HandleFunc("GET "+p, h.logout)
+	mux.HandleFunc("POST "+p, h.logout)
+}
 
 // logout is RP-initiated logout. An id_token_hint that names this
 // browser's SSO session (its sub and sid) ends it at once; any other
 // request, a hint for someone else's session included, asks the user to
 // confirm with a (CSRF-protected) form. It redirects only to a
 // post-logout URI registered for the client.
-func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
+func (h *Logout) logout(w http.ResponseWriter, r *http.Request) {
 	_ = r.ParseForm()
 	b := h.Cookies.Browser(w, r)
 	clientID := r.Form.Get("client_id")
@@ -91,7 +120,7 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
 // calling, as oauth2-proxy does), the session the hint names, as Keycloak
 // does; and queues a back-channel logout token for every client that got
 // tokens in it and asked for them, in the same transaction.
-func (h *Handler) endSession(ctx context.Context, ssoID string, hint oidc.Hint) error {
+func (h *Logout) endSession(ctx context.Context, ssoID string, hint oidc.Hint) error {
 	queued := false
 	err := h.Store.InTx(ctx, func(ctx context.Context) error {
 		var sso *store.SSOSession
@@ -155,7 +184,7 @@ func (h *Handler) endSession(ctx context.Context, ssoID string, hint oidc.Hint) 
 // hintMatchesSSO reports whether an id_token_hint names this browser's SSO
 // session: the same user and, when the hint has one, the same sid. Without
 // an SSO session there is nothing to end, and nothing to ask.
-func (h *Handler) hintMatchesSSO(ctx context.Context, hint oidc.Hint, ssoID string) (bool, error) {
+func (h *Logout) hintMatchesSSO(ctx context.Context, hint oidc.Hint, ssoID string) (bool, error) {
 	if ssoID == "" {
 		return true, nil
 	}

@@ -15,12 +15,6 @@ type Store interface {
 	InTx(ctx context.Context, fn func(ctx context.Context) error) error
 	AuthSessions
 	SSOSessions
-	// RevokeSession revokes the tokens issued in an SSO session (by its sid).
-	RevokeSession(ctx context.Context, ref string) error
-	// EnqueueMail queues an outbox entry (back-channel logout tokens).
-	EnqueueMail(ctx context.Context, m *store.OutboxMail) error
-	// RecentMail is the development mailbox.
-	RecentMail(ctx context.Context, limit int) ([]store.OutboxMail, error)
 }
 
 // AuthSessions keeps login attempts between requests.
@@ -35,9 +29,21 @@ type AuthSessions interface {
 type SSOSessions interface {
 	CreateSSOSession(ctx context.Context, sso *store.SSOSession) error
 	SSOSessionByID(ctx context.Context, id string, now time.Time) (*store.SSOSession, error)
-	SSOSessionByRef(ctx context.Context, ref string) (*store.SSOSession, error)
 	TouchSSOSession(ctx context.Context, id string, idleUntil time.Time) error
 	DeleteSSOSession(ctx context.Context, id string) error
 	AddSessionClient(ctx context.Context, ref, clientID string, expires time.Time) error
+}
+
+// LogoutStore is what logout needs: the SSO session (by the browser's id
+// or a token's sid), its tokens, its clients, and the outbox for their
+// back-channel logout tokens, in one transaction.
+type LogoutStore interface {
+	InTx(ctx context.Context, fn func(ctx context.Context) error) error
+	SSOSessionByID(ctx context.Context, id string, now time.Time) (*store.SSOSession, error)
+	SSOSessionByRef(ctx context.Context, ref string) (*store.SSOSession, error)
+	DeleteSSOSession(ctx context.Context, id string) error
+	// RevokeSession revokes the tokens issued in an SSO session (by its sid).
+	RevokeSession(ctx context.Context, ref string) error
 	SessionClients(ctx context.Context, ref string) ([]string, error)
+	EnqueueMail(ctx context.Context, m *store.OutboxMail) error
 }
