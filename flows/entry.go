@@ -73,6 +73,8 @@ type Begin struct {
 	// Secret is the id of the one-time secret Enter consumed: it lets the
 	// browser that presented it into the new login.
 	Secret string
+	// Locale is the language the link was issued in (empty: the browser's).
+	Locale string
 }
 
 // Resumable is implemented by authenticators and required actions whose

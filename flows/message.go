@@ -37,8 +37,8 @@ func Literal(text string) Msg { return Msg{Text: text} }
 // IsZero reports whether there is no message.
 func (m Msg) IsZero() bool { return m.ID == "" && m.Text == "" }
 
-//go:embed flows.en.json
+//go:embed flows.*.json
 var catalog embed.FS
 
-// Messages is the engine's own message catalog.
+// Messages is the engine's own message catalogs (flows.LOCALE.json).
 func Messages() fs.FS { return catalog }

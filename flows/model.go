@@ -58,7 +58,11 @@ type User struct {
 	Disabled        bool
 	PasswordHash    string
 	RequiredActions []string
-	CreatedAt       time.Time
+	// Locale is the language the user chose (Keycloak's locale attribute):
+	// the ID token's locale claim, and the pages' language when no request
+	// says otherwise.
+	Locale    string
+	CreatedAt time.Time
 }
 
 // Name is the display name: "First Last", or the email when no name is set.
@@ -154,6 +158,9 @@ type SSO struct {
 type Context struct {
 	Realm     string
 	RealmName string // the realm's display name (branding.displayName)
+	// Locale is the login's language (a supported BCP 47 tag): mail a step
+	// sends goes out in it.
+	Locale    string
 	Session   *Session
 	User      *User      // once identified
 	Form      url.Values // the posted form, for Action

@@ -14,6 +14,7 @@ import (
 	"latchkey/authenticators/magiclink"
 	"latchkey/flows"
 	"latchkey/flows/flowstest"
+	"latchkey/server/i18n"
 	"latchkey/server/web"
 )
 
@@ -43,7 +44,7 @@ func (anyCount) Hit(context.Context, string, time.Duration, time.Time) (int, tim
 // catalog has, fails here, not in front of a user.
 func TestEveryStepsPagesRender(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	rnd, err := web.NewRenderer("", log, StepTemplates(Registry(Deps{}))...)
+	rnd, err := web.NewRenderer(web.Options{}, log, StepTemplates(Registry(Deps{}))...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +54,9 @@ func TestEveryStepsPagesRender(t *testing.T) {
 	render := func(t *testing.T, what string, r flows.Result) {
 		t.Helper()
 		if r.Status == flows.Failed {
-			rnd.Text(r.Message) // the error page shows it
+			for _, l := range i18n.Shipped {
+				rnd.Text(l, r.Message) // the error page shows it
+			}
 		}
 		if r.Status != flows.Challenge {
 			return // decided at once: no page
@@ -61,10 +64,12 @@ func TestEveryStepsPagesRender(t *testing.T) {
 		if !rnd.Has(r.Page) {
 			t.Fatalf("%s shows page %q, which no template provides", what, r.Page)
 		}
-		w := httptest.NewRecorder()
-		rnd.Page(w, http.StatusOK, r.Page, web.View{Title: "t", CSRF: "c", Action: "/a", Exec: "0", Data: r.Data})
-		if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), "</html>") {
-			t.Fatalf("%s: page %s rendered %d:\n%s", what, r.Page, w.Code, w.Body.String())
+		for _, l := range i18n.Shipped {
+			w := httptest.NewRecorder()
+			rnd.Page(w, http.StatusOK, r.Page, web.View{Title: "t", CSRF: "c", Action: "/a", Exec: "0", Data: r.Data, Locale: l, SwitchURL: "/p"})
+			if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), "</html>") || !strings.Contains(w.Body.String(), `<html lang="`+l+`">`) {
+				t.Fatalf("%s: page %s in %s rendered %d:\n%s", what, r.Page, l, w.Code, w.Body.String())
+			}
 		}
 	}
 	newContext := func() *flows.Context {
@@ -112,7 +117,7 @@ func TestEveryStepsPagesRender(t *testing.T) {
 	}
 	t.Cleanup(func() {
 		if m := rnd.Missing(); len(m) > 0 {
-			t.Errorf("message ids missing from every catalog: %v", m)
+			t.Errorf("message ids missing from every catalog, or from a shipped locale's: %v", m)
 		}
 	})
 	for _, a := range RequiredActions(reg) {

@@ -36,6 +36,7 @@ import (
 	"latchkey/server/clientip"
 	"latchkey/server/config"
 	"latchkey/server/httplimit"
+	"latchkey/server/i18n"
 	"latchkey/server/login"
 	"latchkey/server/mail"
 	"latchkey/server/oidc"
@@ -114,10 +115,18 @@ func LoadConfig(path string) (*config.Config, error) {
 		return nil, err
 	}
 	// The theme is part of the configuration: check rejects what serve would.
-	if _, err := web.NewRenderer(cfg.Branding.ThemeDir, slog.New(slog.DiscardHandler), StepTemplates(reg)...); err != nil {
-		return nil, config.Errors{fmt.Sprintf("%s: branding.themeDir: %v", path, err)}
+	if _, err := web.NewRenderer(renderOptions(cfg), slog.New(slog.DiscardHandler), StepTemplates(reg)...); err != nil {
+		key := "branding.themeDir"
+		if errors.Is(err, i18n.ErrLocale) {
+			key = "i18n.supportedLocales"
+		}
+		return nil, config.Errors{fmt.Sprintf("%s: %s: %v", path, key, err)}
 	}
 	return cfg, nil
+}
+
+func renderOptions(cfg *config.Config) web.Options {
+	return web.Options{ThemeDir: cfg.Branding.ThemeDir, DefaultLocale: cfg.I18n.DefaultLocale, SupportedLocales: cfg.I18n.SupportedLocales}
 }
 
 // Server is one running realm.
@@ -263,7 +272,7 @@ func build(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.L
 		return nil, fmt.Errorf("signing keys: %w", err)
 	}
 	provider := oidc.New(cfg, st, keys, derive("fosite-hmac", 32), derive("refresh-token-jwt", 32), log)
-	renderer, err := web.NewRenderer(cfg.Branding.ThemeDir, log, StepTemplates(Registry(Deps{}))...)
+	renderer, err := web.NewRenderer(renderOptions(cfg), log, StepTemplates(Registry(Deps{}))...)
 	if err != nil {
 		return nil, fmt.Errorf("templates: %w", err)
 	}
@@ -391,8 +400,11 @@ func applyDeclared(u *flows.User, cu config.User) bool {
 	if cu.RequiredActions != nil {
 		u.RequiredActions = slices.Clone(cu.RequiredActions)
 	}
+	if cu.Locale != nil {
+		u.Locale = *cu.Locale
+	}
 	return u.FirstName != before.FirstName || u.LastName != before.LastName || u.EmailVerified != before.EmailVerified ||
-		u.Disabled != before.Disabled || u.PasswordHash != before.PasswordHash || !slices.Equal(u.RequiredActions, before.RequiredActions)
+		u.Locale != before.Locale || u.Disabled != before.Disabled || u.PasswordHash != before.PasswordHash || !slices.Equal(u.RequiredActions, before.RequiredActions)
 }
 
 // Start runs the background work (mail delivery, purging) until ctx ends.

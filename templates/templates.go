@@ -6,5 +6,5 @@ import "embed"
 
 // FS holds the built-in templates.
 //
-//go:embed *.html
+//go:embed *.html *.json
 var FS embed.FS

@@ -198,7 +198,7 @@ func (a *Authenticator) send(ctx context.Context, c *flows.Context, email string
 	}
 	if _, _, err := a.svc.Issue(ctx, Issue{
 		User: u, Type: TypeLogin, AuthSessionID: c.Session.ID, Execution: c.Execution,
-		ClientID: c.Session.ClientID, TTL: a.opt.LinkTTL, Send: true, Rehearse: rehearse,
+		ClientID: c.Session.ClientID, TTL: a.opt.LinkTTL, Send: true, Rehearse: rehearse, Locale: c.Locale,
 	}, now); err != nil {
 		return flows.Result{}, err
 	}

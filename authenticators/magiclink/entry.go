@@ -156,7 +156,7 @@ func (f Factory) enterMinted(ctx context.Context, in *flows.Entry, l *Link, toke
 	if l.Type == TypeVerifyEmail {
 		return answer(flows.Show(PageNotice, NoticePage{Heading: flows.M("verify.doneHeading"), Message: flows.M("verify.done", "Email", u.Email)})), nil
 	}
-	return flows.Entered{Begin: &flows.Begin{UserID: u.ID, ClientID: l.ClientID, Return: l.RedirectURI, Methods: []string{"email"}, Secret: l.ID}}, nil
+	return flows.Entered{Begin: &flows.Begin{UserID: u.ID, ClientID: l.ClientID, Return: l.RedirectURI, Methods: []string{"email"}, Secret: l.ID, Locale: l.Locale}}, nil
 }
 
 // Resume takes a link's confirm POST, or a resend asked from a dead link,
@@ -187,7 +187,7 @@ func detachIfElsewhere(c *flows.Context, r flows.Result) flows.Result {
 		case !d.RetryAfter.IsZero():
 			msg = d.RetryAfter
 		case !d.Queued && d.ResendIn > 0:
-			msg = flows.M("link.sentMomentsAgo", "Seconds", d.ResendIn)
+			msg = flows.M("link.sentMomentsAgo", "Count", d.ResendIn)
 		default:
 			msg = flows.M("link.resent", "Email", d.Email)
 		}

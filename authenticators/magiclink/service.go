@@ -42,6 +42,7 @@ type Link struct {
 	Execution     string
 	ClientID      string
 	RedirectURI   string
+	Locale        string // the mail's and pages' language, when the issuer named one
 	CreatedAt     time.Time
 	ExpiresAt     time.Time
 	OpenedAt      *time.Time
@@ -90,7 +91,7 @@ type Counter interface {
 
 // MailRenderer renders a mail template into subject, text and HTML bodies.
 type MailRenderer interface {
-	Mail(name string, data any) (subject, text, html string, err error)
+	Mail(locale, name string, data any) (subject, text, html string, err error)
 }
 
 // Service issues and redeems links.
@@ -114,6 +115,7 @@ type MailData struct {
 	URL       string
 	Lifetime  time.Duration // rendered with the templates' duration function
 	Type      string
+	Locale    string // the mail's language (<html lang>)
 }
 
 // Issue is what a new link is for.
@@ -125,7 +127,8 @@ type Issue struct {
 	ClientID      string
 	RedirectURI   string
 	TTL           time.Duration
-	Send          bool // queue the mail
+	Send          bool   // queue the mail
+	Locale        string // of the mail (empty: the user's, else the realm's default)
 	// Rehearse does all the work of issuing and rolls the writes back: for
 	// an address without an account, so that response times do not tell
 	// which addresses have accounts.
@@ -145,14 +148,18 @@ func (s *Service) Issue(ctx context.Context, in Issue, now time.Time) (string, *
 	token := base64.RawURLEncoding.EncodeToString(secret[:])
 	link := &Link{
 		TokenHash: HashToken(token), Type: in.Type, UserID: in.User.ID, Email: in.User.Email,
-		AuthSessionID: in.AuthSessionID, Execution: in.Execution, ClientID: in.ClientID, RedirectURI: in.RedirectURI,
+		AuthSessionID: in.AuthSessionID, Execution: in.Execution, ClientID: in.ClientID, RedirectURI: in.RedirectURI, Locale: in.Locale,
 		CreatedAt: now.UTC(), ExpiresAt: now.Add(in.TTL).UTC(),
 	}
 	u := s.PublicURL + linkPath(s.Realm) + "?token=" + url.QueryEscape(token)
 	var mail *Mail
 	if in.Send {
-		subject, text, html, err := s.Mail.Mail("mail-"+in.Type, MailData{
-			RealmName: s.RealmName, Email: in.User.Email, URL: u, Lifetime: in.TTL, Type: in.Type,
+		locale := in.Locale
+		if locale == "" {
+			locale = in.User.Locale
+		}
+		subject, text, html, err := s.Mail.Mail(locale, "mail-"+in.Type, MailData{
+			RealmName: s.RealmName, Email: in.User.Email, URL: u, Lifetime: in.TTL, Type: in.Type, Locale: locale,
 		})
 		if err != nil {
 			return "", nil, fmt.Errorf("render link mail: %w", err)

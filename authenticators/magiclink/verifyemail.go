@@ -80,7 +80,7 @@ func (v VerifyEmail) send(ctx context.Context, c *flows.Context) (flows.Result, 
 		ttl = 15 * time.Minute
 	}
 	if _, _, err := v.Service.Issue(ctx, Issue{User: c.User, Type: TypeVerifyEmail, AuthSessionID: c.Session.ID,
-		Execution: c.Execution, ClientID: c.Session.ClientID, TTL: ttl, Send: true}, now); err != nil {
+		Execution: c.Execution, ClientID: c.Session.ClientID, TTL: ttl, Send: true, Locale: c.Locale}, now); err != nil {
 		return flows.Result{}, err
 	}
 	c.Session.SetNote(noteVerifySent, now.Format(time.RFC3339Nano))

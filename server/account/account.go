@@ -19,6 +19,7 @@ import (
 	"github.com/gorilla/securecookie"
 	"golang.org/x/oauth2"
 
+	"latchkey/flows"
 	"latchkey/server/config"
 	"latchkey/server/web"
 )
@@ -52,6 +53,7 @@ type Handler struct {
 type Profile struct {
 	Subject, Email, Name string
 	EmailVerified        bool
+	Locale               string // the user's (the locale claim)
 	IDToken              string
 	LogoutURL            string
 	CSRF                 string // the sign-out form's token
@@ -116,7 +118,9 @@ func (h *Handler) show(w http.ResponseWriter, r *http.Request) {
 	}
 	var p Profile
 	if h.read(r, profileCookie, &p) {
-		v := web.View{Title: "Your account", RealmName: h.Name, StaticURL: "/realms/" + h.Realm + "/static", Data: p}
+		loc := h.locale(r, p.Locale)
+		v := web.View{Title: h.Web.Text(loc, flows.M("account.title")), RealmName: h.Name, StaticURL: "/realms/" + h.Realm + "/static",
+			Data: p, Locale: loc, SwitchURL: r.URL.RequestURI()}
 		h.Web.Page(w, http.StatusOK, "account", v)
 		return
 	}
@@ -125,9 +129,23 @@ func (h *Handler) show(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, h.oauth().AuthCodeURL(pl.State, oauth2.S256ChallengeOption(pl.Verifier)), http.StatusFound)
 }
 
-func (h *Handler) fail(w http.ResponseWriter, msg string) {
-	v := web.View{Title: "Cannot sign in", RealmName: h.Name, StaticURL: "/realms/" + h.Realm + "/static", Message: msg,
-		RestartURL: "/realms/" + h.Realm + "/account"}
+// locale is the page's language: the switcher's cookie (set by the login
+// pages, kc_locale), the user's, Accept-Language, the default.
+func (h *Handler) locale(r *http.Request, user string) string {
+	var prefs []string
+	if c, err := r.Cookie("KEYCLOAK_LOCALE"); err == nil {
+		prefs = append(prefs, c.Value)
+	}
+	if l, ok := h.Web.Catalog().Match(append(prefs, user, r.Header.Get("Accept-Language"))...); ok {
+		return l
+	}
+	return h.Web.Catalog().Default()
+}
+
+func (h *Handler) fail(w http.ResponseWriter, r *http.Request, msg flows.Msg) {
+	loc := h.locale(r, "")
+	v := web.View{Title: h.Web.Text(loc, flows.M("login.cannotTitle")), RealmName: h.Name, StaticURL: "/realms/" + h.Realm + "/static",
+		Message: h.Web.Text(loc, msg), RestartURL: "/realms/" + h.Realm + "/account", Locale: loc}
 	h.Web.Page(w, http.StatusBadRequest, "error", v)
 }
 
@@ -135,12 +153,12 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 	var pl pendingLogin
 	q := r.URL.Query()
 	if !h.read(r, loginCookie, &pl) || subtle.ConstantTimeCompare([]byte(pl.State), []byte(q.Get("state"))) != 1 {
-		h.fail(w, "This sign-in did not start here, or took too long.")
+		h.fail(w, r, flows.M("account.notStartedHere"))
 		return
 	}
 	h.cookie(w, loginCookie, nil, -1)
 	if e := q.Get("error"); e != "" {
-		h.fail(w, "Sign-in failed: "+e)
+		h.fail(w, r, flows.M("account.failed", "Error", e))
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
@@ -149,13 +167,13 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 	tok, err := h.oauth().Exchange(ctx, q.Get("code"), oauth2.VerifierOption(pl.Verifier))
 	if err != nil {
 		h.Log.Warn("account: code exchange", "err", err)
-		h.fail(w, "The sign-in could not be completed.")
+		h.fail(w, r, flows.M("account.notCompleted"))
 		return
 	}
 	p, err := h.userinfo(ctx, tok)
 	if err != nil {
 		h.Log.Warn("account: userinfo", "err", err)
-		h.fail(w, "The sign-in could not be completed.")
+		h.fail(w, r, flows.M("account.notCompleted"))
 		return
 	}
 	p.IDToken, _ = tok.Extra("id_token").(string)
@@ -177,13 +195,13 @@ func (h *Handler) userinfo(ctx context.Context, tok *oauth2.Token) (Profile, err
 		return Profile{}, fmt.Errorf("userinfo status %d", resp.StatusCode)
 	}
 	var c struct {
-		Sub, Email, Name string
-		Verified         bool `json:"email_verified"`
+		Sub, Email, Name, Locale string
+		Verified                 bool `json:"email_verified"`
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&c); err != nil {
 		return Profile{}, err
 	}
-	return Profile{Subject: c.Sub, Email: c.Email, Name: c.Name, EmailVerified: c.Verified}, nil
+	return Profile{Subject: c.Sub, Email: c.Email, Name: c.Name, EmailVerified: c.Verified, Locale: c.Locale}, nil
 }
 
 // accountJSON answers Keycloak's account representation for a bearer

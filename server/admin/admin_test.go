@@ -100,7 +100,7 @@ func (f fakeFlows) FindAuthenticator(_, id string) (string, flows.Config, bool) 
 
 type renderer struct{}
 
-func (renderer) Mail(name string, data any) (string, string, string, error) {
+func (renderer) Mail(_, name string, data any) (string, string, string, error) {
 	return "Sign in", "link: " + data.(magiclink.MailData).URL, "", nil
 }
 

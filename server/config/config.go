@@ -19,9 +19,11 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/text/language"
 	"gopkg.in/yaml.v3"
 
 	"latchkey/flows"
+	"latchkey/server/i18n"
 )
 
 // Config is realm.yaml. The yaml keys are a contract: extend, never rename.
@@ -43,6 +45,7 @@ type Config struct {
 	DefaultRoles []string `yaml:"defaultRoles"`
 	Groups       []Group  `yaml:"groups"`
 	Branding     Branding `yaml:"branding"`
+	I18n         I18n     `yaml:"i18n"`
 	APIKeys      []APIKey `yaml:"apiKeys"`
 	Outbox       Outbox   `yaml:"outbox"`
 
@@ -265,6 +268,8 @@ type User struct {
 	Roles       []string            `yaml:"roles"`
 	ClientRoles map[string][]string `yaml:"clientRoles"`
 	Groups      []string            `yaml:"groups"`
+	// Locale is the user's language (BCP 47, one of i18n.supportedLocales).
+	Locale *string `yaml:"locale"`
 }
 
 // Branding is how the hosted pages look.
@@ -273,6 +278,15 @@ type Branding struct {
 	PrimaryColor string `yaml:"primaryColor"`
 	// ThemeDir holds templates/ and static/ files that override the built-in ones by name.
 	ThemeDir string `yaml:"themeDir"`
+}
+
+// I18n is the realm's languages. A login's language is picked from
+// ui_locales, kc_locale, the page's language switcher (a cookie), the
+// user's locale and Accept-Language, among SupportedLocales.
+type I18n struct {
+	DefaultLocale string `yaml:"defaultLocale"`
+	// SupportedLocales: empty means every shipped locale (i18n.Shipped).
+	SupportedLocales []string `yaml:"supportedLocales"`
 }
 
 // APIKey authorises calls to the management API.
@@ -318,6 +332,7 @@ func defaults() Config {
 		},
 		Outbox:   Outbox{PollInterval: Duration(time.Second), Lease: Duration(time.Minute), MaxAttempts: 12, Parallel: 8},
 		Sessions: Sessions{AuthSessionTTL: Duration(time.Hour), SSOSessionTTL: Duration(10 * time.Hour), SSOIdleTimeout: Duration(30 * time.Minute), AuthSessionsPerMinutePerIP: 120},
+		I18n:     I18n{DefaultLocale: "en"},
 	}
 }
 
@@ -477,12 +492,38 @@ func (d *decoder) validate(c *Config, opts Schema) {
 	default:
 		d.failAt("tokens.signingAlgorithm", "must be RS256, ES256 or EdDSA")
 	}
+	d.validateI18n(c)
 	d.validateClients(c)
 	d.authSessionTTL = c.Sessions.AuthSessionTTL.D()
 	d.validateFlows(c, opts.Options)
 	d.validateUsers(c, opts.RequiredActions)
 	d.validateRoles(c)
 	d.validateAPIKeys(c)
+}
+
+// validateI18n checks the locales are BCP 47 tags and the default is
+// supported; whether each has messages is the renderer's check.
+func (d *decoder) validateI18n(c *Config) {
+	if len(c.I18n.SupportedLocales) == 0 {
+		c.I18n.SupportedLocales = slices.Clone(i18n.Shipped)
+	}
+	for i, l := range c.I18n.SupportedLocales {
+		t, err := language.Parse(l)
+		if err != nil {
+			d.failAt(fmt.Sprintf("i18n.supportedLocales[%d]", i), "%q is not a language tag (like en, de or pt-BR)", l)
+			continue
+		}
+		c.I18n.SupportedLocales[i] = t.String()
+	}
+	t, err := language.Parse(c.I18n.DefaultLocale)
+	if err != nil {
+		d.failAt("i18n.defaultLocale", "%q is not a language tag (like en, de or pt-BR)", c.I18n.DefaultLocale)
+		return
+	}
+	c.I18n.DefaultLocale = t.String()
+	if !slices.Contains(c.I18n.SupportedLocales, c.I18n.DefaultLocale) {
+		d.failAt("i18n.defaultLocale", "%s is not one of i18n.supportedLocales (%s)", c.I18n.DefaultLocale, strings.Join(c.I18n.SupportedLocales, ", "))
+	}
 }
 
 func (d *decoder) validateAPIKeys(c *Config) {
@@ -672,6 +713,13 @@ func (d *decoder) validateUsers(c *Config, actions []string) {
 		for j, a := range u.RequiredActions {
 			if !contains(actions, a) {
 				d.failAt(fmt.Sprintf("%s.requiredActions[%d]", p, j), "unknown required action %q (known: %s)", a, strings.Join(actions, ", "))
+			}
+		}
+		if u.Locale != nil {
+			if t, err := language.Parse(*u.Locale); err != nil || !slices.Contains(c.I18n.SupportedLocales, t.String()) {
+				d.failAt(p+".locale", "must be one of i18n.supportedLocales (%s)", strings.Join(c.I18n.SupportedLocales, ", "))
+			} else {
+				*c.Users[i].Locale = t.String()
 			}
 		}
 		if h := u.PasswordHash; h != "" && !strings.HasPrefix(h, "$2a$") && !strings.HasPrefix(h, "$2b$") && !strings.HasPrefix(h, "$2y$") {

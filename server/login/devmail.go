@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 
+	"latchkey/flows"
 	"latchkey/server/mail"
 	"latchkey/server/store"
 )
@@ -23,16 +24,18 @@ func (h *DevMailbox) Routes(mux *http.ServeMux) {
 }
 
 func (h *DevMailbox) show(w http.ResponseWriter, r *http.Request) {
+	loc := h.locale(w, r, nil, nil)
 	mails, err := h.Store.RecentMail(r.Context(), 20)
 	if err != nil {
-		h.internal(w, r, err)
+		h.internal(w, r, loc, err)
 		return
 	}
 	for i := range mails {
 		mails[i].Text, _ = h.Sealer.Open(mails[i].Text)
 		mails[i].HTML = ""
 	}
-	v := h.view("Development mailbox")
+	v := h.view(loc, flows.M("devmail.title"))
+	v.SwitchURL = r.URL.RequestURI()
 	v.Data = mails
 	h.Web.Page(w, http.StatusOK, "dev-mail", v)
 }

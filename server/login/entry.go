@@ -30,29 +30,30 @@ func (h *Handler) entry(ep flows.FactoryEntry, base string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
 		b := h.Cookies.Browser(w, r)
+		loc := h.locale(w, r, nil, nil)
 		in := &flows.Entry{
 			Method: r.Method, Path: r.PathValue("path"), Query: r.URL.Query(),
 			ClientIP: h.ClientIP.Of(r), UserAgent: r.UserAgent(), Users: h.Store, WaitsAt: h.waitsAt,
 		}
 		if r.Method == http.MethodPost {
 			if !b.ValidCSRF(r) {
-				h.fail(w, http.StatusForbidden, "Form expired", "This page was open too long or cookies are blocked. Open the link from your email again.", "")
+				h.fail(w, loc, http.StatusForbidden, flows.M("form.expiredTitle"), flows.M("form.expiredLink"), "")
 				return
 			}
 			in.Form = r.PostForm
 		}
 		flowName, err := h.Engine.FlowFor("browser")
 		if err != nil {
-			h.internal(w, r, err)
+			h.internal(w, r, loc, err)
 			return
 		}
 		_, _, in.InBrowserFlow = h.Engine.FindAuthenticator(flowName, ep.Factory)
 		entered, err := ep.Enter(ctx, in, time.Now())
 		switch {
 		case err != nil:
-			h.internal(w, r, err)
+			h.internal(w, r, loc, err)
 		case entered.Answer != nil:
-			h.answer(w, b, base, *entered.Answer)
+			h.answer(w, r, loc, b, base, *entered.Answer)
 		case entered.Begin != nil:
 			h.begin(w, r, b, ep.Factory, flowName, entered.Begin)
 		default:
@@ -62,7 +63,7 @@ func (h *Handler) entry(ep flows.FactoryEntry, base string) http.HandlerFunc {
 }
 
 // answer shows a page an entry point answered with, outside any login.
-func (h *Handler) answer(w http.ResponseWriter, b browser, action string, res flows.Result) {
+func (h *Handler) answer(w http.ResponseWriter, r *http.Request, loc string, b browser, action string, res flows.Result) {
 	code := http.StatusOK
 	if res.Gone {
 		code = http.StatusGone
@@ -71,10 +72,13 @@ func (h *Handler) answer(w http.ResponseWriter, b browser, action string, res fl
 		if !res.Gone {
 			code = http.StatusForbidden
 		}
-		h.fail(w, code, "Cannot sign in", h.Web.Text(res.Message), "")
+		h.fail(w, loc, code, flows.M("login.cannotTitle"), res.Message, "")
 		return
 	}
-	v := h.view("Sign in")
+	v := h.view(loc, flows.M("login.title"))
+	if r.Method == http.MethodGet {
+		v.SwitchURL = r.URL.RequestURI()
+	}
 	v.CSRF, v.Action, v.Data = b.CSRF, action, res.Data
 	h.Web.Page(w, code, res.Page, v)
 }
@@ -87,43 +91,47 @@ func (h *Handler) resume(w http.ResponseWriter, r *http.Request, b browser, ente
 	ctx := r.Context()
 	st, _, err := h.load(ctx, entered.Session)
 	if errors.Is(err, errSessionGone) {
-		h.fail(w, http.StatusGone, "Sign-in expired", "The sign-in this link belongs to has expired. Go back to the application and sign in again.", "")
+		h.fail(w, h.locale(w, r, st, nil), http.StatusGone, flows.M("login.expiredTitle"), flows.M("link.loginExpired"), "")
 		return
 	}
 	if err != nil {
-		h.internal(w, r, err)
+		h.internal(w, r, h.locale(w, r, nil, nil), err)
 		return
 	}
-	c := h.flowContext(r, st, in.Form)
+	c, err := h.flowContext(w, r, st, in.Form)
+	if err != nil {
+		h.internal(w, r, h.locale(w, r, st, nil), err)
+		return
+	}
 	c.SameBrowser = st.boundTo == b.ID
 	out, err := h.Engine.Resume(ctx, c, entered.Execution, in)
 	if err != nil {
-		h.internal(w, r, err)
+		h.internal(w, r, c.Locale, err)
 		return
 	}
 	if !mayContinue(st, b, c) {
 		switch {
 		case out.Failed:
-			h.fail(w, failCode(out), "Cannot sign in", h.Web.Text(out.Message), "")
+			h.fail(w, c.Locale, failCode(out), flows.M("login.cannotTitle"), out.Message, "")
 		case out.Detached && out.Page != "":
 			// The login stays bound to its own browser.
 			if err := h.save(ctx, st, st.boundTo); err != nil {
-				h.internal(w, r, err)
+				h.internal(w, r, c.Locale, err)
 				return
 			}
-			v := h.view("Sign in")
+			v := h.view(c.Locale, flows.M("login.title"))
 			v.Data = out.Data
 			h.Web.Page(w, http.StatusOK, out.Page, v)
 		default:
 			h.Log.Info("login resume refused", "event", "resume_refused", "reason", "not_consumed", "execution", entered.Execution)
-			h.fail(w, http.StatusGone, "Cannot sign in", "This link belongs to a sign-in that has moved on. Continue in the browser where you started it.", "")
+			h.fail(w, c.Locale, http.StatusGone, flows.M("login.cannotTitle"), flows.M("link.movedOn"), "")
 		}
 		return
 	}
 	if c.ConsumedSecret != "" && !out.Done && !out.Failed {
 		// More steps: continue on the login page, now bound to this browser.
 		if err := h.save(ctx, st, b.ID); err != nil {
-			h.internal(w, r, err)
+			h.internal(w, r, c.Locale, err)
 			return
 		}
 		http.Redirect(w, r, h.authenticateURL(st.Flow.ID), http.StatusSeeOther)
@@ -145,7 +153,7 @@ func failCode(out flows.Outcome) int {
 func (h *Handler) begin(w http.ResponseWriter, r *http.Request, b browser, factory, flowName string, bg *flows.Begin) {
 	exec, _, ok := h.Engine.FindAuthenticator(flowName, factory)
 	if !ok {
-		h.fail(w, http.StatusForbidden, "Cannot sign in", "This way of signing in is not enabled for this realm.", "")
+		h.fail(w, h.locale(w, r, nil, nil), http.StatusForbidden, flows.M("login.cannotTitle"), flows.M("login.methodDisabled"), "")
 		return
 	}
 	st := &state{
@@ -160,7 +168,14 @@ func (h *Handler) begin(w http.ResponseWriter, r *http.Request, b browser, facto
 	for _, m := range bg.Methods {
 		st.Flow.AddMethod(m)
 	}
-	c := h.flowContext(r, st, nil)
+	if bg.Locale != "" {
+		st.Locale = h.Web.Catalog().Locale(bg.Locale)
+	}
+	c, err := h.flowContext(w, r, st, nil)
+	if err != nil {
+		h.internal(w, r, h.locale(w, r, st, nil), err)
+		return
+	}
 	c.SameBrowser, c.ConsumedSecret = true, bg.Secret
 	out, err := h.Engine.Run(r.Context(), c)
 	h.respond(w, r, st, c, b, out, err)

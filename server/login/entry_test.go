@@ -160,7 +160,7 @@ func newHarness(t *testing.T) *harness {
 	page := func(s string) *fstest.MapFile {
 		return &fstest.MapFile{Data: []byte(`{{define "content"}}<p id="page">` + s + `</p><i id="csrf">{{.CSRF}}</i>{{end}}`)}
 	}
-	rnd, err := web.NewRenderer("", log, fstest.MapFS{"cb-answer.html": page("answer"), "cb-wait.html": page("wait"),
+	rnd, err := web.NewRenderer(web.Options{}, log, fstest.MapFS{"cb-answer.html": page("answer"), "cb-wait.html": page("wait"),
 		"cb-notice.html": page("notice"), "cb-next.html": page("next")})
 	if err != nil {
 		t.Fatal(err)

@@ -66,6 +66,10 @@ type state struct {
 	// is established and the browser sent here (a registered URI of the
 	// client), where the app's own login completes without a form.
 	Return string `json:"return,omitempty"`
+	// Locale is the login's language when the app (ui_locales, kc_locale)
+	// or the user (the switcher: ChosenLocale) named one.
+	Locale       string `json:"locale,omitempty"`
+	ChosenLocale bool   `json:"chosenLocale,omitempty"`
 
 	stored  string // the JSON as loaded, to skip writing an unchanged session
 	boundTo string // the browser it was bound to when loaded
@@ -97,14 +101,13 @@ func (h *Handler) authorize(w http.ResponseWriter, r *http.Request) {
 			h.OIDC.WriteAuthorizeError(ctx, w, ar, err)
 			return
 		}
-		msg := "The application sent an invalid sign-in request."
+		// The hint is fosite's, in English: it names the parameter at fault.
+		msg := flows.M("login.badRequest", "Hint", fosite.ErrorToRFC6749Error(err).HintField)
 		if errors.Is(err, oidc.ErrUnregisteredRedirect) {
-			msg = "The application asked to return to an address that is not registered for it (redirect_uri)."
-		} else if rfc := fosite.ErrorToRFC6749Error(err); rfc.HintField != "" {
-			msg += " " + rfc.HintField
+			msg = flows.M("login.unregisteredRedirect")
 		}
 		h.Log.Info("authorization request refused", "event", "authorize_error", "client_id", r.Form.Get("client_id"), "err", err)
-		h.fail(w, http.StatusBadRequest, "Cannot sign in", msg, "")
+		h.fail(w, h.locale(w, r, nil, nil), http.StatusBadRequest, flows.M("login.cannotTitle"), msg, "")
 		return
 	}
 	// fosite enforces PKCE only when it issues the code; refuse before the
@@ -118,7 +121,7 @@ func (h *Handler) authorize(w http.ResponseWriter, r *http.Request) {
 	}
 	flowName, err := h.Engine.FlowFor("browser")
 	if err != nil {
-		h.internal(w, r, err)
+		h.internal(w, r, h.locale(w, r, nil, nil), err)
 		return
 	}
 	maxAge := -1
@@ -136,12 +139,20 @@ func (h *Handler) authorize(w http.ResponseWriter, r *http.Request) {
 		Query: r.Form.Encode(),
 	}
 	b := h.Cookies.Browser(w, r)
-	c := h.flowContext(r, st, nil)
+	c, err := h.flowContext(w, r, st, nil)
+	if err != nil {
+		h.internal(w, r, h.locale(w, r, nil, nil), err)
+		return
+	}
+	// The app's ui_locales comes before everything else (OIDC Core 3.1.2.1).
+	if l, ok := h.Web.Catalog().Match(r.Form.Get("ui_locales")); ok {
+		st.Locale, st.ChosenLocale, c.Locale = l, false, l
+	}
 	if slices.Contains(strings.Fields(r.Form.Get("prompt")), "none") {
 		// No page may be shown: only a step that decides at once (the SSO cookie) can succeed.
 		out, err := h.Engine.Run(ctx, c)
 		if err != nil {
-			h.internal(w, r, err)
+			h.internal(w, r, c.Locale, err)
 			return
 		}
 		if !out.Done {
@@ -153,7 +164,7 @@ func (h *Handler) authorize(w http.ResponseWriter, r *http.Request) {
 	}
 	out, err := h.Engine.Run(ctx, c)
 	if err != nil {
-		h.internal(w, r, err)
+		h.internal(w, r, c.Locale, err)
 		return
 	}
 	if out.Done {
@@ -163,20 +174,20 @@ func (h *Handler) authorize(w http.ResponseWriter, r *http.Request) {
 	// Each attempt that needs a page is a stored row: bound how many one
 	// address may start.
 	if n, until, err := h.Counter.Hit(ctx, "auth-ip:"+c.ClientIP, time.Minute, time.Now()); err != nil {
-		h.internal(w, r, err)
+		h.internal(w, r, c.Locale, err)
 		return
 	} else if n > h.Cfg.Sessions.AuthSessionsPerMinutePerIP {
 		h.Log.Warn("login attempts rate limited", "event", "auth_session_rate_limited", "client_ip", c.ClientIP)
 		w.Header().Set("Retry-After", strconv.Itoa(max(1, int(time.Until(until).Seconds()+0.5))))
-		h.fail(w, http.StatusTooManyRequests, "Too many sign-in attempts", "Too many sign-ins were started from your network. Wait a minute, then try again.", "")
+		h.fail(w, c.Locale, http.StatusTooManyRequests, flows.M("login.tooManyTitle"), flows.M("login.tooMany"), "")
 		return
 	}
 	if err := h.save(ctx, st, b.ID); err != nil {
-		h.internal(w, r, err)
+		h.internal(w, r, c.Locale, err)
 		return
 	}
 	if out.Failed {
-		h.fail(w, http.StatusForbidden, "Cannot sign in", h.Web.Text(out.Message), h.restartURL(st.Flow.ID))
+		h.fail(w, c.Locale, http.StatusForbidden, flows.M("login.cannotTitle"), out.Message, h.restartURL(st.Flow.ID))
 		return
 	}
 	// Post/redirect/get: the login page has its own URL, so reloads are safe.
@@ -187,11 +198,22 @@ func (h *Handler) authenticateURL(id string) string {
 	return h.prefix() + "/login-actions/authenticate?session=" + url.QueryEscape(id)
 }
 
-func (h *Handler) flowContext(r *http.Request, st *state, form url.Values) *flows.Context {
+// flowContext is what the engine runs a request of the login with. The
+// login's user, once known, is loaded here (the engine would load it
+// anyway) so that the page and the mail a step sends use its locale.
+func (h *Handler) flowContext(w http.ResponseWriter, r *http.Request, st *state, form url.Values) (*flows.Context, error) {
 	c := &flows.Context{
 		Realm: h.Cfg.Realm, RealmName: h.Cfg.DisplayName(), Session: &st.Flow, Form: form, ClientIP: h.ClientIP.Of(r), UserAgent: r.UserAgent(),
 		ActionURL: h.authenticateURL(st.Flow.ID), Users: h.Store, Credentials: h.Credentials, Now: time.Now, SameBrowser: true,
 	}
+	if st.Flow.UserID != "" {
+		u, err := h.Store.UserByID(r.Context(), st.Flow.UserID)
+		if err != nil {
+			return nil, fmt.Errorf("load user of session: %w", err)
+		}
+		c.User = u
+	}
+	c.Locale = h.locale(w, r, st, c.User)
 	if id := h.Cookies.SSOID(r); id != "" {
 		if sso, err := h.Store.SSOSessionByID(r.Context(), id, time.Now()); err == nil {
 			var methods []string
@@ -201,7 +223,7 @@ func (h *Handler) flowContext(r *http.Request, st *state, form url.Values) *flow
 			c.SSO = &flows.SSO{UserID: sso.UserID, AuthTime: sso.AuthTime, Methods: methods}
 		}
 	}
-	return c
+	return c, nil
 }
 
 func (h *Handler) save(ctx context.Context, st *state, browserID string) error {
@@ -256,13 +278,13 @@ func (h *Handler) loadBound(w http.ResponseWriter, r *http.Request, b browser) *
 		if st != nil {
 			restart = h.restartURL(id)
 		}
-		h.fail(w, http.StatusGone, "Sign-in expired", "This sign-in took too long and has expired.", restart)
+		h.fail(w, h.locale(w, r, st, nil), http.StatusGone, flows.M("login.expiredTitle"), flows.M("login.expired"), restart)
 		return nil
 	case err != nil:
-		h.internal(w, r, err)
+		h.internal(w, r, h.locale(w, r, nil, nil), err)
 		return nil
 	case !mayContinue(st, b, nil):
-		h.fail(w, http.StatusForbidden, "Sign-in not found", "This sign-in was started in another browser, or your cookies were cleared.", h.restartURL(id))
+		h.fail(w, h.locale(w, r, nil, nil), http.StatusForbidden, flows.M("login.notFoundTitle"), flows.M("login.otherBrowser"), h.restartURL(id))
 		return nil
 	}
 	return st
@@ -277,50 +299,52 @@ func mayContinue(st *state, b browser, c *flows.Context) bool {
 }
 
 func (h *Handler) page(w http.ResponseWriter, r *http.Request) {
-	b := h.Cookies.Browser(w, r)
-	st := h.loadBound(w, r, b)
-	if st == nil {
-		return
-	}
-	c := h.flowContext(r, st, nil)
-	out, err := h.Engine.Run(r.Context(), c)
-	h.respond(w, r, st, c, b, out, err)
+	h.continueLogin(w, r, h.Cookies.Browser(w, r), nil, func(ctx context.Context, c *flows.Context) (flows.Outcome, error) {
+		return h.Engine.Run(ctx, c)
+	})
 }
 
 func (h *Handler) action(w http.ResponseWriter, r *http.Request) {
-	b, ok := h.postedBrowser(w, r, "This form is no longer valid (it may have been open too long). Go back and try again.")
+	b, ok := h.postedBrowser(w, r, flows.M("form.expired"))
 	if !ok {
 		return
 	}
-	st := h.loadBound(w, r, b)
-	if st == nil {
-		return
-	}
-	c := h.flowContext(r, st, r.PostForm)
-	out, err := h.Engine.Act(r.Context(), c, r.PostForm.Get("execution"))
-	h.respond(w, r, st, c, b, out, err)
+	h.continueLogin(w, r, b, r.PostForm, func(ctx context.Context, c *flows.Context) (flows.Outcome, error) {
+		return h.Engine.Act(ctx, c, r.PostForm.Get("execution"))
+	})
 }
 
 func (h *Handler) selectAlternative(w http.ResponseWriter, r *http.Request) {
-	b, ok := h.postedBrowser(w, r, "This form is no longer valid. Go back and try again.")
+	b, ok := h.postedBrowser(w, r, flows.M("form.expired"))
 	if !ok {
 		return
 	}
+	h.continueLogin(w, r, b, nil, func(ctx context.Context, c *flows.Context) (flows.Outcome, error) {
+		return h.Engine.Select(ctx, c, r.PostForm.Get("execution"))
+	})
+}
+
+// continueLogin runs one request of a login this browser owns.
+func (h *Handler) continueLogin(w http.ResponseWriter, r *http.Request, b browser, form url.Values, run func(context.Context, *flows.Context) (flows.Outcome, error)) {
 	st := h.loadBound(w, r, b)
 	if st == nil {
 		return
 	}
-	c := h.flowContext(r, st, nil)
-	out, err := h.Engine.Select(r.Context(), c, r.PostForm.Get("execution"))
+	c, err := h.flowContext(w, r, st, form)
+	if err != nil {
+		h.internal(w, r, h.locale(w, r, st, nil), err)
+		return
+	}
+	out, err := run(r.Context(), c)
 	h.respond(w, r, st, c, b, out, err)
 }
 
 // postedBrowser returns the browser of a form POST, or shows the expired-form
 // page when its CSRF token does not match (forged, or the page is stale).
-func (h *Handler) postedBrowser(w http.ResponseWriter, r *http.Request, hint string) (browser, bool) {
+func (h *Handler) postedBrowser(w http.ResponseWriter, r *http.Request, hint flows.Msg) (browser, bool) {
 	b := h.Cookies.Browser(w, r)
 	if !b.ValidCSRF(r) {
-		h.fail(w, http.StatusForbidden, "Form expired", hint, "")
+		h.fail(w, h.locale(w, r, nil, nil), http.StatusForbidden, flows.M("form.expiredTitle"), hint, "")
 		return b, false
 	}
 	return b, true
@@ -329,7 +353,7 @@ func (h *Handler) postedBrowser(w http.ResponseWriter, r *http.Request, hint str
 // respond persists the session and shows what the engine decided.
 func (h *Handler) respond(w http.ResponseWriter, r *http.Request, st *state, c *flows.Context, b browser, out flows.Outcome, err error) {
 	if err != nil {
-		h.internal(w, r, err)
+		h.internal(w, r, c.Locale, err)
 		return
 	}
 	if out.Done {
@@ -337,14 +361,15 @@ func (h *Handler) respond(w http.ResponseWriter, r *http.Request, st *state, c *
 		return
 	}
 	if err := h.save(r.Context(), st, b.ID); err != nil {
-		h.internal(w, r, err)
+		h.internal(w, r, c.Locale, err)
 		return
 	}
 	if out.Failed {
-		h.fail(w, http.StatusForbidden, "Cannot sign in", h.Web.Text(out.Message), h.restartURL(st.Flow.ID))
+		h.fail(w, c.Locale, http.StatusForbidden, flows.M("login.cannotTitle"), out.Message, h.restartURL(st.Flow.ID))
 		return
 	}
-	v := h.view("Sign in")
+	v := h.view(c.Locale, flows.M("login.title"))
+	v.SwitchURL = h.authenticateURL(st.Flow.ID)
 	v.CSRF, v.Action, v.Exec, v.Data = b.CSRF, h.authenticateURL(st.Flow.ID), out.Execution, out.Data
 	v.Choices, v.SelectURL = out.Choices, h.prefix()+"/login-actions/select?session="+url.QueryEscape(st.Flow.ID)
 	h.Web.Page(w, http.StatusOK, out.Page, v)
@@ -361,11 +386,11 @@ func (h *Handler) complete(w http.ResponseWriter, r *http.Request, st *state, c 
 	if ar == nil {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "/?"+st.Query, nil)
 		if err != nil {
-			h.internal(w, r, err)
+			h.internal(w, r, c.Locale, err)
 			return
 		}
 		if ar, err = h.OIDC.ParseAuthorize(ctx, req); err != nil {
-			h.fail(w, http.StatusBadRequest, "Cannot sign in", "The sign-in request is no longer valid. Go back to the application and try again.", "")
+			h.fail(w, c.Locale, http.StatusBadRequest, flows.M("login.cannotTitle"), flows.M("login.requestGone"), "")
 			return
 		}
 	}
@@ -393,6 +418,9 @@ func (h *Handler) complete(w http.ResponseWriter, r *http.Request, st *state, c 
 		if err := h.Store.DeleteAuthSession(ctx, st.Flow.ID); err != nil {
 			return fmt.Errorf("delete finished auth session: %w", err)
 		}
+		if err := h.rememberLocale(ctx, st, c.User); err != nil {
+			return err
+		}
 		// A client that wants back-channel logout is told when this
 		// session ends: remember that it got tokens in it.
 		if cl, ok := h.Cfg.Client(st.Flow.ClientID); ok && cl.BackchannelLogoutURL != "" {
@@ -411,7 +439,7 @@ func (h *Handler) complete(w http.ResponseWriter, r *http.Request, st *state, c 
 		h.OIDC.WriteAuthorizeError(ctx, w, ar, issueErr)
 		return
 	case err != nil:
-		h.internal(w, r, err)
+		h.internal(w, r, c.Locale, err)
 		return
 	}
 	if fresh {
@@ -420,6 +448,20 @@ func (h *Handler) complete(w http.ResponseWriter, r *http.Request, st *state, c 
 	h.Log.Info("login succeeded", "event", "login", "user_id", c.User.ID, "client_id", st.Flow.ClientID,
 		"methods", st.Flow.Methods, "sso_reused", !fresh)
 	h.OIDC.WriteAuthorize(ctx, w, ar, resp)
+}
+
+// rememberLocale keeps the language the user picked with the switcher
+// during the login as the user's (Keycloak does the same): the next login
+// and the ID token's locale claim follow it.
+func (h *Handler) rememberLocale(ctx context.Context, st *state, u *flows.User) error {
+	if !st.ChosenLocale || u == nil || u.Locale == st.Locale {
+		return nil
+	}
+	u.Locale = st.Locale
+	if err := h.Store.UpdateUser(ctx, u); err != nil {
+		return fmt.Errorf("remember the user's locale: %w", err)
+	}
+	return nil
 }
 
 // sessionRef is the sid of tokens issued in an SSO session: it names the
@@ -467,7 +509,7 @@ func (h *Handler) completeMinted(w http.ResponseWriter, r *http.Request, st *sta
 		return h.Store.DeleteAuthSession(ctx, st.Flow.ID)
 	})
 	if err != nil {
-		h.internal(w, r, err)
+		h.internal(w, r, c.Locale, err)
 		return
 	}
 	h.setSSOCookies(w, r, ssoID)
@@ -481,10 +523,10 @@ func (h *Handler) restart(w http.ResponseWriter, r *http.Request) {
 	st, _, err := h.load(r.Context(), r.URL.Query().Get("session"))
 	if st == nil || st.Query == "" {
 		if err != nil && !errors.Is(err, errSessionGone) {
-			h.internal(w, r, err)
+			h.internal(w, r, h.locale(w, r, st, nil), err)
 			return
 		}
-		h.fail(w, http.StatusGone, "Sign-in expired", "Go back to the application and sign in again.", "")
+		h.fail(w, h.locale(w, r, st, nil), http.StatusGone, flows.M("login.expiredTitle"), flows.M("login.expiredGoBack"), "")
 		return
 	}
 	http.Redirect(w, r, h.prefix()+"/protocol/openid-connect/auth?"+st.Query, http.StatusSeeOther)

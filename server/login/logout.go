@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"time"
 
+	"latchkey/flows"
 	"latchkey/server/mail"
 	"latchkey/server/oidc"
 	"latchkey/server/store"
@@ -48,6 +49,7 @@ func (h *Logout) Routes(mux *http.ServeMux) {
 func (h *Logout) logout(w http.ResponseWriter, r *http.Request) {
 	_ = r.ParseForm()
 	b := h.Cookies.Browser(w, r)
+	loc := h.locale(w, r, nil, nil)
 	clientID := r.Form.Get("client_id")
 	redirect := r.Form.Get("post_logout_redirect_uri")
 	confirmed := r.Method == http.MethodPost && b.ValidCSRF(r)
@@ -57,29 +59,29 @@ func (h *Logout) logout(w http.ResponseWriter, r *http.Request) {
 		var err error
 		hint, err = h.OIDC.IDTokenHint(r.Context(), raw)
 		if err != nil {
-			h.fail(w, http.StatusBadRequest, "Cannot sign out", "The application sent an invalid sign-out request (id_token_hint).", "")
+			h.fail(w, loc, http.StatusBadRequest, flows.M("logout.cannotTitle"), flows.M("logout.badHint"), "")
 			return
 		}
 		if clientID != "" && clientID != hint.ClientID {
-			h.fail(w, http.StatusBadRequest, "Cannot sign out", "The sign-out request names two different applications.", "")
+			h.fail(w, loc, http.StatusBadRequest, flows.M("logout.cannotTitle"), flows.M("logout.twoClients"), "")
 			return
 		}
 		clientID = hint.ClientID
 		if !confirmed {
 			matches, err := h.hintMatchesSSO(r.Context(), hint, ssoID)
 			if err != nil {
-				h.internal(w, r, err)
+				h.internal(w, r, loc, err)
 				return
 			}
 			confirmed = matches
 		}
 	}
 	if redirect != "" && !h.OIDC.PostLogoutAllowed(clientID, redirect) {
-		h.fail(w, http.StatusBadRequest, "Cannot sign out", "The application asked to return to an address that is not registered for it (post_logout_redirect_uri).", "")
+		h.fail(w, loc, http.StatusBadRequest, flows.M("logout.cannotTitle"), flows.M("logout.unregisteredRedirect"), "")
 		return
 	}
 	if !confirmed {
-		v := h.view("Sign out")
+		v := h.view(loc, flows.M("logout.title"))
 		v.CSRF, v.Action = b.CSRF, h.prefix()+"/protocol/openid-connect/logout"
 		params := map[string]string{}
 		for _, k := range []string{"client_id", "post_logout_redirect_uri", "state"} {
@@ -95,7 +97,7 @@ func (h *Logout) logout(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := h.endSession(r.Context(), ssoID, hint); err != nil {
-		h.internal(w, r, err)
+		h.internal(w, r, loc, err)
 		return
 	}
 	h.Cookies.ClearSSO(w, r)
@@ -111,8 +113,8 @@ func (h *Logout) logout(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, u.String(), http.StatusFound)
 		return
 	}
-	v := h.view("Signed out")
-	v.Message = "You are signed out."
+	v := h.view(loc, flows.M("logout.doneTitle"))
+	v.Message = h.text(loc, flows.M("logout.done"))
 	h.Web.Page(w, http.StatusOK, "info", v)
 }
 

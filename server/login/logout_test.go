@@ -97,7 +97,7 @@ type logoutHarness struct {
 
 func newLogoutHarness(t *testing.T) *logoutHarness {
 	log := slog.New(slog.DiscardHandler)
-	rnd, err := web.NewRenderer("", log)
+	rnd, err := web.NewRenderer(web.Options{}, log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,7 +3,9 @@ package login
 import (
 	"log/slog"
 	"net/http"
+	"strings"
 
+	"latchkey/flows"
 	"latchkey/server/config"
 	"latchkey/server/web"
 )
@@ -16,20 +18,58 @@ type Site struct {
 	Log *slog.Logger
 }
 
+// localeCookie remembers the language switcher's choice (Keycloak's name).
+const localeCookie = "KEYCLOAK_LOCALE"
+
 func (s Site) prefix() string { return "/realms/" + s.Cfg.Realm }
 
-func (s Site) view(title string) web.View {
-	return web.View{Title: title, RealmName: s.Cfg.DisplayName(), StaticURL: s.prefix() + "/static"}
+// locale picks the language of a page, first match wins: kc_locale in the
+// request (the switcher's links, or an app's parameter; remembered in a
+// cookie and in the login), the login's own (ui_locales at its start), the
+// switcher's cookie, the user's locale, Accept-Language, the default.
+// st and u may be nil.
+func (s Site) locale(w http.ResponseWriter, r *http.Request, st *state, u *flows.User) string {
+	cat := s.Web.Catalog()
+	if l, ok := cat.Match(r.URL.Query().Get("kc_locale")); ok {
+		http.SetCookie(w, &http.Cookie{Name: localeCookie, Value: l, Path: s.prefix() + "/", MaxAge: 365 * 24 * 3600,
+			HttpOnly: true, Secure: strings.HasPrefix(s.Cfg.Server.PublicURL, "https:"), SameSite: http.SameSiteLaxMode})
+		if st != nil {
+			st.Locale, st.ChosenLocale = l, true
+		}
+		return l
+	}
+	if st != nil && st.Locale != "" {
+		return cat.Locale(st.Locale)
+	}
+	prefs := make([]string, 0, 3)
+	if c, err := r.Cookie(localeCookie); err == nil {
+		prefs = append(prefs, c.Value)
+	}
+	if u != nil && u.Locale != "" {
+		prefs = append(prefs, u.Locale)
+	}
+	prefs = append(prefs, r.Header.Get("Accept-Language"))
+	if l, ok := cat.Match(prefs...); ok {
+		return l
+	}
+	return cat.Default()
+}
+
+// text renders a message in a locale.
+func (s Site) text(locale string, m flows.Msg) string { return s.Web.Text(locale, m) }
+
+func (s Site) view(locale string, title flows.Msg) web.View {
+	return web.View{Title: s.text(locale, title), RealmName: s.Cfg.DisplayName(), StaticURL: s.prefix() + "/static", Locale: locale}
 }
 
 // fail shows an error page; restart, when set, offers "start again".
-func (s Site) fail(w http.ResponseWriter, status int, title, msg, restart string) {
-	v := s.view(title)
-	v.Message, v.RestartURL = msg, restart
+func (s Site) fail(w http.ResponseWriter, locale string, status int, title, msg flows.Msg, restart string) {
+	v := s.view(locale, title)
+	v.Message, v.RestartURL = s.text(locale, msg), restart
 	s.Web.Page(w, status, "error", v)
 }
 
-func (s Site) internal(w http.ResponseWriter, r *http.Request, err error) {
+func (s Site) internal(w http.ResponseWriter, r *http.Request, locale string, err error) {
 	s.Log.Error("login request failed", "path", r.URL.Path, "err", err)
-	s.fail(w, http.StatusInternalServerError, "Something went wrong", "We could not complete this step. Please try again in a moment.", "")
+	s.fail(w, locale, http.StatusInternalServerError, flows.M("page.failedTitle"), flows.M("page.failed"), "")
 }

@@ -506,6 +506,9 @@ func userClaims(u *flows.User, scopes fosite.Arguments) map[string]interface{} {
 		if u.LastName != "" {
 			extra["family_name"] = u.LastName
 		}
+		if u.Locale != "" {
+			extra["locale"] = u.Locale // OIDC Core 5.1, the profile scope's
+		}
 	}
 	return extra
 }
@@ -757,7 +760,8 @@ func (p *Provider) discoveryDocument() []byte {
 		"scopes_supported":                               scopeList,
 		"token_endpoint_auth_methods_supported":          []string{"client_secret_basic", "client_secret_post", "none"},
 		"code_challenge_methods_supported":               []string{"S256"},
-		"claims_supported":                               []string{"sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "amr", "sid", "email", "email_verified", "name", "given_name", "family_name"},
+		"claims_supported":                               []string{"sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "amr", "sid", "email", "email_verified", "name", "given_name", "family_name", "locale"},
+		"ui_locales_supported":                           p.cfg.I18n.SupportedLocales,
 		"prompt_values_supported":                        []string{"none", "login"},
 		"claims_parameter_supported":                     false,
 		"request_parameter_supported":                    false,

@@ -19,6 +19,7 @@ type MagicLink struct {
 	Execution     string `gorm:"size:32"`
 	ClientID      string `gorm:"size:128"`
 	RedirectURI   string
+	Locale        string `gorm:"size:35"` // the mail's and pages' language, when the issuer named one
 	CreatedAt     time.Time
 	ExpiresAt     time.Time `gorm:"index"`
 	OpenedAt      *time.Time

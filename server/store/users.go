@@ -23,6 +23,7 @@ type User struct {
 	Disabled        bool
 	PasswordHash    string
 	RequiredActions string // comma-separated
+	Locale          string `gorm:"size:35"` // BCP 47, the user's choice
 	CreatedAt       time.Time
 	UpdatedAt       time.Time
 }
@@ -35,7 +36,7 @@ func (u *User) toFlows() *flows.User {
 	return &flows.User{
 		ID: u.ID, Email: u.Email, FirstName: u.FirstName, LastName: u.LastName,
 		EmailVerified: u.EmailVerified, Disabled: u.Disabled, PasswordHash: u.PasswordHash,
-		RequiredActions: actions, CreatedAt: u.CreatedAt,
+		RequiredActions: actions, Locale: u.Locale, CreatedAt: u.CreatedAt,
 	}
 }
 
@@ -43,7 +44,7 @@ func fromFlows(u *flows.User) *User {
 	return &User{
 		ID: u.ID, Email: u.Email, FirstName: u.FirstName, LastName: u.LastName,
 		EmailVerified: u.EmailVerified, Disabled: u.Disabled, PasswordHash: u.PasswordHash,
-		RequiredActions: strings.Join(u.RequiredActions, ","), CreatedAt: u.CreatedAt,
+		RequiredActions: strings.Join(u.RequiredActions, ","), Locale: u.Locale, CreatedAt: u.CreatedAt,
 	}
 }
 
@@ -98,7 +99,7 @@ func (s *Store) UpdateUser(ctx context.Context, fu *flows.User) error {
 	res := s.db(ctx).Model(&User{}).Where("id = ?", u.ID).Updates(map[string]any{
 		"email": u.Email, "first_name": u.FirstName, "last_name": u.LastName,
 		"email_verified": u.EmailVerified, "disabled": u.Disabled, "password_hash": u.PasswordHash,
-		"required_actions": u.RequiredActions, "updated_at": time.Now().UTC(),
+		"required_actions": u.RequiredActions, "locale": u.Locale, "updated_at": time.Now().UTC(),
 	})
 	if res.Error != nil {
 		return fmt.Errorf("update user %s: %w", u.ID, res.Error)

@@ -4,13 +4,13 @@ package web
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	htmltemplate "html/template"
 	"io/fs"
 	"log/slog"
 	"maps"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -19,10 +19,8 @@ import (
 	texttemplate "text/template"
 	"time"
 
-	"github.com/nicksnyder/go-i18n/v2/i18n"
-	"golang.org/x/text/language"
-
 	"latchkey/flows"
+	"latchkey/server/i18n"
 	"latchkey/static"
 	"latchkey/templates"
 )
@@ -40,27 +38,49 @@ type View struct {
 	Choices    []flows.Choice
 	Message    string
 	Data       any
+	// Locale is the page's language (<html lang>, every msg); SwitchURL,
+	// when set, is a GET address that shows this page again: the language
+	// switcher links to it with kc_locale.
+	Locale    string
+	SwitchURL string
+	// Locales is the switcher, filled by Page.
+	Locales []LocaleLink
+}
+
+// LocaleLink is one entry of the language switcher.
+type LocaleLink struct {
+	Locale, Name, URL string
+	Current           bool
+}
+
+// Options are the realm's rendering settings.
+type Options struct {
+	ThemeDir         string
+	DefaultLocale    string
+	SupportedLocales []string
 }
 
 // Renderer renders pages and mails: the core templates and those the
-// steps bring, each overridable by file name from a theme folder.
+// steps bring, each overridable by file name from a theme folder, in
+// every supported locale.
 type Renderer struct {
 	files map[string]fs.FS // template file name -> where it is read from
 	log   *slog.Logger
-	pages map[string]*htmltemplate.Template
-	// messages are the catalogs (NAME.en.json) of the core and the steps.
-	messages *i18n.Localizer
+	// pages are parsed once per locale: msg is bound to the locale.
+	pages map[string]map[string]*htmltemplate.Template
+	cat   *i18n.Catalog
 
 	mu      sync.Mutex
 	missing map[string]bool // message ids asked for and not found
 }
 
 // NewRenderer collects the templates of the core and of every step, lets
-// the theme override them by name, and parses every page once at start: a
-// broken theme, two steps claiming one name, or a theme file that replaces
-// nothing (a typo) fails the start, not a login.
-func NewRenderer(themeDir string, log *slog.Logger, steps ...fs.FS) (*Renderer, error) {
-	r := &Renderer{log: log, files: map[string]fs.FS{}, pages: map[string]*htmltemplate.Template{}}
+// the theme override them by name (and single messages by id), and parses
+// every page once at start: a broken theme, two steps claiming one name,
+// or a theme file that replaces nothing (a typo) fails the start, not a
+// login.
+func NewRenderer(opts Options, log *slog.Logger, steps ...fs.FS) (*Renderer, error) {
+	r := &Renderer{log: log, files: map[string]fs.FS{}, pages: map[string]map[string]*htmltemplate.Template{}, missing: map[string]bool{}}
 	for _, src := range append([]fs.FS{templates.FS}, steps...) {
 		names, err := fs.Glob(src, "*.*")
 		if err != nil {
@@ -73,38 +93,54 @@ func NewRenderer(themeDir string, log *slog.Logger, steps ...fs.FS) (*Renderer, 
 			r.files[n] = src
 		}
 	}
-	if themeDir != "" {
-		dir := filepath.Join(themeDir, "templates")
-		theme := os.DirFS(dir)
-		names, err := fs.Glob(theme, "*.*")
+	var builtin, theme []i18n.File
+	for _, n := range slices.Sorted(maps.Keys(r.files)) {
+		if strings.HasSuffix(n, ".json") {
+			raw, err := r.read(n)
+			if err != nil {
+				return nil, err
+			}
+			builtin = append(builtin, i18n.File{Name: n, Data: []byte(raw)})
+		}
+	}
+	if opts.ThemeDir != "" {
+		dir := filepath.Join(opts.ThemeDir, "templates")
+		fsys := os.DirFS(dir)
+		names, err := fs.Glob(fsys, "*.*")
 		if err != nil {
 			return nil, err
 		}
 		for _, n := range names {
-			if _, known := r.files[n]; !known {
-				return nil, fmt.Errorf("theme template %s: no page or mail has this name (known: %s)", filepath.Join(dir, n), strings.Join(slices.Sorted(maps.Keys(r.files)), ", "))
+			if strings.HasSuffix(n, ".json") {
+				// Catalogs are layered over the built-in ones, message by message.
+				raw, err := fs.ReadFile(fsys, n)
+				if err != nil {
+					return nil, err
+				}
+				theme = append(theme, i18n.File{Name: filepath.Join(dir, n), Data: raw})
+				continue
 			}
-			r.files[n] = theme
+			if _, known := r.files[n]; !known {
+				return nil, fmt.Errorf("theme template %s: no page or mail has this name (known: %s)", filepath.Join(dir, n), strings.Join(r.templateNames(), ", "))
+			}
+			r.files[n] = fsys
 		}
 	}
-	bundle := i18n.NewBundle(language.English)
-	bundle.RegisterUnmarshalFunc("json", json.Unmarshal)
-	for n := range r.files {
-		if !strings.HasSuffix(n, ".json") {
-			continue
-		}
-		raw, err := r.read(n)
-		if err != nil {
-			return nil, err
-		}
-		if _, err := bundle.ParseMessageFileBytes([]byte(raw), n); err != nil {
-			return nil, fmt.Errorf("messages %s: %w", n, err)
-		}
+	supported := opts.SupportedLocales
+	if len(supported) == 0 {
+		supported = i18n.Shipped
 	}
-	r.messages, r.missing = i18n.NewLocalizer(bundle, "en"), map[string]bool{}
+	cat, err := i18n.New(opts.DefaultLocale, supported, builtin, theme)
+	if err != nil {
+		return nil, err
+	}
+	r.cat = cat
 	layout, err := r.read("layout.html")
 	if err != nil {
 		return nil, err
+	}
+	for _, l := range cat.Supported() {
+		r.pages[l] = map[string]*htmltemplate.Template{}
 	}
 	for n := range r.files {
 		if n == "layout.html" || !strings.HasSuffix(n, ".html") || strings.HasPrefix(n, "mail-") {
@@ -114,73 +150,103 @@ func NewRenderer(themeDir string, log *slog.Logger, steps ...fs.FS) (*Renderer, 
 		if err != nil {
 			return nil, err
 		}
-		t, err := htmltemplate.New("layout").Funcs(r.funcs()).Parse(layout)
+		t, err := htmltemplate.New("layout").Funcs(r.funcs(cat.Default())).Parse(layout)
 		if err == nil {
 			_, err = t.Parse(page)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("template %s: %w", n, err)
 		}
-		r.pages[strings.TrimSuffix(n, ".html")] = t
+		for _, l := range cat.Supported() {
+			c, err := t.Clone()
+			if err != nil {
+				return nil, fmt.Errorf("template %s: %w", n, err)
+			}
+			r.pages[l][strings.TrimSuffix(n, ".html")] = c.Funcs(r.funcs(l))
+		}
 	}
 	return r, nil
 }
 
-// funcs are what every template may call: msg renders a flows.Msg,
-// duration a time.Duration, in the page's language.
-func (r *Renderer) funcs() map[string]any {
-	return map[string]any{"msg": r.Text, "duration": Duration}
+// templateNames are the pages' and mails' file names (not the catalogs).
+func (r *Renderer) templateNames() []string {
+	var out []string
+	for n := range r.files {
+		if !strings.HasSuffix(n, ".json") {
+			out = append(out, n)
+		}
+	}
+	return slices.Sorted(slices.Values(out))
 }
 
-// Text renders a message. An id no catalog has is shown as the id (and
-// logged, and reported by Missing): visible, never silently empty.
-func (r *Renderer) Text(m flows.Msg) string {
-	if m.ID == "" {
-		return m.Text
+// Catalog is the realm's messages and locales.
+func (r *Renderer) Catalog() *i18n.Catalog { return r.cat }
+
+// funcs are what every template may call, in the page's locale: msg
+// renders a message (a flows.Msg, or an id and key/value pairs), msgHTML
+// one whose catalog text holds markup, duration a time.Duration and ago
+// a time that far in the past.
+func (r *Renderer) funcs(locale string) map[string]any {
+	return map[string]any{
+		"msg":      func(m any, kv ...any) string { return r.Text(locale, message(m, kv)) },
+		"msgHTML":  func(m any, kv ...any) htmltemplate.HTML { return htmltemplate.HTML(r.html(locale, message(m, kv))) },
+		"duration": func(d time.Duration) string { return r.cat.Duration(locale, d) },
+		"ago":      func(d time.Duration) string { return r.cat.Ago(locale, d) },
 	}
-	cfg := &i18n.LocalizeConfig{MessageID: m.ID, TemplateData: m.Args, Funcs: map[string]any{"duration": Duration}}
-	if n, ok := m.Args["Count"]; ok {
-		cfg.PluralCount = n
+}
+
+// message reads msg's arguments: a flows.Msg as is, or an id followed by
+// key/value pairs.
+func message(m any, kv []any) flows.Msg {
+	switch v := m.(type) {
+	case flows.Msg:
+		return v
+	case string:
+		args := map[string]any{}
+		for i := 0; i+1 < len(kv); i += 2 {
+			if k, ok := kv[i].(string); ok {
+				args[k] = kv[i+1]
+			}
+		}
+		return flows.Msg{ID: v, Args: args}
 	}
-	out, err := r.messages.Localize(cfg)
-	if err != nil {
-		r.mu.Lock()
-		r.missing[m.ID] = true
-		r.mu.Unlock()
-		r.log.Error("message missing from the catalogs", "message_id", m.ID, "err", err)
-		return m.ID
-	}
+	return flows.Literal(fmt.Sprint(m))
+}
+
+// Text renders a message in a locale. An id no catalog has is shown as
+// the id (and logged, and reported by Missing): visible, never silently
+// empty.
+func (r *Renderer) Text(locale string, m flows.Msg) string {
+	out := r.cat.Text(locale, m)
+	r.noteMissing(m, out)
 	return out
 }
 
-// Missing lists the message ids asked for that no catalog has.
+func (r *Renderer) html(locale string, m flows.Msg) string {
+	out := r.cat.HTML(locale, m)
+	r.noteMissing(m, out)
+	return out
+}
+
+func (r *Renderer) noteMissing(m flows.Msg, out string) {
+	if m.ID != "" && out == m.ID {
+		r.mu.Lock()
+		r.missing[m.ID] = true
+		r.mu.Unlock()
+		r.log.Error("message missing from the catalogs", "message_id", m.ID)
+	}
+}
+
+// Missing lists the message ids asked for that no catalog has, and the
+// "locale id" pairs a locale lacks (shown in English).
 func (r *Renderer) Missing() []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return slices.Sorted(maps.Keys(r.missing))
-}
-
-// Duration renders d as "15 minutes", "2 hours", "3 days".
-func Duration(d time.Duration) string {
-	unit := func(n int, s string) string {
-		if n == 1 {
-			return "1 " + s
-		}
-		return fmt.Sprintf("%d %ss", n, s)
-	}
-	switch {
-	case d < time.Minute:
-		return unit(int(d.Seconds()), "second")
-	case d < time.Hour:
-		return unit(int(d.Round(time.Minute).Minutes()), "minute")
-	case d < 48*time.Hour:
-		return unit(int(d.Round(time.Hour).Hours()), "hour")
-	}
-	return unit(int(d.Hours()/24), "day")
+	return slices.Sorted(slices.Values(append(slices.Collect(maps.Keys(r.missing)), r.cat.Missing()...)))
 }
 
 // Has reports whether a page template exists.
-func (r *Renderer) Has(page string) bool { _, ok := r.pages[page]; return ok }
+func (r *Renderer) Has(page string) bool { _, ok := r.pages[r.cat.Default()][page]; return ok }
 
 // read returns a template file from wherever it is provided.
 func (r *Renderer) read(name string) (string, error) {
@@ -203,12 +269,14 @@ func SecurityHeaders(h http.Header) {
 
 // Page renders a page with status.
 func (r *Renderer) Page(w http.ResponseWriter, status int, name string, v View) {
-	t, ok := r.pages[name]
+	v.Locale = r.cat.Locale(v.Locale)
+	t, ok := r.pages[v.Locale][name]
 	if !ok {
 		r.log.Error("unknown page template", "page", name)
-		name, t = "error", r.pages["error"]
-		v.Title, v.Message, status = "Something went wrong", "This page is missing. Please try again.", http.StatusInternalServerError
+		name, t = "error", r.pages[v.Locale]["error"]
+		v.Title, v.Message, status = r.Text(v.Locale, flows.M("page.failedTitle")), r.Text(v.Locale, flows.M("page.missing")), http.StatusInternalServerError
 	}
+	v.Locales = r.switcher(v)
 	var buf bytes.Buffer
 	if err := t.ExecuteTemplate(&buf, "layout", v); err != nil {
 		r.log.Error("render page", "page", name, "err", err)
@@ -221,13 +289,35 @@ func (r *Renderer) Page(w http.ResponseWriter, status int, name string, v View) 
 	_, _ = w.Write(buf.Bytes())
 }
 
-// Mail renders mail-NAME.txt (with a "subject" block) and mail-NAME.html.
-func (r *Renderer) Mail(name string, data any) (subject, text, html string, err error) {
+// switcher lists the supported locales, each linking to the page in it.
+func (r *Renderer) switcher(v View) []LocaleLink {
+	locales := r.cat.Supported()
+	if v.SwitchURL == "" || len(locales) < 2 {
+		return nil
+	}
+	u, err := url.Parse(v.SwitchURL)
+	if err != nil {
+		return nil
+	}
+	out := make([]LocaleLink, 0, len(locales))
+	for _, l := range locales {
+		q := u.Query()
+		q.Set("kc_locale", l)
+		u.RawQuery = q.Encode()
+		out = append(out, LocaleLink{Locale: l, Name: i18n.Name(l), URL: u.String(), Current: l == v.Locale})
+	}
+	return out
+}
+
+// Mail renders mail-NAME.txt (with a "subject" block) and mail-NAME.html
+// in a locale.
+func (r *Renderer) Mail(locale, name string, data any) (subject, text, html string, err error) {
+	locale = r.cat.Locale(locale)
 	src, err := r.read(name + ".txt")
 	if err != nil {
 		return "", "", "", err
 	}
-	tt, err := texttemplate.New(name).Funcs(r.funcs()).Parse(src)
+	tt, err := texttemplate.New(name).Funcs(r.funcs(locale)).Parse(src)
 	if err != nil {
 		return "", "", "", err
 	}
@@ -242,7 +332,7 @@ func (r *Renderer) Mail(name string, data any) (subject, text, html string, err 
 	if err != nil {
 		return "", "", "", err
 	}
-	ht, err := htmltemplate.New(name).Funcs(r.funcs()).Parse(hsrc)
+	ht, err := htmltemplate.New(name).Funcs(r.funcs(locale)).Parse(hsrc)
 	if err != nil {
 		return "", "", "", err
 	}

@@ -1,0 +1,284 @@
+// Package i18n holds the realm's message catalogs and picks the locale of
+// a request. Catalogs are go-i18n JSON files named NAME.LOCALE.json (the
+// core's, each step's, and the theme's, which override single messages).
+package i18n
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	goi18n "github.com/nicksnyder/go-i18n/v2/i18n"
+	"golang.org/x/text/language"
+	"golang.org/x/text/language/display"
+
+	"latchkey/flows"
+)
+
+// Shipped are the locales every built-in catalog is complete in
+// (TestShippedCatalogsAreComplete), the default of i18n.supportedLocales.
+var Shipped = []string{"en", "de", "fr", "es", "pt-BR"}
+
+// ErrLocale marks errors in the realm's locales (i18n settings), as
+// against errors in catalog files.
+var ErrLocale = errors.New("locale")
+
+// File is one catalog file: its name (NAME.LOCALE.json) and content.
+type File struct {
+	Name string
+	Data []byte
+}
+
+// Catalog renders message ids in the realm's supported locales.
+type Catalog struct {
+	def       string
+	supported []string
+	tags      []language.Tag
+	matcher   language.Matcher
+	bundle    *goi18n.Bundle
+	local     map[string]*goi18n.Localizer
+	ids       map[string]map[string]bool // locale -> ids it has
+
+	mu      sync.Mutex
+	missing map[string]bool // "locale id" asked for and not found
+}
+
+// New loads the built-in catalogs, then the theme's: a theme message
+// replaces the built-in one of the same id and locale. A theme message
+// whose id nothing has (a typo) and a supported locale without any
+// catalog are errors.
+func New(defaultLocale string, supported []string, builtin, theme []File) (*Catalog, error) {
+	if defaultLocale == "" {
+		defaultLocale = "en"
+	}
+	if len(supported) == 0 {
+		supported = []string{defaultLocale}
+	}
+	c := &Catalog{local: map[string]*goi18n.Localizer{}, ids: map[string]map[string]bool{}, missing: map[string]bool{}}
+	for _, s := range supported {
+		t, err := language.Parse(s)
+		if err != nil {
+			return nil, fmt.Errorf("%w %q is not a language tag (like en, de or pt-BR)", ErrLocale, s)
+		}
+		c.tags = append(c.tags, t)
+		c.supported = append(c.supported, t.String())
+	}
+	def, err := language.Parse(defaultLocale)
+	if err != nil {
+		return nil, fmt.Errorf("default %w %q is not a language tag (like en, de or pt-BR)", ErrLocale, defaultLocale)
+	}
+	c.def = def.String()
+	if !slices.Contains(c.supported, c.def) {
+		return nil, fmt.Errorf("default %w %s is not one of the supported locales (%s)", ErrLocale, c.def, strings.Join(c.supported, ", "))
+	}
+	// The default first: the matcher falls back to its first tag.
+	i := slices.Index(c.supported, c.def)
+	c.supported[0], c.supported[i] = c.supported[i], c.supported[0]
+	c.tags[0], c.tags[i] = c.tags[i], c.tags[0]
+	c.matcher = language.NewMatcher(c.tags)
+
+	c.bundle = goi18n.NewBundle(language.English)
+	c.bundle.RegisterUnmarshalFunc("json", json.Unmarshal)
+	for _, f := range builtin {
+		if err := c.add(f, false); err != nil {
+			return nil, err
+		}
+	}
+	for _, f := range theme {
+		if err := c.add(f, true); err != nil {
+			return nil, err
+		}
+	}
+	for _, l := range c.supported {
+		if len(c.ids[l]) == 0 {
+			return nil, fmt.Errorf("%w %s has no messages: add NAME.%s.json catalogs to the theme's templates folder", ErrLocale, l, l)
+		}
+		c.local[l] = goi18n.NewLocalizer(c.bundle, l)
+	}
+	return c, nil
+}
+
+func (c *Catalog) add(f File, override bool) error {
+	mf, err := goi18n.ParseMessageFileBytes(f.Data, f.Name, map[string]goi18n.UnmarshalFunc{"json": json.Unmarshal})
+	if err != nil {
+		return fmt.Errorf("messages %s: %w", f.Name, err)
+	}
+	if mf.Tag == language.Und {
+		return fmt.Errorf("messages %s: name it NAME.LOCALE.json (like login.de.json)", f.Name)
+	}
+	l := mf.Tag.String()
+	if override {
+		for _, m := range mf.Messages {
+			if !c.known(m.ID) {
+				return fmt.Errorf("messages %s: %s: no built-in message has this id", f.Name, m.ID)
+			}
+		}
+	}
+	if c.ids[l] == nil {
+		c.ids[l] = map[string]bool{}
+	}
+	for _, m := range mf.Messages {
+		c.ids[l][m.ID] = true
+	}
+	return c.bundle.AddMessages(mf.Tag, mf.Messages...)
+}
+
+func (c *Catalog) known(id string) bool {
+	for _, ids := range c.ids {
+		if ids[id] {
+			return true
+		}
+	}
+	return false
+}
+
+// Default is the realm's default locale.
+func (c *Catalog) Default() string { return c.def }
+
+// Supported are the realm's locales, the default first.
+func (c *Catalog) Supported() []string { return slices.Clone(c.supported) }
+
+// IDs are the message ids a locale's catalogs have.
+func (c *Catalog) IDs(locale string) []string { return slices.Sorted(maps.Keys(c.ids[locale])) }
+
+// Match returns the supported locale that best serves a list of
+// preferences, each a tag, a space-separated list (ui_locales) or an
+// Accept-Language value; ok is false when none is close enough.
+func (c *Catalog) Match(prefs ...string) (string, bool) {
+	for _, p := range prefs {
+		var tags []language.Tag
+		if strings.ContainsAny(p, ",;") {
+			tags, _, _ = language.ParseAcceptLanguage(p)
+		} else {
+			for _, f := range strings.Fields(p) {
+				if t, err := language.Parse(f); err == nil {
+					tags = append(tags, t)
+				}
+			}
+		}
+		if len(tags) == 0 {
+			continue
+		}
+		if _, i, conf := c.matcher.Match(tags...); conf != language.No {
+			return c.supported[i], true
+		}
+	}
+	return "", false
+}
+
+// Locale returns locale if it is supported, else the default.
+func (c *Catalog) Locale(locale string) string {
+	if _, ok := c.local[locale]; ok {
+		return locale
+	}
+	return c.def
+}
+
+// Name is a locale's name in its own language, for the switcher.
+func Name(locale string) string {
+	t, err := language.Parse(locale)
+	if err != nil {
+		return locale
+	}
+	n := display.Self.Name(t)
+	if n == "" {
+		return locale
+	}
+	r, size := utf8.DecodeRuneInString(n)
+	return string(unicode.ToUpper(r)) + n[size:]
+}
+
+// Text renders a message in a locale. An id no catalog has is shown as
+// the id; one the locale lacks falls back to English. Both are logged by
+// the caller through Missing, never silently empty.
+func (c *Catalog) Text(locale string, m flows.Msg) string {
+	if m.ID == "" {
+		return m.Text
+	}
+	out, err := c.localize(locale, m.ID, m.Args)
+	if err != nil {
+		c.mu.Lock()
+		c.missing[c.Locale(locale)+" "+m.ID] = true
+		c.mu.Unlock()
+		if out == "" {
+			return m.ID
+		}
+	}
+	return out
+}
+
+func (c *Catalog) localize(locale, id string, args map[string]any) (string, error) {
+	l := c.local[c.Locale(locale)]
+	cfg := &goi18n.LocalizeConfig{MessageID: id, TemplateData: args, Funcs: c.funcs(locale)}
+	if n, ok := args["Count"]; ok {
+		cfg.PluralCount = n
+	}
+	return l.Localize(cfg)
+}
+
+// HTML renders a message whose catalog text may hold markup (<strong>):
+// its arguments are escaped, the catalog's text is trusted (built in, or
+// the operator's theme).
+func (c *Catalog) HTML(locale string, m flows.Msg) string {
+	esc := make(map[string]any, len(m.Args))
+	for k, v := range m.Args {
+		if s, ok := v.(string); ok {
+			v = html.EscapeString(s)
+		}
+		esc[k] = v
+	}
+	m.Args = esc
+	return c.Text(locale, m)
+}
+
+// Missing lists "locale id" pairs asked for that the locale's catalogs
+// lack.
+func (c *Catalog) Missing() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Sorted(maps.Keys(c.missing))
+}
+
+// funcs are what catalog messages may call: duration and ago.
+func (c *Catalog) funcs(locale string) map[string]any {
+	return map[string]any{
+		"duration": func(d time.Duration) string { return c.Duration(locale, d) },
+		"ago":      func(d time.Duration) string { return c.Ago(locale, d) },
+	}
+}
+
+// Duration renders d as "15 minutes", "2 hours", "3 days" in a locale.
+func (c *Catalog) Duration(locale string, d time.Duration) string {
+	return c.span(locale, "duration.", d)
+}
+
+// Ago renders a time d in the past: "20 minutes ago", "vor 20 Minuten".
+func (c *Catalog) Ago(locale string, d time.Duration) string {
+	return c.span(locale, "ago.", d)
+}
+
+func (c *Catalog) span(locale, prefix string, d time.Duration) string {
+	unit, n := "days", int(d.Hours()/24)
+	switch {
+	case d < time.Minute:
+		unit, n = "seconds", int(d.Seconds())
+	case d < time.Hour:
+		unit, n = "minutes", int(d.Round(time.Minute).Minutes())
+	case d < 48*time.Hour:
+		unit, n = "hours", int(d.Round(time.Hour).Hours())
+	}
+	l := c.local[c.Locale(locale)]
+	out, err := l.Localize(&goi18n.LocalizeConfig{MessageID: prefix + unit, TemplateData: map[string]any{"Count": n}, PluralCount: n})
+	if err != nil && out == "" {
+		return fmt.Sprintf("%d %s", n, unit)
+	}
+	return out
+}

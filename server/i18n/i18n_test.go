@@ -1,0 +1,102 @@
+package i18n
+
+import (
+	"strings"
+	"testing"
+
+	"latchkey/flows"
+)
+
+func catalog(t *testing.T, def string, supported []string, theme ...File) (*Catalog, error) {
+	t.Helper()
+	builtin := []File{
+		{Name: "core.en.json", Data: []byte(`{"hi": "Hello {{.Name}}", "bye": "Bye"}`)},
+		{Name: "core.de.json", Data: []byte(`{"hi": "Hallo {{.Name}}", "bye": "Tschüss"}`)},
+		{Name: "core.fr.json", Data: []byte(`{"hi": "Bonjour {{.Name}}"}`)},
+	}
+	return New(def, supported, builtin, theme)
+}
+
+func TestMatchPicksTheClosestSupportedLocale(t *testing.T) {
+	c, err := catalog(t, "en", []string{"en", "de", "fr"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		prefs []string
+		want  string
+		ok    bool
+	}{
+		{[]string{"de-CH"}, "de", true},
+		{[]string{"it fr"}, "fr", true}, // ui_locales: space-separated, in order
+		{[]string{"it;q=0.9, fr;q=0.8"}, "fr", true},
+		{[]string{"nl"}, "", false},
+		{[]string{"", "xx-not-a-tag", "de"}, "de", true},
+		{[]string{"en-GB,en;q=0.9"}, "en", true},
+	} {
+		got, ok := c.Match(tc.prefs...)
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("Match(%q) = %q, %v; want %q, %v", tc.prefs, got, ok, tc.want, tc.ok)
+		}
+	}
+}
+
+func TestTextFallsBackToEnglishAndSaysSo(t *testing.T) {
+	c, err := catalog(t, "en", []string{"en", "de", "fr"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Text("de", flows.M("hi", "Name", "Ada")); got != "Hallo Ada" {
+		t.Fatalf("de: %q", got)
+	}
+	if got := c.Text("fr", flows.M("bye")); got != "Bye" {
+		t.Fatalf("a message French lacks is shown in English, got %q", got)
+	}
+	if got := c.Text("de", flows.M("nope")); got != "nope" {
+		t.Fatalf("an unknown id shows as itself, got %q", got)
+	}
+	if m := c.Missing(); strings.Join(m, ",") != "de nope,fr bye" {
+		t.Fatalf("missing %v", m)
+	}
+	if got := c.HTML("en", flows.M("hi", "Name", "<b>x</b>")); got != "Hello &lt;b&gt;x&lt;/b&gt;" {
+		t.Fatalf("HTML escapes its arguments: %q", got)
+	}
+}
+
+func TestThemeOverridesSingleMessagesAndCatchesTypos(t *testing.T) {
+	c, err := catalog(t, "en", []string{"en", "de"}, File{Name: "theme/mine.de.json", Data: []byte(`{"hi": "Servus {{.Name}}"}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Text("de", flows.M("hi", "Name", "Ada")); got != "Servus Ada" {
+		t.Fatalf("theme message not applied: %q", got)
+	}
+	if got := c.Text("de", flows.M("bye")); got != "Tschüss" {
+		t.Fatalf("the rest of the built-in catalog is lost: %q", got)
+	}
+	if _, err := catalog(t, "en", []string{"en"}, File{Name: "theme/mine.de.json", Data: []byte(`{"hii": "x"}`)}); err == nil || !strings.Contains(err.Error(), "hii: no built-in message has this id") {
+		t.Fatalf("a theme message with an unknown id: %v", err)
+	}
+	if _, err := catalog(t, "en", []string{"en"}, File{Name: "theme/mine.json", Data: []byte(`{"hi": "x"}`)}); err == nil || !strings.Contains(err.Error(), "NAME.LOCALE.json") {
+		t.Fatalf("a catalog without a locale in its name: %v", err)
+	}
+}
+
+func TestLocalesAreChecked(t *testing.T) {
+	if _, err := catalog(t, "en", []string{"en", "it"}); err == nil || !strings.Contains(err.Error(), "locale it has no messages") {
+		t.Fatalf("a supported locale without messages: %v", err)
+	}
+	if _, err := catalog(t, "de", []string{"en"}); err == nil || !strings.Contains(err.Error(), "not one of the supported") {
+		t.Fatalf("a default that is not supported: %v", err)
+	}
+	c, err := catalog(t, "de", []string{"en", "de"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Supported()[0] != "de" || c.Locale("xx") != "de" {
+		t.Fatalf("the default comes first and stands in for the unsupported: %v", c.Supported())
+	}
+	if Name("pt-BR") == "pt-BR" || Name("de") != "Deutsch" {
+		t.Fatalf("names: %q %q", Name("pt-BR"), Name("de"))
+	}
+}
