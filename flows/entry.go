@@ -60,6 +60,9 @@ type Entered struct {
 	// Begin starts a new login in which the entry point's step has already
 	// succeeded (a link minted by the management API, consumed by Enter).
 	Begin *Begin
+	// Locale is the language the answer should be shown in when the step
+	// knows it (the link's), unless the request names one (kc_locale).
+	Locale string
 }
 
 // Begin is a login started from an entry point.

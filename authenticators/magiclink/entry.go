@@ -45,14 +45,22 @@ func (Factory) EntryName() string { return ID }
 // goes to that login's step (Resume); a minted link, which belongs to no
 // login, is consumed here and begins one.
 func (f Factory) Enter(ctx context.Context, in *flows.Entry, now time.Time) (flows.Entered, error) {
-	svc := f.Service
 	token := in.Value("token")
-	l, err := svc.Inspect(ctx, token)
+	l, err := f.Service.Inspect(ctx, token)
 	if errors.Is(err, ErrNotFound) {
 		l = nil
 	} else if err != nil {
 		return flows.Entered{}, err
 	}
+	e, err := f.enter(ctx, in, l, token, now)
+	if l != nil {
+		e.Locale = l.Locale // the link's pages speak the language of its mail
+	}
+	return e, err
+}
+
+func (f Factory) enter(ctx context.Context, in *flows.Entry, l *Link, token string, now time.Time) (flows.Entered, error) {
+	svc := f.Service
 	status := "unknown"
 	if l != nil {
 		status = l.Status(now)

@@ -12,6 +12,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"golang.org/x/text/language"
+
 	"latchkey/authenticators/magiclink"
 	"latchkey/flows"
 	"latchkey/server/config"
@@ -57,6 +59,9 @@ type CreateRequest struct {
 	ForceCreate   bool     `json:"forceCreate,omitempty"`
 	UpdateProfile bool     `json:"updateProfile,omitempty"`
 	Profile       *Profile `json:"profile,omitempty"`
+	// Locale is the language of the mail and of the link's pages (one of
+	// i18n.supportedLocales); empty: the user's, else the realm's default.
+	Locale string `json:"locale,omitempty"`
 }
 
 // Profile is set on a user the request creates.
@@ -141,6 +146,13 @@ func (s *Service) Create(ctx context.Context, req CreateRequest, now time.Time) 
 	if !slices.Contains(client.RedirectURIs, req.RedirectURI) {
 		return nil, bad("redirectUri", "is not registered for client %q (registered: %s)", req.ClientID, strings.Join(client.RedirectURIs, ", "))
 	}
+	if req.Locale != "" {
+		t, err := language.Parse(req.Locale)
+		if err != nil || !slices.Contains(s.Cfg.I18n.SupportedLocales, t.String()) {
+			return nil, bad("locale", "must be one of %s", strings.Join(s.Cfg.I18n.SupportedLocales, ", "))
+		}
+		req.Locale = t.String()
+	}
 	typ := req.Type
 	if typ == "" {
 		typ = magiclink.TypeLogin
@@ -181,7 +193,7 @@ func (s *Service) Create(ctx context.Context, req CreateRequest, now time.Time) 
 		return nil, bad(fieldOf(req), "the user is disabled")
 	}
 	url, l, err := s.Links.Issue(ctx, magiclink.Issue{
-		User: u, Type: typ, ClientID: req.ClientID, RedirectURI: req.RedirectURI, TTL: ttl, Send: req.Send,
+		User: u, Type: typ, ClientID: req.ClientID, RedirectURI: req.RedirectURI, TTL: ttl, Send: req.Send, Locale: req.Locale,
 	}, now)
 	if err != nil {
 		return nil, err

@@ -49,6 +49,9 @@ func (h *Handler) entry(ep flows.FactoryEntry, base string) http.HandlerFunc {
 		}
 		_, _, in.InBrowserFlow = h.Engine.FindAuthenticator(flowName, ep.Factory)
 		entered, err := ep.Enter(ctx, in, time.Now())
+		if entered.Locale != "" && r.URL.Query().Get("kc_locale") == "" {
+			loc = h.Web.Catalog().Locale(entered.Locale)
+		}
 		switch {
 		case err != nil:
 			h.internal(w, r, loc, err)
