@@ -110,11 +110,19 @@ func TestThemeFolderOverridesMessages(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(theme, "templates", "password.en.json"), []byte(catalog), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// One message of another locale, in a file of the theme's own name.
+	if err := os.WriteFile(filepath.Join(theme, "templates", "acme.de.json"), []byte(`{"password.heading": "Bei ACME anmelden"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	doc := strings.Replace(realm, "  displayName: Test Realm", "  displayName: Test Realm\n  themeDir: "+theme, 1)
 	s := startDoc(t, doc, opts{})
 	p := s.passwordLogin(t, testkit.NewClient(t), nil, "alice@example.com", "wrong password")
 	if !p.Has("ACME: that did not match.") || p.Has("Invalid email or password") {
 		t.Fatalf("theme catalog not applied:\n%s", p.Body)
+	}
+	p = testkit.NewClient(t).Get(s.App.LoginURL(url.Values{"ui_locales": {"de"}}))
+	if !p.Has("<h1>Bei ACME anmelden</h1>") || !p.Has(`<label for="password">Passwort</label>`) {
+		t.Fatalf("the German override, or the rest of the German catalog, is missing:\n%s", p.Body)
 	}
 }
 
