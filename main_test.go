@@ -47,6 +47,12 @@ func TestBrokenRealmYAMLExits2AndServesNothing(t *testing.T) {
 		{"unknown realm role", "    emailVerified: true", "    emailVerified: true\n    roles: [admin]", "realm.yaml:56: users[0].roles[0]: unknown realm role \"admin\""},
 		{"bad web origin", "    scopes: [openid, email, profile, offline_access]", "    scopes: [openid, email, profile, offline_access]\n    webOrigins: [not-an-origin]",
 			"realm.yaml:28: clients[0].webOrigins[0]: must be an origin"},
+		{"bad brand colour", "users:", "branding:\n  primaryColor: red\nusers:", "realm.yaml:52: branding.primaryColor: must be a CSS hex colour like #2d5bd7"},
+		{"plain-http logo", "users:", "branding:\n  logoUrl: http://cdn.example/logo.png\nusers:", "realm.yaml:52: branding.logoUrl: must be an https URL or a file in the theme's static folder"},
+		{"theme file without a theme", "users:", "branding:\n  logoUrl: logo.png\nusers:", "realm.yaml:52: branding.logoUrl: names a file of the theme, but branding.themeDir is not set"},
+		{"quotes in a font", "users:", "branding:\n  fontFamily: 'x\"; } body { color: red'\nusers:", "realm.yaml:52: branding.fontFamily: must be a CSS font list"},
+		{"default locale not supported", "users:", "i18n:\n  defaultLocale: de\n  supportedLocales: [en, fr]\nusers:", "realm.yaml:52: i18n.defaultLocale: de is not one of i18n.supportedLocales (en, fr)"},
+		{"locale without messages", "users:", "i18n:\n  supportedLocales: [en, it]\nusers:", "i18n.supportedLocales: locale it has no messages"},
 		{"unset environment variable", "password: ${SMTP_PASSWORD:-}", "password: ${LATCHKEY_TEST_UNSET_SECRET}", "realm.yaml:15: smtp.password: environment variable LATCHKEY_TEST_UNSET_SECRET is not set"},
 	}
 	for _, tc := range cases {

@@ -63,6 +63,10 @@ type Entered struct {
 	// Locale is the language the answer should be shown in when the step
 	// knows it (the link's), unless the request names one (kc_locale).
 	Locale string
+	// ClientID and Settings dress the answer: the app it is about, and the
+	// presentation settings its issuer attached (a minted link's branding).
+	ClientID string
+	Settings map[string]string
 }
 
 // Begin is a login started from an entry point.
@@ -78,6 +82,9 @@ type Begin struct {
 	Secret string
 	// Locale is the language the link was issued in (empty: the browser's).
 	Locale string
+	// Settings are presentation settings the issuer attached (branding),
+	// kept for the rest of the login's pages.
+	Settings map[string]string
 }
 
 // Resumable is implemented by authenticators and required actions whose

@@ -290,6 +290,7 @@ func build(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.L
 	links := &magiclink.Service{
 		Store: LinkStore{S: st, Sealer: sealer}, Counter: counter, Mail: renderer, Log: log,
 		PublicURL: cfg.Server.PublicURL, Realm: cfg.Realm, RealmName: cfg.DisplayName(),
+		Brand: login.Site{Cfg: cfg, Web: renderer, Log: log}.MailBrand,
 	}
 	reg := Registry(Deps{Counter: counter, Links: links, Log: log})
 	engine, err := flows.NewEngine(cfg.FlowDefs, cfg.Bindings, reg, RequiredActions(reg))

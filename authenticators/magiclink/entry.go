@@ -54,7 +54,8 @@ func (f Factory) Enter(ctx context.Context, in *flows.Entry, now time.Time) (flo
 	}
 	e, err := f.enter(ctx, in, l, token, now)
 	if l != nil {
-		e.Locale = l.Locale // the link's pages speak the language of its mail
+		// The link's pages speak the language of its mail, and look like it.
+		e.Locale, e.ClientID, e.Settings = l.Locale, l.ClientID, l.DecodeSettings()
 	}
 	return e, err
 }
@@ -164,7 +165,7 @@ func (f Factory) enterMinted(ctx context.Context, in *flows.Entry, l *Link, toke
 	if l.Type == TypeVerifyEmail {
 		return answer(flows.Show(PageNotice, NoticePage{Heading: flows.M("verify.doneHeading"), Message: flows.M("verify.done", "Email", u.Email)})), nil
 	}
-	return flows.Entered{Begin: &flows.Begin{UserID: u.ID, ClientID: l.ClientID, Return: l.RedirectURI, Methods: []string{"email"}, Secret: l.ID, Locale: l.Locale}}, nil
+	return flows.Entered{Begin: &flows.Begin{UserID: u.ID, ClientID: l.ClientID, Return: l.RedirectURI, Methods: []string{"email"}, Secret: l.ID, Locale: l.Locale, Settings: l.DecodeSettings()}}, nil
 }
 
 // Resume takes a link's confirm POST, or a resend asked from a dead link,

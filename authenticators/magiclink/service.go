@@ -13,6 +13,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -43,6 +44,7 @@ type Link struct {
 	ClientID      string
 	RedirectURI   string
 	Locale        string // the mail's and pages' language, when the issuer named one
+	Settings      string // JSON: presentation settings (a minted link's branding)
 	CreatedAt     time.Time
 	ExpiresAt     time.Time
 	OpenedAt      *time.Time
@@ -106,6 +108,9 @@ type Service struct {
 	// Queued is called after a link's mail was committed to the outbox
 	// (it wakes the sender, so the mail leaves at once).
 	Queued func()
+	// Brand gives the look of a client's mail, a minted link's settings on
+	// top (nil: the realm's name only).
+	Brand func(clientID string, settings map[string]string) map[string]string
 }
 
 // MailData is what the link mail templates see.
@@ -116,6 +121,9 @@ type MailData struct {
 	Lifetime  time.Duration // rendered with the templates' duration function
 	Type      string
 	Locale    string // the mail's language (<html lang>)
+	// Brand is the look of the mail (Name, LogoURL, PrimaryColor, ...), as
+	// Service.Brand gives it; missing keys read as "".
+	Brand map[string]string
 }
 
 // Issue is what a new link is for.
@@ -129,6 +137,9 @@ type Issue struct {
 	TTL           time.Duration
 	Send          bool   // queue the mail
 	Locale        string // of the mail (empty: the user's, else the realm's default)
+	// Settings brand the link's mail and pages (minted links: companyName,
+	// companyLogo, backgroundColor, headerImage, primaryColor).
+	Settings map[string]string
 	// Rehearse does all the work of issuing and rolls the writes back: for
 	// an address without an account, so that response times do not tell
 	// which addresses have accounts.
@@ -149,6 +160,7 @@ func (s *Service) Issue(ctx context.Context, in Issue, now time.Time) (string, *
 	link := &Link{
 		TokenHash: HashToken(token), Type: in.Type, UserID: in.User.ID, Email: in.User.Email,
 		AuthSessionID: in.AuthSessionID, Execution: in.Execution, ClientID: in.ClientID, RedirectURI: in.RedirectURI, Locale: in.Locale,
+		Settings:  encodeSettings(in.Settings),
 		CreatedAt: now.UTC(), ExpiresAt: now.Add(in.TTL).UTC(),
 	}
 	u := s.PublicURL + linkPath(s.Realm) + "?token=" + url.QueryEscape(token)
@@ -160,6 +172,7 @@ func (s *Service) Issue(ctx context.Context, in Issue, now time.Time) (string, *
 		}
 		subject, text, html, err := s.Mail.Mail(locale, "mail-"+in.Type, MailData{
 			RealmName: s.RealmName, Email: in.User.Email, URL: u, Lifetime: in.TTL, Type: in.Type, Locale: locale,
+			Brand: s.brand(in.ClientID, in.Settings),
 		})
 		if err != nil {
 			return "", nil, fmt.Errorf("render link mail: %w", err)
@@ -183,6 +196,30 @@ func (s *Service) Issue(ctx context.Context, in Issue, now time.Time) (string, *
 	s.Log.Info("magic link issued", "event", "link_requested", "link_id", link.ID, "type", in.Type,
 		"user_id", in.User.ID, "client_id", in.ClientID, "expires_at", link.ExpiresAt, "mail_queued", in.Send)
 	return u, link, nil
+}
+
+func (s *Service) brand(clientID string, settings map[string]string) map[string]string {
+	if s.Brand == nil {
+		return map[string]string{"Name": s.RealmName}
+	}
+	return s.Brand(clientID, settings)
+}
+
+func encodeSettings(m map[string]string) string {
+	if len(m) == 0 {
+		return ""
+	}
+	b, _ := json.Marshal(m)
+	return string(b)
+}
+
+// DecodeSettings reads a link's settings.
+func (l *Link) DecodeSettings() map[string]string {
+	var m map[string]string
+	if l.Settings != "" {
+		_ = json.Unmarshal([]byte(l.Settings), &m)
+	}
+	return m
 }
 
 // HashToken is how a link secret is stored and looked up.

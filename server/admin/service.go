@@ -7,6 +7,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -62,6 +64,50 @@ type CreateRequest struct {
 	// Locale is the language of the mail and of the link's pages (one of
 	// i18n.supportedLocales); empty: the user's, else the realm's default.
 	Locale string `json:"locale,omitempty"`
+	// Settings brand the link's page and mail (Leaf's field names).
+	Settings *LinkSettings `json:"settings,omitempty"`
+}
+
+// LinkSettings brand one link: colours as CSS hex, images as https URLs.
+type LinkSettings struct {
+	CompanyName     string `json:"companyName,omitempty"`
+	CompanyLogo     string `json:"companyLogo,omitempty"`
+	BackgroundColor string `json:"backgroundColor,omitempty"`
+	HeaderImage     string `json:"headerImage,omitempty"`
+	PrimaryColor    string `json:"primaryColor,omitempty"`
+}
+
+var hexColor = regexp.MustCompile(`^#([0-9a-fA-F]{3}|[0-9a-fA-F]{6})$`)
+
+// check validates the settings and returns them as the link stores them.
+func (ls *LinkSettings) check() (map[string]string, error) {
+	if ls == nil {
+		return nil, nil
+	}
+	if n := ls.CompanyName; utf8.RuneCountInString(n) > 100 || strings.ContainsAny(n, "\r\n\x00") {
+		return nil, bad("settings.companyName", "must be at most 100 characters on one line")
+	}
+	for field, v := range map[string]string{"settings.backgroundColor": ls.BackgroundColor, "settings.primaryColor": ls.PrimaryColor} {
+		if v != "" && !hexColor.MatchString(v) {
+			return nil, bad(field, "must be a CSS hex colour like #2d5bd7")
+		}
+	}
+	for field, v := range map[string]string{"settings.companyLogo": ls.CompanyLogo, "settings.headerImage": ls.HeaderImage} {
+		if v == "" {
+			continue
+		}
+		if u, err := url.Parse(v); err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil || len(v) > 1000 {
+			return nil, bad(field, "must be an https URL")
+		}
+	}
+	out := map[string]string{}
+	for k, v := range map[string]string{"companyName": ls.CompanyName, "companyLogo": ls.CompanyLogo,
+		"backgroundColor": ls.BackgroundColor, "headerImage": ls.HeaderImage, "primaryColor": ls.PrimaryColor} {
+		if v != "" {
+			out[k] = v
+		}
+	}
+	return out, nil
 }
 
 // Profile is set on a user the request creates.
@@ -153,6 +199,10 @@ func (s *Service) Create(ctx context.Context, req CreateRequest, now time.Time) 
 		}
 		req.Locale = t.String()
 	}
+	settings, err := req.Settings.check()
+	if err != nil {
+		return nil, err
+	}
 	typ := req.Type
 	if typ == "" {
 		typ = magiclink.TypeLogin
@@ -194,6 +244,7 @@ func (s *Service) Create(ctx context.Context, req CreateRequest, now time.Time) 
 	}
 	url, l, err := s.Links.Issue(ctx, magiclink.Issue{
 		User: u, Type: typ, ClientID: req.ClientID, RedirectURI: req.RedirectURI, TTL: ttl, Send: req.Send, Locale: req.Locale,
+		Settings: settings,
 	}, now)
 	if err != nil {
 		return nil, err

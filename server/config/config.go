@@ -12,12 +12,14 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/text/language"
 	"gopkg.in/yaml.v3"
@@ -150,6 +152,8 @@ type Client struct {
 	// client's own subject; ServiceAccount gives that subject roles.
 	ServiceAccountsEnabled bool            `yaml:"serviceAccountsEnabled"`
 	ServiceAccount         *ServiceAccount `yaml:"serviceAccount"`
+	// Branding overrides the realm's branding on this app's pages and mails.
+	Branding *Branding `yaml:"branding"`
 	// IDTokenSignedResponseAlg signs this client's ID tokens with RS256
 	// where the realm signs with ES256 or EdDSA (empty: the realm's).
 	IDTokenSignedResponseAlg string `yaml:"idTokenSignedResponseAlg"`
@@ -272,12 +276,62 @@ type User struct {
 	Locale *string `yaml:"locale"`
 }
 
-// Branding is how the hosted pages look.
+// Branding is how the hosted pages and mails look. A client's branding
+// (clients[].branding) overrides the realm's field by field.
 type Branding struct {
-	DisplayName  string `yaml:"displayName"`
-	PrimaryColor string `yaml:"primaryColor"`
+	DisplayName string `yaml:"displayName"`
+	// Colours are CSS hex (#2d5bd7); URLs are https, or a file in the
+	// theme's static folder (logo.png).
+	PrimaryColor    string `yaml:"primaryColor"`
+	BackgroundColor string `yaml:"backgroundColor"`
+	TextColor       string `yaml:"textColor"`
+	FontFamily      string `yaml:"fontFamily"` // a CSS font list: Inter, Helvetica Neue, sans-serif
+	LogoURL         string `yaml:"logoUrl"`
+	FaviconURL      string `yaml:"faviconUrl"`
+	HeaderImageURL  string `yaml:"headerImageUrl"`
+	// Title and Description are the heading and text of the sign-in page.
+	Title        string       `yaml:"title"`
+	Description  string       `yaml:"description"`
+	HelperLinks  []HelperLink `yaml:"helperLinks"`
+	SupportEmail string       `yaml:"supportEmail"`
+	PrivacyURL   string       `yaml:"privacyUrl"`
+	TermsURL     string       `yaml:"termsUrl"`
+	// CustomCSS is a stylesheet in the theme's static folder, loaded after
+	// the built-in one.
+	CustomCSS string `yaml:"customCss"`
 	// ThemeDir holds templates/ and static/ files that override the built-in ones by name.
 	ThemeDir string `yaml:"themeDir"`
+}
+
+// HelperLink is a link shown under the sign-in form.
+type HelperLink struct {
+	Label string `yaml:"label"`
+	URL   string `yaml:"url"`
+}
+
+// Over returns b with the fields o sets replaced (a client's branding
+// over the realm's).
+func (b Branding) Over(o *Branding) Branding {
+	if o == nil {
+		return b
+	}
+	for _, f := range []struct {
+		dst *string
+		src string
+	}{
+		{&b.DisplayName, o.DisplayName}, {&b.PrimaryColor, o.PrimaryColor}, {&b.BackgroundColor, o.BackgroundColor},
+		{&b.TextColor, o.TextColor}, {&b.FontFamily, o.FontFamily}, {&b.LogoURL, o.LogoURL}, {&b.FaviconURL, o.FaviconURL},
+		{&b.HeaderImageURL, o.HeaderImageURL}, {&b.Title, o.Title}, {&b.Description, o.Description},
+		{&b.SupportEmail, o.SupportEmail}, {&b.PrivacyURL, o.PrivacyURL}, {&b.TermsURL, o.TermsURL}, {&b.CustomCSS, o.CustomCSS},
+	} {
+		if f.src != "" {
+			*f.dst = f.src
+		}
+	}
+	if o.HelperLinks != nil {
+		b.HelperLinks = o.HelperLinks
+	}
+	return b
 }
 
 // I18n is the realm's languages. A login's language is picked from
@@ -493,12 +547,88 @@ func (d *decoder) validate(c *Config, opts Schema) {
 		d.failAt("tokens.signingAlgorithm", "must be RS256, ES256 or EdDSA")
 	}
 	d.validateI18n(c)
+	d.validateBranding("branding", c.Branding, c.Branding.ThemeDir)
 	d.validateClients(c)
 	d.authSessionTTL = c.Sessions.AuthSessionTTL.D()
 	d.validateFlows(c, opts.Options)
 	d.validateUsers(c, opts.RequiredActions)
 	d.validateRoles(c)
 	d.validateAPIKeys(c)
+}
+
+var (
+	hexColor   = regexp.MustCompile(`^#([0-9a-fA-F]{3}|[0-9a-fA-F]{6})$`)
+	fontFamily = regexp.MustCompile(`^[A-Za-z0-9 ,-]{1,200}$`)
+)
+
+// validateBranding checks colours, URLs and texts of a branding block.
+func (d *decoder) validateBranding(p string, b Branding, themeDir string) {
+	for _, f := range []struct{ key, v string }{{"primaryColor", b.PrimaryColor}, {"backgroundColor", b.BackgroundColor}, {"textColor", b.TextColor}} {
+		if f.v != "" && !hexColor.MatchString(f.v) {
+			d.failAt(p+"."+f.key, "must be a CSS hex colour like #2d5bd7")
+		}
+	}
+	if b.FontFamily != "" && !fontFamily.MatchString(b.FontFamily) {
+		d.failAt(p+".fontFamily", "must be a CSS font list of names, commas and spaces (no quotes), like Inter, Helvetica Neue, sans-serif")
+	}
+	for _, f := range []struct{ key, v string }{{"logoUrl", b.LogoURL}, {"faviconUrl", b.FaviconURL}, {"headerImageUrl", b.HeaderImageURL},
+		{"privacyUrl", b.PrivacyURL}, {"termsUrl", b.TermsURL}} {
+		if f.v != "" {
+			if msg := CheckAssetURL(f.v, themeDir); msg != "" {
+				d.failAt(p+"."+f.key, "%s", msg)
+			}
+		}
+	}
+	if b.CustomCSS != "" {
+		if !strings.HasSuffix(b.CustomCSS, ".css") || strings.Contains(b.CustomCSS, "://") {
+			d.failAt(p+".customCss", "must be a .css file in the theme's static folder")
+		} else if msg := CheckAssetURL(b.CustomCSS, themeDir); msg != "" {
+			d.failAt(p+".customCss", "%s", msg)
+		}
+	}
+	for i, l := range b.HelperLinks {
+		lp := fmt.Sprintf("%s.helperLinks[%d]", p, i)
+		if l.Label == "" || utf8.RuneCountInString(l.Label) > 60 || strings.ContainsAny(l.Label, "\r\n") {
+			d.failAt(lp+".label", "must be 1-60 characters on one line")
+		}
+		if msg := CheckAssetURL(l.URL, themeDir); l.URL == "" || msg != "" {
+			d.failAt(lp+".url", "must be an https URL (%s)", msg)
+		}
+	}
+	if b.SupportEmail != "" {
+		if _, err := flows.ParseEmail(b.SupportEmail); err != nil {
+			d.failAt(p+".supportEmail", "must be an email address")
+		}
+	}
+	if utf8.RuneCountInString(b.Title) > 120 || strings.ContainsAny(b.Title, "\r\n") {
+		d.failAt(p+".title", "must be at most 120 characters on one line")
+	}
+	if utf8.RuneCountInString(b.Description) > 500 {
+		d.failAt(p+".description", "must be at most 500 characters")
+	}
+}
+
+// CheckAssetURL checks a branding URL: https, or a file of the theme's
+// static folder (served at /realms/{realm}/static/). It returns what is
+// wrong, or "".
+func CheckAssetURL(raw, themeDir string) string {
+	if strings.Contains(raw, "://") {
+		u, err := url.Parse(raw)
+		if err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil {
+			return "must be an https URL or a file in the theme's static folder"
+		}
+		return ""
+	}
+	if strings.HasPrefix(raw, "/") || strings.Contains(raw, "..") || strings.ContainsAny(raw, "?#\\ ") {
+		return "must be an https URL or a file name in the theme's static folder (like logo.png)"
+	}
+	if themeDir == "" {
+		return "names a file of the theme, but branding.themeDir is not set"
+	}
+	if st, err := os.Stat(filepath.Join(themeDir, "static", raw)); err != nil || st.IsDir() {
+		return fmt.Sprintf("%s is not a file", filepath.Join(themeDir, "static", raw))
+	}
+	return ""
 }
 
 // validateI18n checks the locales are BCP 47 tags and the default is
@@ -591,6 +721,12 @@ func (d *decoder) validateClients(c *Config) {
 			d.failAt(p+".clientId", "duplicate client %q (also clients[%d])", cl.ClientID, j)
 		}
 		seen[cl.ClientID] = i
+		if cl.Branding != nil {
+			if cl.Branding.ThemeDir != "" {
+				d.failAt(p+".branding.themeDir", "is realm-wide: set branding.themeDir")
+			}
+			d.validateBranding(p+".branding", *cl.Branding, c.Branding.ThemeDir)
+		}
 		if len(cl.RedirectURIs) == 0 {
 			d.failAt(p+".redirectUris", "at least one redirect URI is needed")
 		}

@@ -56,7 +56,7 @@ func (h *Handler) entry(ep flows.FactoryEntry, base string) http.HandlerFunc {
 		case err != nil:
 			h.internal(w, r, loc, err)
 		case entered.Answer != nil:
-			h.answer(w, r, loc, b, base, *entered.Answer)
+			h.answer(w, r, loc, b, base, entered)
 		case entered.Begin != nil:
 			h.begin(w, r, b, ep.Factory, flowName, entered.Begin)
 		default:
@@ -66,7 +66,8 @@ func (h *Handler) entry(ep flows.FactoryEntry, base string) http.HandlerFunc {
 }
 
 // answer shows a page an entry point answered with, outside any login.
-func (h *Handler) answer(w http.ResponseWriter, r *http.Request, loc string, b browser, action string, res flows.Result) {
+func (h *Handler) answer(w http.ResponseWriter, r *http.Request, loc string, b browser, action string, entered flows.Entered) {
+	res := *entered.Answer
 	code := http.StatusOK
 	if res.Gone {
 		code = http.StatusGone
@@ -79,6 +80,7 @@ func (h *Handler) answer(w http.ResponseWriter, r *http.Request, loc string, b b
 		return
 	}
 	v := h.view(loc, flows.M("login.title"))
+	v.Brand = h.brand(entered.ClientID, entered.Settings)
 	if r.Method == http.MethodGet {
 		v.SwitchURL = r.URL.RequestURI()
 	}
@@ -123,6 +125,7 @@ func (h *Handler) resume(w http.ResponseWriter, r *http.Request, b browser, ente
 				return
 			}
 			v := h.view(c.Locale, flows.M("login.title"))
+			v.Brand = h.brand(st.Flow.ClientID, st.Brand)
 			v.Data = out.Data
 			h.Web.Page(w, http.StatusOK, out.Page, v)
 		default:
@@ -166,6 +169,7 @@ func (h *Handler) begin(w http.ResponseWriter, r *http.Request, b browser, facto
 			Prompt: "login", RequestedAt: time.Now().UTC().Truncate(time.Second),
 		},
 		Return: bg.Return,
+		Brand:  bg.Settings,
 	}
 	st.Flow.MarkSucceeded(exec)
 	for _, m := range bg.Methods {

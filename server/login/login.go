@@ -70,6 +70,8 @@ type state struct {
 	// or the user (the switcher: ChosenLocale) named one.
 	Locale       string `json:"locale,omitempty"`
 	ChosenLocale bool   `json:"chosenLocale,omitempty"`
+	// Brand holds a minted link's branding settings for the login's pages.
+	Brand map[string]string `json:"brand,omitempty"`
 
 	stored  string // the JSON as loaded, to skip writing an unchanged session
 	boundTo string // the browser it was bound to when loaded
@@ -369,6 +371,7 @@ func (h *Handler) respond(w http.ResponseWriter, r *http.Request, st *state, c *
 		return
 	}
 	v := h.view(c.Locale, flows.M("login.title"))
+	v.Brand = h.brand(st.Flow.ClientID, st.Brand)
 	v.SwitchURL = h.authenticateURL(st.Flow.ID)
 	v.CSRF, v.Action, v.Exec, v.Data = b.CSRF, h.authenticateURL(st.Flow.ID), out.Execution, out.Data
 	v.Choices, v.SelectURL = out.Choices, h.prefix()+"/login-actions/select?session="+url.QueryEscape(st.Flow.ID)

@@ -59,7 +59,68 @@ func (s Site) locale(w http.ResponseWriter, r *http.Request, st *state, u *flows
 func (s Site) text(locale string, m flows.Msg) string { return s.Web.Text(locale, m) }
 
 func (s Site) view(locale string, title flows.Msg) web.View {
-	return web.View{Title: s.text(locale, title), RealmName: s.Cfg.DisplayName(), StaticURL: s.prefix() + "/static", Locale: locale}
+	return web.View{Title: s.text(locale, title), RealmName: s.Cfg.DisplayName(), StaticURL: s.prefix() + "/static", Locale: locale,
+		Brand: s.brand("", nil)}
+}
+
+// Link settings a minted link may carry (Leaf's names), over the client's
+// and the realm's branding.
+const (
+	SettingCompanyName     = "companyName"
+	SettingCompanyLogo     = "companyLogo"
+	SettingBackgroundColor = "backgroundColor"
+	SettingHeaderImage     = "headerImage"
+	SettingPrimaryColor    = "primaryColor"
+)
+
+// brand is the look of a page of a client's login (clientID may be
+// empty), with a minted link's settings on top.
+func (s Site) brand(clientID string, settings map[string]string) web.Brand {
+	b, app := s.Cfg.Branding, ""
+	if c, ok := s.Cfg.Client(clientID); ok {
+		b, app = b.Over(c.Branding), c.Name
+	}
+	asset := func(u string) string {
+		if u == "" || strings.Contains(u, "://") {
+			return u
+		}
+		return s.prefix() + "/static/" + u
+	}
+	name := b.DisplayName
+	if name == "" {
+		name = s.Cfg.Realm
+	}
+	out := web.Brand{
+		Name: name, AppName: app, LogoURL: asset(b.LogoURL), FaviconURL: asset(b.FaviconURL), HeaderImageURL: asset(b.HeaderImageURL),
+		CustomCSSURL: asset(b.CustomCSS), PrimaryColor: b.PrimaryColor, BackgroundColor: b.BackgroundColor, TextColor: b.TextColor,
+		FontFamily: b.FontFamily, Title: b.Title, Description: b.Description, SupportEmail: b.SupportEmail,
+		PrivacyURL: asset(b.PrivacyURL), TermsURL: asset(b.TermsURL),
+	}
+	for _, l := range b.HelperLinks {
+		out.HelperLinks = append(out.HelperLinks, web.HelperLink{Label: l.Label, URL: asset(l.URL)})
+	}
+	for key, dst := range map[string]*string{SettingCompanyName: &out.Name, SettingCompanyLogo: &out.LogoURL,
+		SettingBackgroundColor: &out.BackgroundColor, SettingHeaderImage: &out.HeaderImageURL, SettingPrimaryColor: &out.PrimaryColor} {
+		if v := settings[key]; v != "" {
+			*dst = v
+		}
+	}
+	return out
+}
+
+// MailBrand is the brand of a client's mails, as the mail templates see it
+// (.Brand.Name, .Brand.LogoURL, ...): URLs absolute, for mail clients.
+func (s Site) MailBrand(clientID string, settings map[string]string) map[string]string {
+	b := s.brand(clientID, settings)
+	abs := func(u string) string {
+		if strings.HasPrefix(u, "/") {
+			return s.Cfg.Server.PublicURL + u
+		}
+		return u
+	}
+	return map[string]string{"Name": b.Name, "AppName": b.AppName, "LogoURL": abs(b.LogoURL), "HeaderImageURL": abs(b.HeaderImageURL),
+		"PrimaryColor": b.PrimaryColor, "BackgroundColor": b.BackgroundColor, "TextColor": b.TextColor, "FontFamily": b.FontFamily,
+		"SupportEmail": b.SupportEmail}
 }
 
 // fail shows an error page; restart, when set, offers "start again".

@@ -19,7 +19,8 @@ type MagicLink struct {
 	Execution     string `gorm:"size:32"`
 	ClientID      string `gorm:"size:128"`
 	RedirectURI   string
-	Locale        string `gorm:"size:35"` // the mail's and pages' language, when the issuer named one
+	Locale        string `gorm:"size:35"`   // the mail's and pages' language, when the issuer named one
+	Settings      string `gorm:"size:2000"` // JSON: presentation settings (a minted link's branding)
 	CreatedAt     time.Time
 	ExpiresAt     time.Time `gorm:"index"`
 	OpenedAt      *time.Time

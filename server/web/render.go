@@ -45,6 +45,9 @@ type View struct {
 	SwitchURL string
 	// Locales is the switcher, filled by Page.
 	Locales []LocaleLink
+	// Brand is the page's look; Nonce, set by Page, admits its style block.
+	Brand Brand
+	Nonce string
 }
 
 // LocaleLink is one entry of the language switcher.
@@ -259,8 +262,10 @@ func (r *Renderer) read(name string) (string, error) {
 }
 
 // SecurityHeaders are set on every response of the hosted pages.
-func SecurityHeaders(h http.Header) {
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'")
+func SecurityHeaders(h http.Header) { securityHeaders(h, "", nil) }
+
+func securityHeaders(h http.Header, nonce string, imgOrigins []string) {
+	h.Set("Content-Security-Policy", csp(nonce, imgOrigins))
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
@@ -277,13 +282,19 @@ func (r *Renderer) Page(w http.ResponseWriter, status int, name string, v View) 
 		v.Title, v.Message, status = r.Text(v.Locale, flows.M("page.failedTitle")), r.Text(v.Locale, flows.M("page.missing")), http.StatusInternalServerError
 	}
 	v.Locales = r.switcher(v)
+	if v.Brand.Name == "" {
+		v.Brand.Name = v.RealmName
+	}
+	if v.Brand.Styled() {
+		v.Nonce = newNonce()
+	}
 	var buf bytes.Buffer
 	if err := t.ExecuteTemplate(&buf, "layout", v); err != nil {
 		r.log.Error("render page", "page", name, "err", err)
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
-	SecurityHeaders(w.Header())
+	securityHeaders(w.Header(), v.Nonce, v.Brand.imageOrigins())
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)
 	_, _ = w.Write(buf.Bytes())
