@@ -361,8 +361,8 @@ func TestNewerLinkRevokesOlder(t *testing.T) {
 	first := s.SMTP.WaitFor(t, "alice@example.com", 1, 10*time.Second)[0].Link()
 	time.Sleep(1100 * time.Millisecond)
 	p = c.Submit(p, p.FormWith(t, "action", "resend"), nil)
-	if !p.Has("Check your email") {
-		t.Fatalf("resend:\n%s", p.Body)
+	if !p.Has("Check your email") || !p.Has("We sent a new link to alice@example.com. Use the newest email: earlier links no longer work.") {
+		t.Fatalf("resend says nothing of what it did:\n%s", p.Body)
 	}
 	second := s.SMTP.WaitFor(t, "alice@example.com", 2, 10*time.Second)[1].Link()
 	if old := c.Get(first); old.Status != http.StatusGone || !old.Has("replaced by a newer one") {

@@ -334,8 +334,8 @@ func build(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.L
 		Codec: securecookie.New(derive("account-hash", 64), derive("account-block", 32)),
 	}).Routes(mux)
 	oc := prefix + "/protocol/openid-connect"
-	handler := withCORS(cfg, []string{oc + "/token", oc + "/userinfo", oc + "/certs", oc + "/revoke", oc + "/token/introspect",
-		oc + "/logout", prefix + "/account", prefix + "/.well-known/openid-configuration"}, mux)
+	handler := withNotFoundPage(site.NotFound, withCORS(cfg, []string{oc + "/token", oc + "/userinfo", oc + "/certs", oc + "/revoke", oc + "/token/introspect",
+		oc + "/logout", prefix + "/account", prefix + "/.well-known/openid-configuration"}, mux))
 	return &Server{Cfg: cfg, Store: st, Handler: handler, Keys: keys, Admin: adm, sender: sender, counters: mem, log: log}, nil
 }
 

@@ -35,6 +35,8 @@ type SentPage struct {
 	ResendIn   int       // seconds until resend is allowed; 0: now
 	RetryAfter flows.Msg // set when a rate limit was reached
 	Queued     bool      // this request sent a link (or, for an unknown address, would have)
+	// Notice says what the last click did (sent again, or nothing yet).
+	Notice flows.Msg
 }
 
 // ID is the authenticator's id in realm.yaml.
@@ -164,6 +166,7 @@ func (a *Authenticator) send(ctx context.Context, c *flows.Context, email string
 	if c.Session.Note(noteSentTo) == email {
 		if p := a.sentPage(c, email, flows.Msg{}); p.ResendIn > 0 {
 			c.Session.SetNote(noteEmail, email)
+			p.Notice = flows.M("link.sentMomentsAgo", "Count", p.ResendIn)
 			return flows.Show(PageSent, p), nil
 		}
 	}
@@ -207,6 +210,9 @@ func (a *Authenticator) send(ctx context.Context, c *flows.Context, email string
 	c.Session.SetNote(noteSentAt, now.Format(time.RFC3339Nano))
 	p := a.sentPage(c, email, flows.Msg{})
 	p.Queued = true
+	if c.Form.Get("action") == "resend" {
+		p.Notice = flows.M("sent.resentNotice", "Email", email)
+	}
 	return flows.Show(PageSent, p), nil
 }
 

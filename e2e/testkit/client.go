@@ -65,6 +65,16 @@ func (c *Client) Get(u string) *Page {
 	return c.page(resp)
 }
 
+// Do sends a request the test built (headers of its own).
+func (c *Client) Do(req *http.Request) *Page {
+	c.t.Helper()
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		c.t.Fatalf("%s %s: %v", req.Method, req.URL, err)
+	}
+	return c.page(resp)
+}
+
 // Submit posts a form with some fields changed.
 func (c *Client) Submit(p *Page, f Form, set map[string]string) *Page {
 	c.t.Helper()

@@ -3,11 +3,14 @@ package login
 import (
 	"context"
 	"net/http"
+	"regexp"
 
 	"latchkey/flows"
 	"latchkey/server/mail"
 	"latchkey/server/store"
 )
+
+var firstURL = regexp.MustCompile(`https?://[^\s<>"]+`)
 
 // DevMailbox shows captured mail when no SMTP server is configured.
 type DevMailbox struct {
@@ -30,12 +33,18 @@ func (h *DevMailbox) show(w http.ResponseWriter, r *http.Request) {
 		h.internal(w, r, loc, err)
 		return
 	}
-	for i := range mails {
-		mails[i].Text, _ = h.Sealer.Open(mails[i].Text)
-		mails[i].HTML = ""
+	type shown struct {
+		store.OutboxMail
+		Link string // the first address in the text, clickable
+	}
+	out := make([]shown, len(mails))
+	for i, m := range mails {
+		m.Text, _ = h.Sealer.Open(m.Text)
+		m.HTML = ""
+		out[i] = shown{OutboxMail: m, Link: firstURL.FindString(m.Text)}
 	}
 	v := h.view(loc, flows.M("devmail.title"))
 	v.SwitchURL = r.URL.RequestURI()
-	v.Data = mails
+	v.Data = out
 	h.Web.Page(w, http.StatusOK, "dev-mail", v)
 }

@@ -275,6 +275,8 @@ func (h *Handler) loadBound(w http.ResponseWriter, r *http.Request, b browser) *
 	id := r.URL.Query().Get("session")
 	st, _, err := h.load(r.Context(), id)
 	switch {
+	case errors.Is(err, errSessionGone) && (st == nil || st.boundTo == b.ID) && h.signedInElsewhere(w, r):
+		return nil
 	case errors.Is(err, errSessionGone):
 		restart := ""
 		if st != nil {
@@ -346,10 +348,31 @@ func (h *Handler) continueLogin(w http.ResponseWriter, r *http.Request, b browse
 func (h *Handler) postedBrowser(w http.ResponseWriter, r *http.Request, hint flows.Msg) (browser, bool) {
 	b := h.Cookies.Browser(w, r)
 	if !b.ValidCSRF(r) {
+		if h.signedInElsewhere(w, r) {
+			return b, false
+		}
 		h.fail(w, h.locale(w, r, nil, nil), http.StatusForbidden, flows.M("form.expiredTitle"), hint, "")
 		return b, false
 	}
 	return b, true
+}
+
+// signedInElsewhere answers a stale page of a login this browser has since
+// finished (in another tab, by its link): it is signed in, and says so,
+// rather than showing an error. It reports whether it answered.
+func (h *Handler) signedInElsewhere(w http.ResponseWriter, r *http.Request) bool {
+	id := h.Cookies.SSOID(r)
+	if id == "" {
+		return false
+	}
+	if _, err := h.Store.SSOSessionByID(r.Context(), id, time.Now()); err != nil {
+		return false
+	}
+	loc := h.locale(w, r, nil, nil)
+	v := h.view(loc, flows.M("login.doneElsewhereTitle"))
+	v.Message = h.text(loc, flows.M("login.doneElsewhere"))
+	h.Web.Page(w, http.StatusOK, "info", v)
+	return true
 }
 
 // respond persists the session and shows what the engine decided.

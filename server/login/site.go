@@ -134,3 +134,12 @@ func (s Site) internal(w http.ResponseWriter, r *http.Request, locale string, er
 	s.Log.Error("login request failed", "path", r.URL.Path, "err", err)
 	s.fail(w, locale, http.StatusInternalServerError, flows.M("page.failedTitle"), flows.M("page.failed"), "")
 }
+
+// NotFound answers any address nothing else serves with a page in the
+// visitor's language, not the mux's plain text.
+func (s Site) NotFound(w http.ResponseWriter, r *http.Request) {
+	loc := s.locale(w, r, nil, nil)
+	v := s.view(loc, flows.M("page.notFoundTitle"))
+	v.Message = s.text(loc, flows.M("page.notFound"))
+	s.Web.Page(w, http.StatusNotFound, "error", v)
+}
