@@ -1,0 +1,64 @@
+package e2e
+
+import (
+	"flag"
+	"net/url"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/chromedp"
+
+	"latchkey/e2e/testkit"
+)
+
+var updateScreenshots = flag.Bool("update", false, "write docs/screenshots/ (go test ./e2e -run TestScreenshots -update)")
+
+// TestScreenshots renders the main pages, desktop and phone (390x844), in
+// English and German, into docs/screenshots/, shown in the README. It runs
+// only with -update: the pictures are documentation, not assertions.
+func TestScreenshots(t *testing.T) {
+	if !*updateScreenshots {
+		t.Skip("documentation: run with -update to write docs/screenshots/")
+	}
+	dir := filepath.Join("..", "docs", "screenshots")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ctx := testkit.Browser(t)
+	s := startDoc(t, brandedRealm(brandedTheme(t)), magic(nil))
+	shot := func(name string) {
+		t.Helper()
+		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sent := 0
+	for _, size := range []struct {
+		name string
+		w, h int64
+	}{{"desktop", 1280, 800}, {"phone", 390, 844}} {
+		for _, locale := range []string{"en", "de"} {
+			if _, err := chromedp.Call(ctx, network.ClearBrowserCookies, cdp.Empty{}); err != nil {
+				t.Fatal(err)
+			}
+			do(t, ctx, chromedp.EmulateViewport(size.w, size.h))
+			do(t, ctx, chromedp.Navigate(s.App.LoginURL(url.Values{"ui_locales": {locale}})), chromedp.WaitVisible(chromedp.ID("email")))
+			shot("email-" + locale + "-" + size.name)
+			do(t, ctx, chromedp.SendKeys(chromedp.ID("email"), "alice@example.com"), chromedp.Submit(chromedp.ID("email")),
+				chromedp.WaitReady(chromedp.CSS(`input[name="action"][value="resend"]`)))
+			shot("sent-" + locale + "-" + size.name)
+			sent++
+			link := s.SMTP.WaitFor(t, "alice@example.com", sent, 10*time.Second)[sent-1].Link()
+			do(t, ctx, chromedp.Navigate(link), chromedp.WaitVisible(chromedp.ID("confirm")))
+			shot("confirm-" + locale + "-" + size.name)
+		}
+	}
+}
