@@ -61,7 +61,7 @@ func brandedRealm(theme string) string {
   privacyUrl: https://acme.example/privacy
   termsUrl: https://acme.example/terms
 `, 1)
-	doc = strings.Replace(doc, "  - clientId: app\n", "  - clientId: app\n    name: Acme Reports\n    branding:\n      primaryColor: \"#0b6e4f\"\n", 1)
+	doc = strings.Replace(doc, "  - clientId: app\n", "  - clientId: app\n    name: Acme Reports\n    baseUrl: https://reports.acme.example/\n    branding:\n      primaryColor: \"#0b6e4f\"\n", 1)
 	return strings.Replace(doc, "  - clientId: confidential\n", "  - clientId: confidential\n    branding:\n      title: Welcome back to Acme\n", 1)
 }
 

@@ -43,3 +43,18 @@ func TestErrorsAreTiedToTheirFieldsAndResendsSayWhatHappened(t *testing.T) {
 		t.Fatalf("%d mails queued", n)
 	}
 }
+
+// A used link is no dead end when its app has a home page.
+func TestUsedLinkOffersTheWayBackToTheApp(t *testing.T) {
+	s := startDoc(t, brandedRealm(brandedTheme(t)), magic(nil))
+	c := testkit.NewClient(t)
+	s.requestLink(t, c, "alice@example.com")
+	link := s.SMTP.WaitFor(t, "alice@example.com", 1, 10*time.Second)[0].Link()
+	if p := confirm(t, c, link); s.App.Last().Err != "" {
+		t.Fatalf("login: %s\n%s", s.App.Last().Err, p.Body)
+	}
+	p := testkit.NewClient(t).Get(link)
+	if p.Status != http.StatusGone || !p.Has(`<a class="button" href="https://reports.acme.example/">Back to Acme Reports</a>`) {
+		t.Fatalf("used link page: %d\n%s", p.Status, p.Body)
+	}
+}

@@ -165,6 +165,9 @@ type Client struct {
 	// endpoints from a browser (CORS); "+" stands for the origins of the
 	// redirect URIs, as in Keycloak.
 	WebOrigins []string `yaml:"webOrigins"`
+	// BaseURL is the app's home page (Keycloak's "Home URL"): pages that
+	// end a dead link's journey offer "Back to {name}" there.
+	BaseURL string `yaml:"baseUrl"`
 }
 
 // Origins are the client's web origins, "+" expanded to the origins of its
@@ -721,6 +724,11 @@ func (d *decoder) validateClients(c *Config) {
 			d.failAt(p+".clientId", "duplicate client %q (also clients[%d])", cl.ClientID, j)
 		}
 		seen[cl.ClientID] = i
+		if cl.BaseURL != "" {
+			if msg := CheckRedirectURI(cl.BaseURL); msg != "" {
+				d.failAt(p+".baseUrl", "%s", msg)
+			}
+		}
 		if cl.Branding != nil {
 			if cl.Branding.ThemeDir != "" {
 				d.failAt(p+".branding.themeDir", "is realm-wide: set branding.themeDir")

@@ -76,9 +76,9 @@ const (
 // brand is the look of a page of a client's login (clientID may be
 // empty), with a minted link's settings on top.
 func (s Site) brand(clientID string, settings map[string]string) web.Brand {
-	b, app := s.Cfg.Branding, ""
+	b, app, home := s.Cfg.Branding, "", ""
 	if c, ok := s.Cfg.Client(clientID); ok {
-		b, app = b.Over(c.Branding), c.Name
+		b, app, home = b.Over(c.Branding), c.Name, c.BaseURL
 	}
 	asset := func(u string) string {
 		if u == "" || strings.Contains(u, "://") {
@@ -91,7 +91,7 @@ func (s Site) brand(clientID string, settings map[string]string) web.Brand {
 		name = s.Cfg.Realm
 	}
 	out := web.Brand{
-		Name: name, AppName: app, LogoURL: asset(b.LogoURL), FaviconURL: asset(b.FaviconURL), HeaderImageURL: asset(b.HeaderImageURL),
+		Name: name, AppName: app, AppURL: home, LogoURL: asset(b.LogoURL), FaviconURL: asset(b.FaviconURL), HeaderImageURL: asset(b.HeaderImageURL),
 		CustomCSSURL: asset(b.CustomCSS), PrimaryColor: b.PrimaryColor, BackgroundColor: b.BackgroundColor, TextColor: b.TextColor,
 		FontFamily: b.FontFamily, Title: b.Title, Description: b.Description, SupportEmail: b.SupportEmail,
 		PrivacyURL: asset(b.PrivacyURL), TermsURL: asset(b.TermsURL),

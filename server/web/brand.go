@@ -15,6 +15,7 @@ import (
 type Brand struct {
 	Name    string // the company or realm name in the header (branding.displayName)
 	AppName string // the client's name: "Sign in to Acme Reports"
+	AppURL  string // the client's home page (clients[].baseUrl): "Back to ..."
 
 	LogoURL, FaviconURL, HeaderImageURL, CustomCSSURL    string
 	PrimaryColor, BackgroundColor, TextColor, FontFamily string
