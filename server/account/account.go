@@ -30,7 +30,8 @@ const ClientID = "latchkey-account"
 // Client returns the account page's client registration.
 func Client(issuer string) config.Client {
 	return config.Client{
-		ClientID: ClientID, Name: "Account",
+		// No name: its pages and mails speak of the realm ("Sign in to Acme").
+		ClientID:               ClientID,
 		RedirectURIs:           []string{issuer + "/account/callback"},
 		PostLogoutRedirectURIs: []string{issuer + "/account"},
 		Scopes:                 []string{"openid", "email", "profile"},
