@@ -59,6 +59,9 @@ func TestScreenshots(t *testing.T) {
 			link := s.SMTP.WaitFor(t, "alice@example.com", sent, 10*time.Second)[sent-1].Link()
 			do(t, ctx, chromedp.Navigate(link), chromedp.WaitVisible(chromedp.ID("confirm")))
 			shot("confirm-" + locale + "-" + size.name)
+			do(t, ctx, chromedp.Click(chromedp.ID("confirm")), chromedp.WaitVisible(chromedp.ID("result")),
+				chromedp.Navigate(link), chromedp.WaitVisible(chromedp.CSS("p.error")))
+			shot("used-link-" + locale + "-" + size.name)
 		}
 	}
 }
