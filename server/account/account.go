@@ -133,14 +133,7 @@ func (h *Handler) show(w http.ResponseWriter, r *http.Request) {
 // locale is the page's language: the switcher's cookie (set by the login
 // pages, kc_locale), the user's, Accept-Language, the default.
 func (h *Handler) locale(r *http.Request, user string) string {
-	var prefs []string
-	if c, err := r.Cookie("KEYCLOAK_LOCALE"); err == nil {
-		prefs = append(prefs, c.Value)
-	}
-	if l, ok := h.Web.Catalog().Match(append(prefs, user, r.Header.Get("Accept-Language"))...); ok {
-		return l
-	}
-	return h.Web.Catalog().Default()
+	return h.Web.Catalog().Preferred(r, user)
 }
 
 func (h *Handler) fail(w http.ResponseWriter, r *http.Request, msg flows.Msg) {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"html"
 	"maps"
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -172,6 +173,23 @@ func (c *Catalog) Match(prefs ...string) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// CookieName remembers the language switcher's choice (Keycloak's name).
+const CookieName = "KEYCLOAK_LOCALE"
+
+// Preferred is the locale a request prefers when nothing more specific
+// names one: the switcher's cookie, the user's locale (may be empty),
+// Accept-Language, the default.
+func (c *Catalog) Preferred(r *http.Request, user string) string {
+	prefs := make([]string, 0, 3)
+	if ck, err := r.Cookie(CookieName); err == nil {
+		prefs = append(prefs, ck.Value)
+	}
+	if l, ok := c.Match(append(prefs, user, r.Header.Get("Accept-Language"))...); ok {
+		return l
+	}
+	return c.def
 }
 
 // Locale returns locale if it is supported, else the default.

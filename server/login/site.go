@@ -7,6 +7,7 @@ import (
 
 	"latchkey/flows"
 	"latchkey/server/config"
+	"latchkey/server/i18n"
 	"latchkey/server/web"
 )
 
@@ -18,9 +19,6 @@ type Site struct {
 	Log *slog.Logger
 }
 
-// localeCookie remembers the language switcher's choice (Keycloak's name).
-const localeCookie = "KEYCLOAK_LOCALE"
-
 func (s Site) prefix() string { return "/realms/" + s.Cfg.Realm }
 
 // locale picks the language of a page, first match wins: kc_locale in the
@@ -31,7 +29,7 @@ func (s Site) prefix() string { return "/realms/" + s.Cfg.Realm }
 func (s Site) locale(w http.ResponseWriter, r *http.Request, st *state, u *flows.User) string {
 	cat := s.Web.Catalog()
 	if l, ok := cat.Match(r.URL.Query().Get("kc_locale")); ok {
-		http.SetCookie(w, &http.Cookie{Name: localeCookie, Value: l, Path: s.prefix() + "/", MaxAge: 365 * 24 * 3600,
+		http.SetCookie(w, &http.Cookie{Name: i18n.CookieName, Value: l, Path: s.prefix() + "/", MaxAge: 365 * 24 * 3600,
 			HttpOnly: true, Secure: strings.HasPrefix(s.Cfg.Server.PublicURL, "https:"), SameSite: http.SameSiteLaxMode})
 		if st != nil {
 			st.Locale, st.ChosenLocale = l, true
@@ -41,18 +39,11 @@ func (s Site) locale(w http.ResponseWriter, r *http.Request, st *state, u *flows
 	if st != nil && st.Locale != "" {
 		return cat.Locale(st.Locale)
 	}
-	prefs := make([]string, 0, 3)
-	if c, err := r.Cookie(localeCookie); err == nil {
-		prefs = append(prefs, c.Value)
+	user := ""
+	if u != nil {
+		user = u.Locale
 	}
-	if u != nil && u.Locale != "" {
-		prefs = append(prefs, u.Locale)
-	}
-	prefs = append(prefs, r.Header.Get("Accept-Language"))
-	if l, ok := cat.Match(prefs...); ok {
-		return l
-	}
-	return cat.Default()
+	return cat.Preferred(r, user)
 }
 
 // text renders a message in a locale.
