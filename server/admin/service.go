@@ -7,14 +7,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
-
-	"golang.org/x/text/language"
 
 	"latchkey/authenticators/magiclink"
 	"latchkey/flows"
@@ -77,8 +73,6 @@ type LinkSettings struct {
 	PrimaryColor    string `json:"primaryColor,omitempty"`
 }
 
-var hexColor = regexp.MustCompile(`^#([0-9a-fA-F]{3}|[0-9a-fA-F]{6})$`)
-
 // check validates the settings and returns them as the link stores them.
 func (ls *LinkSettings) check() (map[string]string, error) {
 	if ls == nil {
@@ -88,7 +82,7 @@ func (ls *LinkSettings) check() (map[string]string, error) {
 		return nil, bad("settings.companyName", "must be at most 100 characters on one line")
 	}
 	for field, v := range map[string]string{"settings.backgroundColor": ls.BackgroundColor, "settings.primaryColor": ls.PrimaryColor} {
-		if v != "" && !hexColor.MatchString(v) {
+		if v != "" && !config.IsHexColor(v) {
 			return nil, bad(field, "must be a CSS hex colour like #2d5bd7")
 		}
 	}
@@ -96,7 +90,7 @@ func (ls *LinkSettings) check() (map[string]string, error) {
 		if v == "" {
 			continue
 		}
-		if u, err := url.Parse(v); err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil || len(v) > 1000 {
+		if !config.IsHTTPSURL(v) || len(v) > 1000 {
 			return nil, bad(field, "must be an https URL")
 		}
 	}
@@ -193,11 +187,11 @@ func (s *Service) Create(ctx context.Context, req CreateRequest, now time.Time) 
 		return nil, bad("redirectUri", "is not registered for client %q (registered: %s)", req.ClientID, strings.Join(client.RedirectURIs, ", "))
 	}
 	if req.Locale != "" {
-		t, err := language.Parse(req.Locale)
-		if err != nil || !slices.Contains(s.Cfg.I18n.SupportedLocales, t.String()) {
+		l, ok := s.Cfg.SupportedLocale(req.Locale)
+		if !ok {
 			return nil, bad("locale", "must be one of %s", strings.Join(s.Cfg.I18n.SupportedLocales, ", "))
 		}
-		req.Locale = t.String()
+		req.Locale = l
 	}
 	settings, err := req.Settings.check()
 	if err != nil {

@@ -616,8 +616,7 @@ func (d *decoder) validateBranding(p string, b Branding, themeDir string) {
 // wrong, or "".
 func CheckAssetURL(raw, themeDir string) string {
 	if strings.Contains(raw, "://") {
-		u, err := url.Parse(raw)
-		if err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil {
+		if !IsHTTPSURL(raw) {
 			return "must be an https URL or a file in the theme's static folder"
 		}
 		return ""
@@ -632,6 +631,26 @@ func CheckAssetURL(raw, themeDir string) string {
 		return fmt.Sprintf("%s is not a file", filepath.Join(themeDir, "static", raw))
 	}
 	return ""
+}
+
+// SupportedLocale returns raw in its canonical form (pt-br: pt-BR) when it
+// is one of i18n.supportedLocales.
+func (c *Config) SupportedLocale(raw string) (string, bool) {
+	t, err := language.Parse(raw)
+	if err != nil || !slices.Contains(c.I18n.SupportedLocales, t.String()) {
+		return "", false
+	}
+	return t.String(), true
+}
+
+// IsHexColor reports whether s is a CSS hex colour (#2d5bd7, #fff).
+func IsHexColor(s string) bool { return hexColor.MatchString(s) }
+
+// IsHTTPSURL reports whether raw is an absolute https URL without
+// credentials.
+func IsHTTPSURL(raw string) bool {
+	u, err := url.Parse(raw)
+	return err == nil && u.Scheme == "https" && u.Host != "" && u.User == nil
 }
 
 // validateI18n checks the locales are BCP 47 tags and the default is
@@ -860,10 +879,10 @@ func (d *decoder) validateUsers(c *Config, actions []string) {
 			}
 		}
 		if u.Locale != nil {
-			if t, err := language.Parse(*u.Locale); err != nil || !slices.Contains(c.I18n.SupportedLocales, t.String()) {
+			if l, ok := c.SupportedLocale(*u.Locale); !ok {
 				d.failAt(p+".locale", "must be one of i18n.supportedLocales (%s)", strings.Join(c.I18n.SupportedLocales, ", "))
 			} else {
-				*c.Users[i].Locale = t.String()
+				*c.Users[i].Locale = l
 			}
 		}
 		if h := u.PasswordHash; h != "" && !strings.HasPrefix(h, "$2a$") && !strings.HasPrefix(h, "$2b$") && !strings.HasPrefix(h, "$2y$") {
