@@ -15,7 +15,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	texttemplate "text/template"
 	"time"
 
@@ -72,9 +71,6 @@ type Renderer struct {
 	// pages are parsed once per locale: msg is bound to the locale.
 	pages map[string]map[string]*htmltemplate.Template
 	cat   *i18n.Catalog
-
-	mu      sync.Mutex
-	missing map[string]bool // message ids asked for and not found
 }
 
 // NewRenderer collects the templates of the core and of every step, lets
@@ -83,7 +79,7 @@ type Renderer struct {
 // or a theme file that replaces nothing (a typo) fails the start, not a
 // login.
 func NewRenderer(opts Options, log *slog.Logger, steps ...fs.FS) (*Renderer, error) {
-	r := &Renderer{log: log, files: map[string]fs.FS{}, pages: map[string]map[string]*htmltemplate.Template{}, missing: map[string]bool{}}
+	r := &Renderer{log: log, files: map[string]fs.FS{}, pages: map[string]map[string]*htmltemplate.Template{}}
 	for _, src := range append([]fs.FS{templates.FS}, steps...) {
 		names, err := fs.Glob(src, "*.*")
 		if err != nil {
@@ -231,22 +227,16 @@ func (r *Renderer) html(locale string, m flows.Msg) string {
 	return out
 }
 
+// noteMissing logs an id no catalog has (the catalog records it for Missing).
 func (r *Renderer) noteMissing(m flows.Msg, out string) {
 	if m.ID != "" && out == m.ID {
-		r.mu.Lock()
-		r.missing[m.ID] = true
-		r.mu.Unlock()
 		r.log.Error("message missing from the catalogs", "message_id", m.ID)
 	}
 }
 
-// Missing lists the message ids asked for that no catalog has, and the
-// "locale id" pairs a locale lacks (shown in English).
-func (r *Renderer) Missing() []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return slices.Sorted(slices.Values(append(slices.Collect(maps.Keys(r.missing)), r.cat.Missing()...)))
-}
+// Missing lists the "locale id" pairs asked for that the locale's
+// catalogs lack (shown in English) or that no catalog has (shown as the id).
+func (r *Renderer) Missing() []string { return r.cat.Missing() }
 
 // Has reports whether a page template exists.
 func (r *Renderer) Has(page string) bool { _, ok := r.pages[r.cat.Default()][page]; return ok }
