@@ -337,6 +337,13 @@ func (r *Renderer) Mail(locale, name string, data any) (subject, text, html stri
 	if err != nil {
 		return "", "", "", err
 	}
+	// mail-layout.html, when a step brings one, holds the blocks its HTML
+	// mails share (only {{define}}s: it never replaces the mail's body).
+	if layout, err := r.read("mail-layout.html"); err == nil {
+		if _, err := ht.Parse(layout); err != nil {
+			return "", "", "", fmt.Errorf("mail-layout.html: %w", err)
+		}
+	}
 	if err := ht.Execute(&hb, data); err != nil {
 		return "", "", "", err
 	}
