@@ -193,26 +193,30 @@ func TestThemeTemplateTypoIsAConfigError(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
-	if err := os.MkdirAll(filepath.Join(dir, "theme", "templates"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "theme", "templates", "magic-link-emial.html"), []byte(`{{define "content"}}x{{end}}`), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	doc := string(good) + "branding:\n  themeDir: " + filepath.Join(dir, "theme") + "\n"
-	if doc == string(good) {
-		t.Fatal("test edit did not apply")
-	}
-	path := filepath.Join(dir, "realm.yaml")
-	if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	for _, cmd := range [][]string{{"check", "--config", path}, {"serve", "--config", path, "--listen", "127.0.0.1:1"}} {
-		var out, errb bytes.Buffer
-		code := run(cmd, strings.NewReader(""), &out, &errb)
-		if code != 2 || !strings.Contains(errb.String(), "branding.themeDir: theme template") || !strings.Contains(errb.String(), "magic-link-emial.html: no page or mail has this name") {
-			t.Errorf("%s: exit %d, stderr:\n%s", cmd[0], code, errb.String())
+	for _, tc := range []struct{ file, content, want string }{
+		{"magic-link-emial.html", `{{define "content"}}x{{end}}`, "branding.themeDir: theme template"},
+		{"magic-link-emial.html", `{{define "content"}}x{{end}}`, "magic-link-emial.html: no page or mail has this name"},
+		// A theme catalog overrides messages by id: an id nothing has is a typo.
+		{"acme.de.json", `{"email.headng": "Anmelden"}`, "email.headng: no built-in message has this id"},
+	} {
+		dir := t.TempDir()
+		if err := os.MkdirAll(filepath.Join(dir, "theme", "templates"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "theme", "templates", tc.file), []byte(tc.content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		doc := string(good) + "branding:\n  themeDir: " + filepath.Join(dir, "theme") + "\n"
+		path := filepath.Join(dir, "realm.yaml")
+		if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		for _, cmd := range [][]string{{"check", "--config", path}, {"serve", "--config", path, "--listen", "127.0.0.1:1"}} {
+			var out, errb bytes.Buffer
+			code := run(cmd, strings.NewReader(""), &out, &errb)
+			if code != 2 || !strings.Contains(errb.String(), tc.want) {
+				t.Errorf("%s with %s: exit %d, stderr:\n%s\nwant %q", cmd[0], tc.file, code, errb.String(), tc.want)
+			}
 		}
 	}
 }
