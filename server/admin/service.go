@@ -16,6 +16,7 @@ import (
 	"latchkey/flows"
 	"latchkey/server/config"
 	"latchkey/server/store"
+	"latchkey/server/web"
 )
 
 // MaxTTL is the longest a minted link may live.
@@ -95,8 +96,8 @@ func (ls *LinkSettings) check() (map[string]string, error) {
 		}
 	}
 	out := map[string]string{}
-	for k, v := range map[string]string{"companyName": ls.CompanyName, "companyLogo": ls.CompanyLogo,
-		"backgroundColor": ls.BackgroundColor, "headerImage": ls.HeaderImage, "primaryColor": ls.PrimaryColor} {
+	for k, v := range map[string]string{web.SettingCompanyName: ls.CompanyName, web.SettingCompanyLogo: ls.CompanyLogo,
+		web.SettingBackgroundColor: ls.BackgroundColor, web.SettingHeaderImage: ls.HeaderImage, web.SettingPrimaryColor: ls.PrimaryColor} {
 		if v != "" {
 			out[k] = v
 		}

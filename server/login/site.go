@@ -54,16 +54,6 @@ func (s Site) view(locale string, title flows.Msg) web.View {
 		Brand: s.brand("", nil)}
 }
 
-// Link settings a minted link may carry (Leaf's names), over the client's
-// and the realm's branding.
-const (
-	SettingCompanyName     = "companyName"
-	SettingCompanyLogo     = "companyLogo"
-	SettingBackgroundColor = "backgroundColor"
-	SettingHeaderImage     = "headerImage"
-	SettingPrimaryColor    = "primaryColor"
-)
-
 // brand is the look of a page of a client's login (clientID may be
 // empty), with a minted link's settings on top.
 func (s Site) brand(clientID string, settings map[string]string) web.Brand {
@@ -90,13 +80,7 @@ func (s Site) brand(clientID string, settings map[string]string) web.Brand {
 	for _, l := range b.HelperLinks {
 		out.HelperLinks = append(out.HelperLinks, web.HelperLink{Label: l.Label, URL: asset(l.URL)})
 	}
-	for key, dst := range map[string]*string{SettingCompanyName: &out.Name, SettingCompanyLogo: &out.LogoURL,
-		SettingBackgroundColor: &out.BackgroundColor, SettingHeaderImage: &out.HeaderImageURL, SettingPrimaryColor: &out.PrimaryColor} {
-		if v := settings[key]; v != "" {
-			*dst = v
-		}
-	}
-	return out
+	return out.WithSettings(settings)
 }
 
 // MailBrand is the brand of a client's mails, as the mail templates see it

@@ -27,6 +27,27 @@ type Brand struct {
 	TermsURL           string
 }
 
+// Settings a minted link may carry (Leaf's names), over the client's and
+// the realm's branding.
+const (
+	SettingCompanyName     = "companyName"
+	SettingCompanyLogo     = "companyLogo"
+	SettingBackgroundColor = "backgroundColor"
+	SettingHeaderImage     = "headerImage"
+	SettingPrimaryColor    = "primaryColor"
+)
+
+// WithSettings returns b with a link's settings applied.
+func (b Brand) WithSettings(settings map[string]string) Brand {
+	for key, dst := range map[string]*string{SettingCompanyName: &b.Name, SettingCompanyLogo: &b.LogoURL,
+		SettingBackgroundColor: &b.BackgroundColor, SettingHeaderImage: &b.HeaderImageURL, SettingPrimaryColor: &b.PrimaryColor} {
+		if v := settings[key]; v != "" {
+			*dst = v
+		}
+	}
+	return b
+}
+
 // HelperLink is a link under the sign-in form.
 type HelperLink struct{ Label, URL string }
 
