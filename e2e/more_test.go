@@ -213,9 +213,17 @@ func TestAccountPageLoginAndLogout(t *testing.T) {
 		link = regexp.MustCompile(`http://[^\s<"]+/login-actions/magic-link\?token=[A-Za-z0-9_\-]+`).FindString(c.Get(s.LK.Issuer + "/dev/mail").Body)
 	}
 	p = confirm(t, c, link)
-	if !p.Has("Signed in") || !p.Has("alice@example.com") || !p.Has("(verified)") || p.URL.Path != "/realms/test/account" {
+	if !p.Has("Signed in") || !p.Has("alice@example.com") || !p.Has("Verified") || p.URL.Path != "/realms/test/account" {
 		t.Fatalf("account page at %s:\n%s", p.URL, p.Body)
 	}
+	// Its language switcher works, and the choice sticks.
+	if p := c.Get(s.LK.Issuer + "/account?kc_locale=de"); !p.Has(`<html lang="de">`) || !p.Has("<h1>Angemeldet</h1>") {
+		t.Fatalf("account page in German:\n%s", p.Body)
+	}
+	if p := c.Get(s.LK.Issuer + "/account"); !p.Has(`<html lang="de">`) {
+		t.Fatalf("the switcher's choice did not stick:\n%s", p.Body)
+	}
+	c.Get(s.LK.Issuer + "/account?kc_locale=en")
 	// A cross-site link cannot sign the user out: sign-out is a POST with a token.
 	if p := c.Get(s.LK.Issuer + "/account/logout"); p.Status != http.StatusMethodNotAllowed {
 		t.Fatalf("GET sign-out: status %d", p.Status)

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"latchkey/flows"
 	"latchkey/server/i18n"
@@ -77,5 +79,34 @@ func TestPluralsAndDurationsInEveryLocale(t *testing.T) {
 	}
 	if got := cat.Duration("de", 15*time.Minute); got != "15 Minuten" {
 		t.Errorf("Duration(de, 15m) = %q", got)
+	}
+}
+
+// Every message a person reads starts as a sentence does, in every shipped
+// locale. A message that opens with a value ("{{.App}} ...") is left to its
+// value; fragments shown inside a sentence are listed with where they go.
+func TestMessagesStartWithACapital(t *testing.T) {
+	fragments := map[string]string{
+		"totp.keyKind": "in parentheses after the secret key",
+		"ago.seconds":  "{{ago}} inside a sentence", "ago.minutes": "{{ago}}", "ago.hours": "{{ago}}", "ago.days": "{{ago}}",
+	}
+	d := time.Minute
+	rnd, err := web.NewRenderer(web.Options{}, slog.New(slog.NewTextHandler(io.Discard, nil)), StepTemplates(Registry(Deps{}))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat := rnd.Catalog()
+	for _, l := range i18n.Shipped {
+		for _, id := range cat.IDs(l) {
+			if _, ok := fragments[id]; ok {
+				continue
+			}
+			out := rnd.Text(l, flows.M(id, "Count", 2, "Ago", d, "Wait", d, "Lifetime", d))
+			first, _ := utf8.DecodeRuneInString(out)
+			if strings.HasPrefix(out, "<no value>") || unicode.IsUpper(first) || unicode.IsDigit(first) || unicode.IsPunct(first) && first != ',' {
+				continue
+			}
+			t.Errorf("%s %s starts in lower case: %q", l, id, out)
+		}
 	}
 }

@@ -330,7 +330,7 @@ func build(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.L
 	adm := &admin.Service{Cfg: cfg, Store: st, Links: links, Engine: engine}
 	admin.NewAPI(adm, cfg.APIKeys, log).Routes(mux, cfg.Realm)
 	(&account.Handler{
-		Issuer: cfg.Issuer(), Realm: cfg.Realm, Name: cfg.DisplayName(), Web: renderer, Log: log, Provider: mux, Secure: secure,
+		Issuer: cfg.Issuer(), Realm: cfg.Realm, Name: cfg.DisplayName(), Brand: site.Brand(account.ClientID), Web: renderer, Log: log, Provider: mux, Secure: secure,
 		Codec: securecookie.New(derive("account-hash", 64), derive("account-block", 32)),
 	}).Routes(mux)
 	oc := prefix + "/protocol/openid-connect"

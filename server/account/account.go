@@ -43,6 +43,7 @@ type Handler struct {
 	Issuer   string
 	Realm    string
 	Name     string
+	Brand    web.Brand // the realm's branding, with the account client's
 	Web      *web.Renderer
 	Log      *slog.Logger
 	Provider http.Handler // the realm's own endpoints, called in-process
@@ -119,9 +120,9 @@ func (h *Handler) show(w http.ResponseWriter, r *http.Request) {
 	}
 	var p Profile
 	if h.read(r, profileCookie, &p) {
-		loc := h.locale(r, p.Locale)
+		loc := h.locale(w, r, p.Locale)
 		v := web.View{Title: h.Web.Text(loc, flows.M("account.title")), RealmName: h.Name, StaticURL: "/realms/" + h.Realm + "/static",
-			Data: p, Locale: loc, SwitchURL: r.URL.RequestURI()}
+			Data: p, Locale: loc, SwitchURL: r.URL.RequestURI(), Brand: h.Brand}
 		h.Web.Page(w, http.StatusOK, "account", v)
 		return
 	}
@@ -130,16 +131,20 @@ func (h *Handler) show(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, h.oauth().AuthCodeURL(pl.State, oauth2.S256ChallengeOption(pl.Verifier)), http.StatusFound)
 }
 
-// locale is the page's language: the switcher's cookie (set by the login
-// pages, kc_locale), the user's, Accept-Language, the default.
-func (h *Handler) locale(r *http.Request, user string) string {
+// locale is the page's language: kc_locale (its switcher), the switcher's
+// cookie (shared with the login pages), the user's, Accept-Language, the
+// default.
+func (h *Handler) locale(w http.ResponseWriter, r *http.Request, user string) string {
+	if l, ok := h.Web.Catalog().Chosen(w, r, "/realms/"+h.Realm+"/", h.Secure); ok {
+		return l
+	}
 	return h.Web.Catalog().Preferred(r, user)
 }
 
 func (h *Handler) fail(w http.ResponseWriter, r *http.Request, msg flows.Msg) {
-	loc := h.locale(r, "")
+	loc := h.locale(w, r, "")
 	v := web.View{Title: h.Web.Text(loc, flows.M("login.cannotTitle")), RealmName: h.Name, StaticURL: "/realms/" + h.Realm + "/static",
-		Message: h.Web.Text(loc, msg), RestartURL: "/realms/" + h.Realm + "/account", Locale: loc}
+		Message: h.Web.Text(loc, msg), RestartURL: "/realms/" + h.Realm + "/account", Locale: loc, Brand: h.Brand}
 	h.Web.Page(w, http.StatusBadRequest, "error", v)
 }
 

@@ -192,6 +192,18 @@ func (c *Catalog) Preferred(r *http.Request, user string) string {
 	return c.def
 }
 
+// Chosen is the locale a request picks with kc_locale (the switcher's
+// links, or an app's parameter), if it names a supported one; it is then
+// remembered in the switcher's cookie for the pages under path.
+func (c *Catalog) Chosen(w http.ResponseWriter, r *http.Request, path string, secure bool) (string, bool) {
+	l, ok := c.Match(r.URL.Query().Get("kc_locale"))
+	if ok {
+		http.SetCookie(w, &http.Cookie{Name: CookieName, Value: l, Path: path, MaxAge: 365 * 24 * 3600,
+			HttpOnly: true, Secure: secure, SameSite: http.SameSiteLaxMode})
+	}
+	return l, ok
+}
+
 // Locale returns locale if it is supported, else the default.
 func (c *Catalog) Locale(locale string) string {
 	if _, ok := c.local[locale]; ok {

@@ -7,7 +7,6 @@ import (
 
 	"latchkey/flows"
 	"latchkey/server/config"
-	"latchkey/server/i18n"
 	"latchkey/server/web"
 )
 
@@ -28,9 +27,7 @@ func (s Site) prefix() string { return "/realms/" + s.Cfg.Realm }
 // st and u may be nil.
 func (s Site) locale(w http.ResponseWriter, r *http.Request, st *state, u *flows.User) string {
 	cat := s.Web.Catalog()
-	if l, ok := cat.Match(r.URL.Query().Get("kc_locale")); ok {
-		http.SetCookie(w, &http.Cookie{Name: i18n.CookieName, Value: l, Path: s.prefix() + "/", MaxAge: 365 * 24 * 3600,
-			HttpOnly: true, Secure: strings.HasPrefix(s.Cfg.Server.PublicURL, "https:"), SameSite: http.SameSiteLaxMode})
+	if l, ok := cat.Chosen(w, r, s.prefix()+"/", strings.HasPrefix(s.Cfg.Server.PublicURL, "https:")); ok {
 		if st != nil {
 			st.Locale, st.ChosenLocale = l, true
 		}
@@ -54,6 +51,10 @@ func (s Site) view(locale string, title flows.Msg) web.View {
 		Brand: s.brand("", nil)}
 }
 
+// Brand is the look of the pages of a client that are not login steps
+// (the account page).
+func (s Site) Brand(clientID string) web.Brand { return s.brand(clientID, nil) }
+
 // brand is the look of a page of a client's login (clientID may be
 // empty), with a minted link's settings on top.
 func (s Site) brand(clientID string, settings map[string]string) web.Brand {
@@ -72,7 +73,7 @@ func (s Site) brand(clientID string, settings map[string]string) web.Brand {
 		name = s.Cfg.Realm
 	}
 	out := web.Brand{
-		Name: name, AppName: app, AppURL: home, LogoURL: asset(b.LogoURL), FaviconURL: asset(b.FaviconURL), HeaderImageURL: asset(b.HeaderImageURL),
+		Name: name, AppName: app, AppURL: home, AccountURL: s.prefix() + "/account", LogoURL: asset(b.LogoURL), FaviconURL: asset(b.FaviconURL), HeaderImageURL: asset(b.HeaderImageURL),
 		CustomCSSURL: asset(b.CustomCSS), PrimaryColor: b.PrimaryColor, BackgroundColor: b.BackgroundColor, TextColor: b.TextColor,
 		FontFamily: b.FontFamily, Title: b.Title, Description: b.Description, SupportEmail: b.SupportEmail,
 		PrivacyURL: asset(b.PrivacyURL), TermsURL: asset(b.TermsURL),
