@@ -58,3 +58,13 @@ func TestUsedLinkOffersTheWayBackToTheApp(t *testing.T) {
 		t.Fatalf("used link page: %d\n%s", p.Status, p.Body)
 	}
 }
+
+// A link nobody issued (mistyped, or cut short by a mail client) names no
+// app, so its page offers to sign in again at the realm's account page.
+func TestUnknownLinkOffersToSignInAgain(t *testing.T) {
+	s := start(t, magic(nil))
+	p := testkit.NewClient(t).Get(s.LK.URL + "/realms/test/login-actions/magic-link?token=" + strings.Repeat("A", 43))
+	if p.Status != http.StatusGone && p.Status != http.StatusNotFound || !p.Has(`<a class="button" href="/realms/test/account">Sign in again</a>`) {
+		t.Fatalf("unknown link page: %d\n%s", p.Status, p.Body)
+	}
+}

@@ -1,6 +1,6 @@
 // Counts down "You can ask for a new link in N seconds" on the page that
-// has it (data-countdown), in the page's language: data-one and
-// data-other are the sentence for 1 and 2, rendered by the server.
+// has it (data-countdown), in the page's language: data-singular and
+// data-plural are the sentence for 1 and 2, rendered by the server.
 (function () {
   var el = document.querySelector('[data-countdown]');
   if (!el) return;
@@ -10,6 +10,6 @@
     n -= 1;
     if (n <= 0) { clearInterval(timer); el.hidden = true; return; }
     var one = rules ? rules.select(n) === 'one' : n === 1;
-    el.textContent = one ? el.getAttribute('data-one').replace('1', n) : el.getAttribute('data-other').replace('2', n);
+    el.textContent = one ? el.getAttribute('data-singular').replace('1', n) : el.getAttribute('data-plural').replace('2', n);
   }, 1000);
 })();

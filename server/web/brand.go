@@ -16,6 +16,9 @@ type Brand struct {
 	Name    string // the company or realm name in the header (branding.displayName)
 	AppName string // the client's name: "Sign in to Acme Reports"
 	AppURL  string // the client's home page (clients[].baseUrl): "Back to ..."
+	// AccountURL is the realm's account page: where a page with no app to
+	// go back to (an unknown link) sends a person to sign in again.
+	AccountURL string
 
 	LogoURL, FaviconURL, HeaderImageURL, CustomCSSURL    string
 	PrimaryColor, BackgroundColor, TextColor, FontFamily string
