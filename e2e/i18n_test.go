@@ -19,9 +19,12 @@ import (
 )
 
 // lang is the page's <html lang>.
-func lang(t *testing.T, ctx context.Context) string {
+func lang(t *testing.T, ctx context.Context) string { return attr(t, ctx, "html", "lang") }
+
+// attr is an attribute of the first element sel matches.
+func attr(t *testing.T, ctx context.Context, sel, name string) string {
 	t.Helper()
-	v, err := chromedp.Run(ctx, chromedp.AttributeValue(chromedp.CSS("html"), "lang"))
+	v, err := chromedp.Run(ctx, chromedp.AttributeValue(chromedp.CSS(sel), name))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,6 +65,38 @@ func TestBrowserLoginAndMailFollowUILocales(t *testing.T) {
 	do(t, ctx, chromedp.Navigate(s.App.LoginURL(url.Values{"kc_locale": {"fr"}})), chromedp.WaitVisible(chromedp.ID("email")))
 	if l, h := lang(t, ctx), text(t, ctx, "h1"); l != "fr" || h != "Se connecter avec votre e-mail" {
 		t.Fatalf("kc_locale=fr: lang %q, heading %q", l, h)
+	}
+}
+
+// A browser set to Brazilian Portuguese, with nothing else to go by, gets
+// Portuguese pages and a Portuguese mail; a choice on the switcher wins
+// over the browser's language.
+func TestBrowserFollowsTheBrowsersLanguage(t *testing.T) {
+	ctx := testkit.Browser(t, chromedp.Flag("accept-lang", "pt-BR,pt,en"))
+	s := start(t, magic(nil))
+	do(t, ctx, chromedp.Navigate(s.App.LoginURL(nil)), chromedp.WaitVisible(chromedp.ID("email")))
+	if l, h := lang(t, ctx), text(t, ctx, "h1"); l != "pt-BR" || h != "Entre com seu e-mail" {
+		t.Fatalf("Accept-Language pt-BR: lang %q, heading %q", l, h)
+	}
+	do(t, ctx,
+		chromedp.SendKeys(chromedp.ID("email"), "alice@example.com"),
+		chromedp.Click(chromedp.CSS("button[type=submit]")),
+		chromedp.WaitReady(chromedp.CSS(`input[name="action"][value="resend"]`)),
+	)
+	if m := s.SMTP.WaitFor(t, "alice@example.com", 1, 10*time.Second)[0]; !strings.Contains(m.HTML, `lang="pt-BR"`) {
+		t.Fatalf("the mail is not Portuguese: %q\n%s", m.Subject, m.Text)
+	}
+	// The resend cooldown counts down in Portuguese.
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](
+		`document.getElementById('resend-wait').textContent === 'Você poderá pedir um novo link em 29 segundos.'`)); err != nil {
+		t.Fatalf("the countdown did not count: %v", err)
+	}
+	do(t, ctx,
+		chromedp.Click(chromedp.CSS(`nav.locales a[hreflang="de"]`)),
+		chromedp.WaitReady(chromedp.CSS(`html[lang="de"] input[name="action"][value="resend"]`)),
+	)
+	if one := attr(t, ctx, "#resend-wait", "data-singular"); one != "Sie können in 1 Sekunde einen neuen Link anfordern." {
+		t.Fatalf("the countdown's one-second sentence: %q", one)
 	}
 }
 

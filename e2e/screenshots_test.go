@@ -29,7 +29,7 @@ func TestScreenshots(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := testkit.Browser(t)
-	s := startDoc(t, brandedRealm(brandedTheme(t)), magic(nil))
+	s := startDoc(t, brandedRealm(brandedTheme(t)), magic(map[string]string{"forceCreateUser": "true", "updateProfileOnCreate": "true"}))
 	shot := func(name string) {
 		t.Helper()
 		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
@@ -62,6 +62,25 @@ func TestScreenshots(t *testing.T) {
 			do(t, ctx, chromedp.Click(chromedp.ID("confirm")), chromedp.WaitVisible(chromedp.ID("result")),
 				chromedp.Navigate(link), chromedp.WaitVisible(chromedp.CSS("p.error")))
 			shot("used-link-" + locale + "-" + size.name)
+			// The account page, reached through the browser's session.
+			do(t, ctx, chromedp.Navigate(s.LK.Issuer+"/account"), chromedp.WaitVisible(chromedp.CSS(`form[action$="/account/logout"]`)))
+			if locale != "en" { // the browser speaks English: the person picks German on the switcher
+				do(t, ctx, chromedp.Click(chromedp.CSS(`nav.locales a[hreflang="`+locale+`"]`)),
+					chromedp.WaitVisible(chromedp.CSS(`html[lang="`+locale+`"] form[action$="/account/logout"]`)))
+			}
+			shot("account-" + locale + "-" + size.name)
+
+			// A new person fills in the profile.
+			if _, err := chromedp.Call(ctx, network.ClearBrowserCookies, cdp.Empty{}); err != nil {
+				t.Fatal(err)
+			}
+			dana := "dana-" + locale + "-" + size.name + "@example.com"
+			do(t, ctx, chromedp.Navigate(s.App.LoginURL(url.Values{"ui_locales": {locale}, "login_hint": {dana}})), chromedp.WaitVisible(chromedp.ID("email")),
+				chromedp.Submit(chromedp.ID("email")), chromedp.WaitReady(chromedp.CSS(`input[name="action"][value="resend"]`)))
+			link = s.SMTP.WaitFor(t, dana, 1, 10*time.Second)[0].Link()
+			do(t, ctx, chromedp.Navigate(link), chromedp.WaitVisible(chromedp.ID("confirm")),
+				chromedp.Click(chromedp.ID("confirm")), chromedp.WaitVisible(chromedp.ID("firstName")))
+			shot("profile-" + locale + "-" + size.name)
 		}
 	}
 }

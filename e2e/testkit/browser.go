@@ -13,8 +13,9 @@ import (
 
 // Browser starts headless Chromium (Debian's package) with a fresh profile
 // and returns a chromedp context. Without Chromium the test skips, or fails
-// where LATCHKEY_REQUIRE includes "browser" (as in CI).
-func Browser(t testing.TB) context.Context {
+// where LATCHKEY_REQUIRE includes "browser" (as in CI). Extra options go
+// after the defaults (chromedp.Flag("accept-lang", "de") for a German user).
+func Browser(t testing.TB, extra ...chromedp.ExecAllocatorOption) context.Context {
 	t.Helper()
 	exe := testenv.Chromium(t)
 	dir := t.TempDir()
@@ -32,6 +33,7 @@ func Browser(t testing.TB) context.Context {
 		chromedp.Flag("disable-sync", true),
 		chromedp.Flag("disable-dev-shm-usage", true),
 	)
+	opts = append(opts, extra...)
 	if os.Getenv("LATCHKEY_CHROMIUM_FLAGS") != "" {
 		opts = append(opts, chromedp.Flag(os.Getenv("LATCHKEY_CHROMIUM_FLAGS"), true))
 	}
