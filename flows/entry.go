@@ -23,7 +23,11 @@ type Entry struct {
 	// WaitsAt reports whether the login session is still open and waiting
 	// at execution, without loading it for the step.
 	WaitsAt func(ctx context.Context, session, execution string) (bool, error)
-	Users   Users
+	// HoldsLogin reports whether the browser of this request holds the
+	// login session (the login started here), by the server's one rule of
+	// who may continue a login.
+	HoldsLogin func(ctx context.Context, session string) (bool, error)
+	Users      Users
 }
 
 // Value returns a parameter of the request: from the form of a POST, from
@@ -48,11 +52,15 @@ type EntryPoint interface {
 	Enter(ctx context.Context, in *Entry, now time.Time) (Entered, error)
 }
 
-// Entered says where an entry request goes. Exactly one of Answer, Begin,
-// or Session and Execution is set.
+// Entered says where an entry request goes. Exactly one of Answer,
+// Progress, Begin, or Session and Execution is set.
 type Entered struct {
 	// Answer is a page shown at once, outside any login.
 	Answer *Result
+	// Progress answers a login's own page that polls while the step waits
+	// on something outside the browser (an approval on another device); the
+	// server sends it as JSON, {"state": Progress}.
+	Progress Progress
 	// Session and Execution name the login the request continues and the
 	// step, or required action, whose Resume takes it.
 	Session   string
@@ -68,6 +76,16 @@ type Entered struct {
 	ClientID string
 	Settings map[string]string
 }
+
+// Progress is what a polled step has come to.
+type Progress string
+
+const (
+	// Waiting: nothing has changed; poll again.
+	Waiting Progress = "waiting"
+	// Changed: load the login's page again (approved, declined, or over).
+	Changed Progress = "changed"
+)
 
 // Begin is a login started from an entry point.
 type Begin struct {

@@ -18,8 +18,9 @@ import (
 	"latchkey/server/web"
 )
 
-// noLinks is a link store that knows no link.
-type noLinks struct{}
+// noLinks is a link store that knows no link (the methods the page
+// renders do not reach are left to the embedded nil interface).
+type noLinks struct{ magiclink.Store }
 
 func (noLinks) CreateLink(context.Context, *magiclink.Link, *magiclink.Mail) error   { return nil }
 func (noLinks) RehearseLink(context.Context, *magiclink.Link, *magiclink.Mail) error { return nil }
@@ -133,5 +134,55 @@ func TestEveryStepsPagesRender(t *testing.T) {
 			}
 			render(t, "Process with an empty form", r)
 		})
+	}
+}
+
+// The magic link's pages in each state the code and cross-device approval
+// give them, in every shipped locale, with every message they name.
+func TestMagicLinkPagesRenderEveryState(t *testing.T) {
+	rnd, err := web.NewRenderer(web.Options{}, slog.New(slog.NewTextHandler(io.Discard, nil)), StepTemplates(Registry(Deps{}))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	revoked := func(reason string) *magiclink.Link {
+		return &magiclink.Link{RevokedAt: &now, RevokedReason: reason, ExpiresAt: now.Add(time.Hour)}
+	}
+	pages := []struct {
+		page, want string
+		data       any
+	}{
+		{magiclink.PageSent, `id="match-number">42<`, magiclink.SentPage{Email: "a@example.com", Lifetime: time.Minute, CodeLength: 6,
+			CodeError: flows.M("code.wrong", "Count", 2), MatchNumber: 42, PollPath: "magic-link/status?session=s", Approvable: true}},
+		{magiclink.PageSent, `autocomplete="one-time-code"`, magiclink.SentPage{Email: "a@example.com", CodeLength: 8, CodeError: flows.M("code.format", "Count", 8)}},
+		{magiclink.PageSent, `role="alert"`, magiclink.SentPage{Email: "a@example.com", CodeLength: 6, Ended: magiclink.Explain(revoked(magiclink.RevokedCodeAttempts), now)}},
+		{magiclink.PageSent, `role="alert"`, magiclink.SentPage{Email: "a@example.com", Approvable: true, Ended: magiclink.Explain(revoked(magiclink.RevokedWrongNumber), now)}},
+		{magiclink.PageSent, `value="check"`, magiclink.SentPage{Email: "a@example.com", Approvable: true, Notice: flows.M("approve.notYet")}},
+		{magiclink.PageConfirm, `id="approve"`, magiclink.ConfirmPage{Email: "a@example.com", Token: "t", OtherDevice: true}},
+		{magiclink.PageApprove, `value="17"`, magiclink.ApprovePage{Email: "a@example.com", Token: "t", Choices: []int{17, 42, 88}}},
+		{magiclink.PageInvalid, `role="alert"`, magiclink.InvalidPage{Message: magiclink.Explain(revoked(magiclink.RevokedDeclined), now)}},
+		{magiclink.PageNotice, "<h1>", magiclink.NoticePage{Heading: flows.M("approve.doneHeading"), Message: flows.M("approve.done")}},
+		{magiclink.PageNotice, "<h1>", magiclink.NoticePage{Heading: flows.M("approve.wrongHeading"), Message: flows.M("approve.wrong")}},
+		{magiclink.PageNotice, "<h1>", magiclink.NoticePage{Heading: flows.M("decline.heading"), Message: flows.M("decline.done")}},
+		{magiclink.PageNotice, "<h1>", magiclink.NoticePage{Heading: flows.M("approve.doneHeading"), Message: magiclink.Explain(&magiclink.Link{ApprovedAt: &now, ExpiresAt: now.Add(time.Hour)}, now)}},
+	}
+	for _, l := range i18n.Shipped {
+		for _, p := range pages {
+			w := httptest.NewRecorder()
+			rnd.Page(w, http.StatusOK, p.page, web.View{Title: "t", CSRF: "c", Action: "/a", Exec: "0", Data: p.data, Locale: l})
+			if body := w.Body.String(); w.Code != http.StatusOK || !strings.Contains(body, p.want) {
+				t.Errorf("%s in %s (%T): %d, no %q:\n%s", p.page, l, p.data, w.Code, p.want, body)
+			}
+		}
+		for _, id := range []string{"approve.declinedHere", "approve.notPossible", "code.used", "code.expired"} {
+			rnd.Text(l, flows.M(id))
+		}
+		_, text, html, err := rnd.Mail(l, "mail-login", magiclink.MailData{Email: "a@example.com", URL: "https://x/l", Lifetime: time.Minute, Code: "012345", Locale: l})
+		if err != nil || !strings.Contains(text, "012345") || !strings.Contains(html, "012345") {
+			t.Errorf("mail in %s: %v\n%s", l, err, text)
+		}
+	}
+	if m := rnd.Missing(); len(m) > 0 {
+		t.Errorf("missing messages: %v", m)
 	}
 }

@@ -290,7 +290,8 @@ func build(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.L
 	links := &magiclink.Service{
 		Store: LinkStore{S: st, Sealer: sealer}, Counter: counter, Mail: renderer, Log: log,
 		PublicURL: cfg.Server.PublicURL, Realm: cfg.Realm, RealmName: cfg.DisplayName(),
-		Brand: login.Site{Cfg: cfg, Web: renderer, Log: log}.MailBrand,
+		Brand:   login.Site{Cfg: cfg, Web: renderer, Log: log}.MailBrand,
+		CodeKey: derive("link-code", 32),
 	}
 	reg := Registry(Deps{Counter: counter, Links: links, Log: log})
 	engine, err := flows.NewEngine(cfg.FlowDefs, cfg.Bindings, reg, RequiredActions(reg))
@@ -514,6 +515,35 @@ func (a LinkStore) LinkByHash(ctx context.Context, hash string) (*magiclink.Link
 func (a LinkStore) ConsumeLink(ctx context.Context, hash string, now time.Time) (*magiclink.Link, error) {
 	row, err := a.S.ConsumeMagicLink(ctx, hash, now)
 	return convertLink(row, err)
+}
+
+func (a LinkStore) LinkForLogin(ctx context.Context, authSessionID string) (*magiclink.Link, error) {
+	row, err := a.S.MagicLinkForLogin(ctx, authSessionID)
+	return convertLink(row, err)
+}
+
+func (a LinkStore) ConsumeLinkByID(ctx context.Context, id string, now time.Time) (*magiclink.Link, error) {
+	row, err := a.S.ConsumeMagicLinkByID(ctx, id, now)
+	return convertLink(row, err)
+}
+
+func (a LinkStore) FailLinkCode(ctx context.Context, id string, max int, now time.Time) (*magiclink.Link, error) {
+	row, err := a.S.FailMagicLinkCode(ctx, id, max, now)
+	return convertLink(row, err)
+}
+
+func (a LinkStore) ApproveLink(ctx context.Context, id string, now time.Time) (*magiclink.Link, error) {
+	row, err := a.S.ApproveMagicLink(ctx, id, now)
+	return convertLink(row, err)
+}
+
+func (a LinkStore) ClaimApprovedLink(ctx context.Context, id string, now time.Time) (*magiclink.Link, error) {
+	row, err := a.S.ClaimApprovedMagicLink(ctx, id, now)
+	return convertLink(row, err)
+}
+
+func (a LinkStore) RevokeLink(ctx context.Context, id, reason string, now time.Time) (bool, error) {
+	return a.S.RevokeMagicLink(ctx, id, reason, now)
 }
 
 func (a LinkStore) MarkLinkOpened(ctx context.Context, id string, now time.Time) error {

@@ -3,6 +3,8 @@ package magiclink
 import (
 	"context"
 	"errors"
+	"net/url"
+	"strconv"
 	"time"
 
 	"latchkey/authenticators/profile"
@@ -20,6 +22,10 @@ const (
 	noteEmail  = "magic-link.email"
 	noteSentAt = "magic-link.sentAt"
 	noteSentTo = "magic-link.sentTo" // the address of the last send: kept by "use another email"
+	noteMatch  = "magic-link.match"  // the number matching shows on this login's page
+	// noteCodeFails counts wrong codes when no link was sent (no account):
+	// the page then answers as a real link's would.
+	noteCodeFails = "magic-link.codeFails"
 )
 
 // EmailForm is the data of the email page.
@@ -37,6 +43,21 @@ type SentPage struct {
 	Queued     bool      // this request sent a link (or, for an unknown address, would have)
 	// Notice says what the last click did (sent again, or nothing yet).
 	Notice flows.Msg
+
+	CodeLength int       // digits of the code beside the link; 0: no code field
+	CodeError  flows.Msg // why the typed code did not sign in (tied to the field)
+	// MatchNumber is the number to pick on another device that opens the
+	// link (number matching); 0: none.
+	MatchNumber int
+	// PollPath, relative to the page, is polled while another device may
+	// approve this login ("": nothing to wait for).
+	PollPath string
+	// Approvable: another device may approve this login (the page offers
+	// a "continue" button for browsers without JavaScript).
+	Approvable bool
+	// Ended says why the last link no longer works (a wrong number was
+	// picked, too many wrong codes); a new one can be asked for.
+	Ended flows.Msg
 }
 
 // ID is the authenticator's id in realm.yaml.
@@ -76,6 +97,17 @@ func (Factory) Options() []flows.Option {
 		{Name: "maxPerIP", Type: flows.Int, Default: 30, Help: "Links requested from one client IP per rateWindow.", Check: positive},
 		{Name: "rateWindow", Type: flows.Duration, Default: 15 * time.Minute, Help: "Window of the send limits.", Check: positive},
 		{Name: "resendCooldown", Type: flows.Duration, Default: 30 * time.Second, Help: "Wait between two sends for one login.", Check: positive},
+		{Name: "code", Type: flows.Bool, Default: true, Help: "Mail a one-time code beside the link: typed on the login page, it signs in there (the mail was read on another device)."},
+		{Name: "codeLength", Type: flows.Int, Default: 6, Help: "Digits of the code (6 to 8).",
+			Check: func(v any) error {
+				if n := v.(int); n < 6 || n > 8 {
+					return errors.New("must be between 6 and 8")
+				}
+				return nil
+			}},
+		{Name: "codeAttempts", Type: flows.Int, Default: 5, Help: "Wrong codes per link before the link and its code stop working.", Check: positive},
+		{Name: "crossDevice", Type: flows.Bool, Default: true, Help: "A link opened on a device that did not start the login may approve the login there instead of signing in on this device."},
+		{Name: "numberMatching", Type: flows.Bool, Default: true, Help: "To approve, the other device must pick the number the login page shows (an attacker who started the login cannot get it approved blindly)."},
 	}
 }
 
@@ -108,6 +140,30 @@ type options struct {
 	MaxPerIP              int           `option:"maxPerIP"`
 	RateWindow            time.Duration `option:"rateWindow"`
 	ResendCooldown        time.Duration `option:"resendCooldown"`
+	Code                  bool          `option:"code"`
+	CodeLength            int           `option:"codeLength"`
+	CodeAttempts          int           `option:"codeAttempts"`
+	CrossDevice           bool          `option:"crossDevice"`
+	NumberMatching        bool          `option:"numberMatching"`
+}
+
+// approval is how another device may approve a login of this step.
+func (o options) approval() string {
+	switch {
+	case !o.CrossDevice:
+		return ""
+	case o.NumberMatching:
+		return ApproveByNumber
+	}
+	return ApproveByClick
+}
+
+// codeLength is the length of the code mailed beside the link; 0: none.
+func (o options) codeLength() int {
+	if !o.Code {
+		return 0
+	}
+	return o.CodeLength
 }
 
 // Authenticator is the "magic-link" step.
@@ -118,10 +174,11 @@ type Authenticator struct {
 
 var _ flows.Authenticator = (*Authenticator)(nil)
 
-// Authenticate shows the email form, or "check your email" once sent.
-func (a *Authenticator) Authenticate(_ context.Context, c *flows.Context) (flows.Result, error) {
+// Authenticate shows the email form, or "check your email" once sent;
+// then, the login goes on if another device approved it.
+func (a *Authenticator) Authenticate(ctx context.Context, c *flows.Context) (flows.Result, error) {
 	if email := c.Session.Note(noteEmail); email != "" {
-		return flows.Show(PageSent, a.sentPage(c, email, flows.Msg{})), nil
+		return a.waiting(ctx, c, email, flows.Msg{})
 	}
 	return flows.Show(PageEmail, EmailForm{Email: c.Session.LoginHint}), nil
 }
@@ -130,6 +187,13 @@ func (a *Authenticator) Authenticate(_ context.Context, c *flows.Context) (flows
 // itself comes back through the entry point (Resume).
 func (a *Authenticator) Action(ctx context.Context, c *flows.Context) (flows.Result, error) {
 	switch c.Form.Get("action") {
+	case "code":
+		return a.enterCode(ctx, c)
+	case "check": // "I approved it on my other device" without JavaScript
+		if email := c.Session.Note(noteEmail); email != "" {
+			return a.waiting(ctx, c, email, flows.M("approve.notYet"))
+		}
+		return flows.Show(PageEmail, EmailForm{}), nil
 	case "another":
 		// The last send's time and address stay: typing the same address
 		// again is a resend, and waits for the cooldown.
@@ -150,7 +214,12 @@ func (a *Authenticator) Action(ctx context.Context, c *flows.Context) (flows.Res
 }
 
 func (a *Authenticator) sentPage(c *flows.Context, email string, retry flows.Msg) SentPage {
-	p := SentPage{Email: email, Lifetime: a.opt.LinkTTL, RetryAfter: retry}
+	p := SentPage{Email: email, Lifetime: a.opt.LinkTTL, RetryAfter: retry, CodeLength: a.opt.codeLength(), Approvable: a.opt.CrossDevice}
+	p.MatchNumber, _ = strconv.Atoi(c.Session.Note(noteMatch))
+	if a.opt.CrossDevice {
+		// Relative to the login page (.../login-actions/authenticate).
+		p.PollPath = ID + "/status?session=" + url.QueryEscape(c.Session.ID)
+	}
 	if at, err := time.Parse(time.RFC3339Nano, c.Session.Note(noteSentAt)); err == nil {
 		if left := a.opt.ResendCooldown - c.Time().Sub(at); left > 0 {
 			p.ResendIn = int(left.Seconds()) + 1
@@ -199,12 +268,24 @@ func (a *Authenticator) send(ctx context.Context, c *flows.Context, email string
 	if rehearse {
 		u = &flows.User{Email: email}
 	}
+	match := 0
+	if a.opt.approval() == ApproveByNumber {
+		if match, err = NewMatchNumber(); err != nil {
+			return flows.Result{}, err
+		}
+	}
 	if _, _, err := a.svc.Issue(ctx, Issue{
 		User: u, Type: TypeLogin, AuthSessionID: c.Session.ID, Execution: c.Execution,
 		ClientID: c.Session.ClientID, TTL: a.opt.LinkTTL, Send: true, Rehearse: rehearse, Locale: c.Locale,
+		CodeLength: a.opt.codeLength(), Approval: a.opt.approval(), MatchNumber: match,
 	}, now); err != nil {
 		return flows.Result{}, err
 	}
+	c.Session.SetNote(noteMatch, "")
+	if match != 0 {
+		c.Session.SetNote(noteMatch, strconv.Itoa(match))
+	}
+	c.Session.SetNote(noteCodeFails, "")
 	c.Session.SetNote(noteEmail, email)
 	c.Session.SetNote(noteSentTo, email)
 	c.Session.SetNote(noteSentAt, now.Format(time.RFC3339Nano))
@@ -246,10 +327,16 @@ func (a *Authenticator) confirm(ctx context.Context, c *flows.Context, token str
 	if err != nil || u == nil {
 		return gone(flows.Fail(why(err))), nil
 	}
+	return a.signedIn(c, u), nil
+}
+
+// signedIn ends the step for the user of a link this login used (by the
+// link, its code, or an approval).
+func (a *Authenticator) signedIn(c *flows.Context, u *flows.User) flows.Result {
 	c.SetUser(u)
 	c.Session.AddMethod("email")
 	c.Session.SetNote(noteEmail, "")
-	return flows.Succeeded(), nil
+	return flows.Succeeded()
 }
 
 // userError is a refusal the person is told about.
@@ -291,12 +378,20 @@ func redeem(ctx context.Context, svc *Service, c *flows.Context, token, typ stri
 	if err != nil {
 		return nil, err
 	}
+	return accept(ctx, svc, c, l)
+}
+
+// accept is the end of every way a login uses its link (the link, its
+// code, an approval): the link, consumed by the caller in one statement,
+// must still name an active account at the address it was mailed to;
+// that address is now verified.
+func accept(ctx context.Context, svc *Service, c *flows.Context, l *Link) (*flows.User, error) {
 	c.ConsumedSecret = l.ID
 	u, err := c.Users.UserByID(ctx, l.UserID)
-	if err != nil {
+	if err != nil && !errors.Is(err, flows.ErrUserNotFound) {
 		return nil, err
 	}
-	if u.Email != l.Email || u.Disabled {
+	if err != nil || u.Email != l.Email || u.Disabled {
 		svc.Rejected(l, "account_changed")
 		return nil, userError{flows.M("link.accountChanged")}
 	}

@@ -13,13 +13,25 @@ const (
 	PageConfirm = "magic-link-confirm"
 	PageInvalid = "magic-link-invalid"
 	PageNotice  = "magic-link-notice"
+	PageApprove = "magic-link-approve"
 )
 
-// ConfirmPage is the data of the page a link opens: one button, because a
+// ConfirmPage is the data of the page a link opens: buttons, because a
 // GET must never consume a link (mail scanners fetch every link).
 type ConfirmPage struct {
 	Email string
 	Token string
+	// OtherDevice: this browser did not start the login, which another
+	// device may approve instead (crossDevice).
+	OtherDevice bool
+}
+
+// ApprovePage offers the numbers of number matching: the person picks the
+// one the login's own page shows.
+type ApprovePage struct {
+	Email   string
+	Token   string
+	Choices []int
 }
 
 // InvalidPage is the data of the page for a link that cannot be used.
@@ -69,13 +81,21 @@ func (f Factory) enter(ctx context.Context, in *flows.Entry, l *Link, token stri
 	switch {
 	case in.Path == "resend":
 		return f.enterResend(ctx, in, l, status, token, now)
+	case in.Path == "status":
+		return f.status(ctx, in, now)
+	case in.Path == "approve":
+		return f.approve(ctx, in, l, status, token, now)
+	case in.Path == "decline":
+		return f.decline(ctx, in, l, status, token, now)
 	case in.Path != "":
 		return answer(gone(flows.Fail(flows.M("link.notALink")))), nil
+	case status == "approved":
+		return answer(flows.Show(PageNotice, NoticePage{Heading: flows.M("approve.doneHeading"), Message: flows.M("link.approved")})), nil
 	case status != "pending":
 		return f.invalid(ctx, in, l, status, token, now)
 	case in.Method != "POST":
 		svc.Opened(ctx, l, in.UserAgent, now)
-		return answer(flows.Show(PageConfirm, ConfirmPage{Email: l.Email, Token: token})), nil
+		return f.confirmPage(ctx, in, l, token)
 	case l.AuthSessionID == "":
 		return f.enterMinted(ctx, in, l, token, now)
 	}
@@ -92,7 +112,7 @@ func gone(r flows.Result) flows.Result { r.Gone = true; return r }
 func (f Factory) invalid(ctx context.Context, in *flows.Entry, l *Link, status, token string, now time.Time) (flows.Entered, error) {
 	f.Service.Rejected(l, status)
 	p := InvalidPage{Message: Explain(l, now), Token: token}
-	if l != nil && l.AuthSessionID != "" && status != "used" && in.WaitsAt != nil {
+	if l != nil && l.AuthSessionID != "" && mayResend(l, status) && in.WaitsAt != nil {
 		waits, err := in.WaitsAt(ctx, l.AuthSessionID, l.Execution)
 		if err != nil {
 			return flows.Entered{}, err
@@ -100,6 +120,20 @@ func (f Factory) invalid(ctx context.Context, in *flows.Entry, l *Link, status, 
 		p.CanResend = waits
 	}
 	return answer(gone(flows.Show(PageInvalid, p))), nil
+}
+
+// mayResend: a dead link's page may mail a new one for its login. Not
+// after it was used, nor after someone said "This wasn't me", picked a
+// wrong number or typed too many wrong codes: those end the link on
+// purpose, and a new one is asked for where the login started.
+func mayResend(l *Link, status string) bool {
+	switch {
+	case status == "used" || status == "approved":
+		return false
+	case status == "revoked":
+		return l.RevokedReason == RevokedReplaced || l.RevokedReason == "" || l.RevokedReason == "admin"
+	}
+	return true
 }
 
 // enterResend sends a fresh link for the login a dead link belonged to.
@@ -112,7 +146,7 @@ func (f Factory) enterResend(ctx context.Context, in *flows.Entry, l *Link, stat
 		return answer(flows.Show(PageConfirm, ConfirmPage{Email: l.Email, Token: token})), nil
 	case l == nil || l.AuthSessionID == "":
 		return answer(gone(flows.Fail(flows.M("link.cannotResend")))), nil
-	case status == "used":
+	case !mayResend(l, status):
 		return f.invalid(ctx, in, l, status, token, now)
 	}
 	if in.WaitsAt != nil {

@@ -50,15 +50,39 @@ type Link struct {
 	OpenedAt      *time.Time
 	UsedAt        *time.Time
 	RevokedAt     *time.Time
+	RevokedReason string // replaced | declined | wrong_number | code_attempts | admin
+	CodeHash      string // keyed hash of the code mailed beside the link (CodeHash)
+	CodeFailures  int
+	Approval      string // how another device may approve the login: "" | approve | number
+	MatchNumber   int    // the number the login's own page shows
+	MatchChoices  string // the numbers the approving device offers, "17,42,88"
+	ApprovedAt    *time.Time
 }
 
-// Status is pending, used, revoked or expired.
+// Reasons a link was revoked.
+const (
+	RevokedReplaced     = "replaced"      // a newer link of the same login
+	RevokedDeclined     = "declined"      // "This wasn't me"
+	RevokedWrongNumber  = "wrong_number"  // number matching failed
+	RevokedCodeAttempts = "code_attempts" // too many wrong codes
+)
+
+// Approval modes (Link.Approval).
+const (
+	ApproveByClick  = "approve" // crossDevice without numberMatching
+	ApproveByNumber = "number"
+)
+
+// Status is pending, used, revoked, approved (by another device, for its
+// login's own browser to go on) or expired.
 func (l *Link) Status(now time.Time) string {
 	switch {
 	case l.UsedAt != nil:
 		return "used"
 	case l.RevokedAt != nil:
 		return "revoked"
+	case l.ApprovedAt != nil:
+		return "approved"
 	case !now.Before(l.ExpiresAt):
 		return "expired"
 	}
@@ -76,11 +100,22 @@ var (
 )
 
 // Store keeps links; CreateLink stores the link and queues its mail in one
-// transaction, revoking older pending links of the same login.
+// transaction, revoking older pending links of the same login. Every
+// change of a link's state is one statement that returns ErrUnavailable
+// when the link is no longer in the state it needs (pending; approved for
+// ClaimApprovedLink).
 type Store interface {
 	CreateLink(ctx context.Context, l *Link, m *Mail) error
 	LinkByHash(ctx context.Context, hash string) (*Link, error)
+	// LinkForLogin is the newest link issued for a login attempt.
+	LinkForLogin(ctx context.Context, authSessionID string) (*Link, error)
 	ConsumeLink(ctx context.Context, hash string, now time.Time) (*Link, error)
+	ConsumeLinkByID(ctx context.Context, id string, now time.Time) (*Link, error)
+	// FailLinkCode counts a wrong code; the max-th revokes the link.
+	FailLinkCode(ctx context.Context, id string, max int, now time.Time) (*Link, error)
+	ApproveLink(ctx context.Context, id string, now time.Time) (*Link, error)
+	ClaimApprovedLink(ctx context.Context, id string, now time.Time) (*Link, error)
+	RevokeLink(ctx context.Context, id, reason string, now time.Time) (bool, error)
 	MarkLinkOpened(ctx context.Context, id string, now time.Time) error
 	// RehearseLink does CreateLink's writes and rolls them back.
 	RehearseLink(ctx context.Context, l *Link, m *Mail) error
@@ -111,6 +146,8 @@ type Service struct {
 	// Brand gives the look of a client's mail, a minted link's settings on
 	// top (nil: the realm's name only).
 	Brand func(clientID string, settings map[string]string) map[string]string
+	// CodeKey keys the hashes of the codes mailed beside links.
+	CodeKey []byte
 }
 
 // MailData is what the link mail templates see.
@@ -120,6 +157,7 @@ type MailData struct {
 	URL       string
 	Lifetime  time.Duration // rendered with the templates' duration function
 	Type      string
+	Code      string // the one-time code beside the link ("" for none)
 	Locale    string // the mail's language (<html lang>)
 	// Brand is the look of the mail (Name, LogoURL, PrimaryColor, ...), as
 	// Service.Brand gives it; missing keys read as "".
@@ -140,6 +178,14 @@ type Issue struct {
 	// Settings brand the link's mail and pages (minted links: companyName,
 	// companyLogo, backgroundColor, headerImage, primaryColor).
 	Settings map[string]string
+	// CodeLength, when not 0, mails a code of that many digits beside the
+	// link: typed on the login's page, it does what the link does.
+	CodeLength int
+	// Approval lets a device that opens the link without holding its login
+	// approve that login (ApproveByClick, ApproveByNumber); MatchNumber is
+	// the number the login's own page shows for ApproveByNumber.
+	Approval    string
+	MatchNumber int
 	// Rehearse does all the work of issuing and rolls the writes back: for
 	// an address without an account, so that response times do not tell
 	// which addresses have accounts.
@@ -162,6 +208,22 @@ func (s *Service) Issue(ctx context.Context, in Issue, now time.Time) (string, *
 		AuthSessionID: in.AuthSessionID, Execution: in.Execution, ClientID: in.ClientID, RedirectURI: in.RedirectURI, Locale: in.Locale,
 		Settings:  encodeSettings(in.Settings),
 		CreatedAt: now.UTC(), ExpiresAt: now.Add(in.TTL).UTC(),
+		Approval: in.Approval,
+	}
+	var code string
+	if in.CodeLength > 0 {
+		var err error
+		if code, err = randomDigits(in.CodeLength); err != nil {
+			return "", nil, err
+		}
+		link.CodeHash = s.codeHash(link.TokenHash, code)
+	}
+	if in.Approval == ApproveByNumber {
+		var err error
+		link.MatchNumber = in.MatchNumber
+		if link.MatchChoices, err = matchChoices(in.MatchNumber); err != nil {
+			return "", nil, err
+		}
 	}
 	u := s.PublicURL + linkPath(s.Realm) + "?token=" + url.QueryEscape(token)
 	var mail *Mail
@@ -171,7 +233,7 @@ func (s *Service) Issue(ctx context.Context, in Issue, now time.Time) (string, *
 			locale = in.User.Locale
 		}
 		subject, text, html, err := s.Mail.Mail(locale, "mail-"+in.Type, MailData{
-			RealmName: s.RealmName, Email: in.User.Email, URL: u, Lifetime: in.TTL, Type: in.Type, Locale: locale,
+			RealmName: s.RealmName, Email: in.User.Email, URL: u, Lifetime: in.TTL, Type: in.Type, Code: code, Locale: locale,
 			Brand: s.brand(in.ClientID, in.Settings),
 		})
 		if err != nil {
@@ -276,7 +338,17 @@ func Explain(l *Link, now time.Time) flows.Msg {
 	case "used":
 		return flows.M("link.used")
 	case "revoked":
+		switch l.RevokedReason {
+		case RevokedDeclined:
+			return flows.M("link.declined")
+		case RevokedWrongNumber:
+			return flows.M("link.wrongNumber")
+		case RevokedCodeAttempts:
+			return flows.M("link.codeAttempts")
+		}
 		return flows.M("link.revoked")
+	case "approved":
+		return flows.M("link.approved")
 	case "expired":
 		return flows.M("link.expired", "Ago", now.Sub(l.ExpiresAt))
 	}

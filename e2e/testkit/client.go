@@ -124,6 +124,18 @@ func (p *Page) Form(t testing.TB, field string) Form {
 	return Form{}
 }
 
+// FormTo returns the first form whose action's path ends with suffix.
+func (p *Page) FormTo(t testing.TB, suffix string) Form {
+	t.Helper()
+	for _, f := range p.Forms {
+		if u, err := url.Parse(f.Action); err == nil && strings.HasSuffix(u.Path, suffix) {
+			return f
+		}
+	}
+	t.Fatalf("no form posting to ...%s on %s:\n%s", suffix, p.URL, p.Body)
+	return Form{}
+}
+
 // FormWith returns the first form whose field has value.
 func (p *Page) FormWith(t testing.TB, field, value string) Form {
 	t.Helper()

@@ -23,9 +23,10 @@ import (
 // Store and the link service's.
 type fakeStore struct {
 	*flowstest.Users
-	mu    sync.Mutex
-	links []store.MagicLink
-	mails []magiclink.Mail
+	magiclink.Store // the link methods the admin API never calls: nil
+	mu              sync.Mutex
+	links           []store.MagicLink
+	mails           []magiclink.Mail
 }
 
 func (f *fakeStore) CreateLink(_ context.Context, l *magiclink.Link, m *magiclink.Mail) error {
@@ -72,7 +73,7 @@ func (f *fakeStore) ListMagicLinks(_ context.Context, lf store.LinkFilter, now t
 	return out[:min(lf.Limit, len(out))], total, nil
 }
 
-func (f *fakeStore) RevokeMagicLink(_ context.Context, id string, now time.Time) (bool, error) {
+func (f *fakeStore) RevokeMagicLink(_ context.Context, id, _ string, now time.Time) (bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for i, l := range f.links {

@@ -28,7 +28,7 @@ type Store interface {
 	flows.Users
 	MagicLinkByID(ctx context.Context, id string) (*store.MagicLink, error)
 	ListMagicLinks(ctx context.Context, f store.LinkFilter, now time.Time) ([]store.MagicLink, int64, error)
-	RevokeMagicLink(ctx context.Context, id string, now time.Time) (bool, error)
+	RevokeMagicLink(ctx context.Context, id, reason string, now time.Time) (bool, error)
 }
 
 // Flows is what the service reads of the realm's flows: whether the
@@ -137,6 +137,11 @@ type Link struct {
 	OpenedAt    *time.Time `json:"openedAt,omitempty"`
 	UsedAt      *time.Time `json:"usedAt,omitempty"`
 	RevokedAt   *time.Time `json:"revokedAt,omitempty"`
+	// RevokedReason says why: replaced, declined ("This wasn't me"),
+	// wrong_number, code_attempts or admin.
+	RevokedReason string `json:"revokedReason,omitempty"`
+	// ApprovedAt is when another device approved the link's login.
+	ApprovedAt *time.Time `json:"approvedAt,omitempty"`
 }
 
 // FieldError is bad input: which field, and what is wrong with it.
@@ -306,7 +311,7 @@ func view(l *store.MagicLink, now time.Time) Link {
 	return Link{
 		ID: l.ID, Type: l.Type, Status: l.Status(now), UserID: l.UserID, Email: l.Email, ClientID: l.ClientID,
 		RedirectURI: l.RedirectURI, Minted: l.AuthSessionID == "", CreatedAt: l.CreatedAt, ExpiresAt: l.ExpiresAt,
-		OpenedAt: l.OpenedAt, UsedAt: l.UsedAt, RevokedAt: l.RevokedAt,
+		OpenedAt: l.OpenedAt, UsedAt: l.UsedAt, RevokedAt: l.RevokedAt, RevokedReason: l.RevokedReason, ApprovedAt: l.ApprovedAt,
 	}
 }
 
@@ -339,9 +344,9 @@ type ListResult struct {
 // List returns links, newest first.
 func (s *Service) List(ctx context.Context, req ListRequest, now time.Time) (*ListResult, error) {
 	switch req.Status {
-	case "", "pending", "used", "expired", "revoked":
+	case "", "pending", "used", "expired", "revoked", "approved":
 	default:
-		return nil, bad("status", "must be pending, used, expired or revoked")
+		return nil, bad("status", "must be pending, used, expired, revoked or approved")
 	}
 	if req.Limit == 0 {
 		req.Limit = 50
@@ -380,7 +385,7 @@ func (s *Service) Revoke(ctx context.Context, id string, now time.Time) error {
 	} else if err != nil {
 		return err
 	}
-	ok, err := s.Store.RevokeMagicLink(ctx, id, now)
+	ok, err := s.Store.RevokeMagicLink(ctx, id, "admin", now)
 	if err != nil {
 		return err
 	}

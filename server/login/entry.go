@@ -2,6 +2,7 @@ package login
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"time"
@@ -34,6 +35,7 @@ func (h *Handler) entry(ep flows.FactoryEntry, base string) http.HandlerFunc {
 		in := &flows.Entry{
 			Method: r.Method, Path: r.PathValue("path"), Query: r.URL.Query(),
 			ClientIP: h.ClientIP.Of(r), UserAgent: r.UserAgent(), Users: h.Store, WaitsAt: h.waitsAt,
+			HoldsLogin: func(ctx context.Context, session string) (bool, error) { return h.holds(ctx, session, b) },
 		}
 		if r.Method == http.MethodPost {
 			if !b.ValidCSRF(r) {
@@ -57,6 +59,8 @@ func (h *Handler) entry(ep flows.FactoryEntry, base string) http.HandlerFunc {
 			h.internal(w, r, loc, err)
 		case entered.Answer != nil:
 			h.answer(w, r, loc, b, base, entered)
+		case entered.Progress != "":
+			progress(w, entered.Progress)
 		case entered.Begin != nil:
 			h.begin(w, r, b, ep.Factory, flowName, entered.Begin)
 		default:
@@ -186,6 +190,26 @@ func (h *Handler) begin(w http.ResponseWriter, r *http.Request, b browser, facto
 	c.SameBrowser, c.ConsumedSecret = true, bg.Secret
 	out, err := h.Engine.Run(r.Context(), c)
 	h.respond(w, r, st, c, b, out, err)
+}
+
+// progress answers a login page's poll: small, never cached.
+func progress(w http.ResponseWriter, p flows.Progress) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	_ = json.NewEncoder(w).Encode(map[string]flows.Progress{"state": p})
+}
+
+// holds reports whether browser b holds a login (mayContinue, before any
+// step ran).
+func (h *Handler) holds(ctx context.Context, session string, b browser) (bool, error) {
+	st, _, err := h.load(ctx, session)
+	if errors.Is(err, errSessionGone) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return mayContinue(st, b, nil), nil
 }
 
 // waitsAt reports whether a login is open and waiting at execution.

@@ -26,15 +26,25 @@ type MagicLink struct {
 	OpenedAt      *time.Time
 	UsedAt        *time.Time
 	RevokedAt     *time.Time
+	RevokedReason string `gorm:"size:32"` // replaced | declined | wrong_number | code_attempts | admin
+	CodeHash      string `gorm:"size:64"` // keyed hash of the one-time code mailed beside the link
+	CodeFailures  int
+	Approval      string `gorm:"size:16"` // how another device may approve the login: "" | approve | number
+	MatchNumber   int    // the number the login's own page shows (number matching)
+	MatchChoices  string `gorm:"size:16"` // the numbers the approving device offers, "17,42,88"
+	ApprovedAt    *time.Time
 }
 
-// Status is pending, used, revoked or expired.
+// Status is pending, used, revoked, approved (by another device, for its
+// login's own browser to go on) or expired.
 func (l *MagicLink) Status(now time.Time) string {
 	switch {
 	case l.UsedAt != nil:
 		return "used"
 	case l.RevokedAt != nil:
 		return "revoked"
+	case l.ApprovedAt != nil:
+		return "approved"
 	case !now.Before(l.ExpiresAt):
 		return "expired"
 	}
@@ -59,7 +69,7 @@ func (s *Store) CreateMagicLink(ctx context.Context, l *MagicLink, m *OutboxMail
 		if l.AuthSessionID != "" {
 			err := s.db(ctx).Model(&MagicLink{}).
 				Where("auth_session_id = ? AND used_at IS NULL AND revoked_at IS NULL", l.AuthSessionID).
-				Update("revoked_at", now).Error
+				Updates(map[string]any{"revoked_at": now, "revoked_reason": "replaced"}).Error
 			if err != nil {
 				return fmt.Errorf("revoke older links: %w", err)
 			}
@@ -95,17 +105,71 @@ func (s *Store) MagicLinkByID(ctx context.Context, id string) (*MagicLink, error
 	return &l, nil
 }
 
+// pendingLink is the condition of a link that may still be used: not used,
+// revoked, approved (the approval is for the login's own browser) or
+// expired.
+const pendingLink = "used_at IS NULL AND revoked_at IS NULL AND approved_at IS NULL AND expires_at > ?"
+
 // ConsumeMagicLink marks the link used and returns it. One UPDATE decides,
 // so of any number of concurrent attempts exactly one wins; the others get
 // ErrLinkUnavailable.
 func (s *Store) ConsumeMagicLink(ctx context.Context, hash string, now time.Time) (*MagicLink, error) {
 	now = now.UTC()
+	return s.updateLink(ctx, "consume magic link", `UPDATE magic_links SET used_at = ?
+WHERE token_hash = ? AND `+pendingLink+` RETURNING *`, now, hash, now)
+}
+
+// ConsumeMagicLinkByID is ConsumeMagicLink for a link found by its login
+// (its code was typed): the same one statement decides.
+func (s *Store) ConsumeMagicLinkByID(ctx context.Context, id string, now time.Time) (*MagicLink, error) {
+	now = now.UTC()
+	return s.updateLink(ctx, "consume magic link", `UPDATE magic_links SET used_at = ?
+WHERE id = ? AND `+pendingLink+` RETURNING *`, now, id, now)
+}
+
+// FailMagicLinkCode counts a wrong code against a pending link; the
+// max-th wrong code revokes it (reason code_attempts) in the same
+// statement, so concurrent guesses cannot overshoot.
+func (s *Store) FailMagicLinkCode(ctx context.Context, id string, max int, now time.Time) (*MagicLink, error) {
+	now = now.UTC()
+	return s.updateLink(ctx, "count wrong code", `UPDATE magic_links SET code_failures = code_failures + 1,
+revoked_at = CASE WHEN code_failures + 1 >= ? THEN ? ELSE revoked_at END,
+revoked_reason = CASE WHEN code_failures + 1 >= ? THEN 'code_attempts' ELSE revoked_reason END
+WHERE id = ? AND `+pendingLink+` RETURNING *`, max, now, max, id, now)
+}
+
+// ApproveMagicLink records that another device approved the link's login;
+// the login's own browser then claims it (ClaimApprovedMagicLink).
+func (s *Store) ApproveMagicLink(ctx context.Context, id string, now time.Time) (*MagicLink, error) {
+	now = now.UTC()
+	return s.updateLink(ctx, "approve magic link", `UPDATE magic_links SET approved_at = ?
+WHERE id = ? AND `+pendingLink+` RETURNING *`, now, id, now)
+}
+
+// ClaimApprovedMagicLink uses an approved link, once: its login's browser
+// goes on. It may outlive the link's own lifetime (the approval came in
+// time); the login session's lifetime bounds it.
+func (s *Store) ClaimApprovedMagicLink(ctx context.Context, id string, now time.Time) (*MagicLink, error) {
+	return s.updateLink(ctx, "claim approved magic link", `UPDATE magic_links SET used_at = ?
+WHERE id = ? AND approved_at IS NOT NULL AND used_at IS NULL AND revoked_at IS NULL RETURNING *`, now.UTC(), id)
+}
+
+// MagicLinkForLogin returns the newest link issued for a login attempt:
+// one indexed read (a login's page polls it while another device decides).
+func (s *Store) MagicLinkForLogin(ctx context.Context, authSessionID string) (*MagicLink, error) {
 	var l MagicLink
-	err := s.db(ctx).Raw(`UPDATE magic_links SET used_at = ?
-WHERE token_hash = ? AND used_at IS NULL AND revoked_at IS NULL AND expires_at > ?
-RETURNING *`, now, hash, now).Scan(&l).Error
-	if err != nil {
-		return nil, fmt.Errorf("consume magic link: %w", err)
+	if err := s.read(ctx).Where("auth_session_id = ?", authSessionID).Order("created_at DESC").Take(&l).Error; err != nil {
+		return nil, notFound(err)
+	}
+	return &l, nil
+}
+
+// updateLink runs an UPDATE ... RETURNING * on one link; no row means the
+// link was not in the state the statement asks for.
+func (s *Store) updateLink(ctx context.Context, what, sql string, args ...any) (*MagicLink, error) {
+	var l MagicLink
+	if err := s.db(ctx).Raw(sql, args...).Scan(&l).Error; err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	if l.ID == "" {
 		return nil, ErrLinkUnavailable
@@ -118,9 +182,11 @@ func (s *Store) MarkMagicLinkOpened(ctx context.Context, id string, now time.Tim
 	return s.db(ctx).Model(&MagicLink{}).Where("id = ? AND opened_at IS NULL", id).Update("opened_at", now.UTC()).Error
 }
 
-// RevokeMagicLink revokes a pending link; it reports whether one was.
-func (s *Store) RevokeMagicLink(ctx context.Context, id string, now time.Time) (bool, error) {
-	res := s.db(ctx).Model(&MagicLink{}).Where("id = ? AND used_at IS NULL AND revoked_at IS NULL", id).Update("revoked_at", now.UTC())
+// RevokeMagicLink revokes a link not yet used (an approved one too: its
+// login has not gone on); it reports whether one was.
+func (s *Store) RevokeMagicLink(ctx context.Context, id, reason string, now time.Time) (bool, error) {
+	res := s.db(ctx).Model(&MagicLink{}).Where("id = ? AND used_at IS NULL AND revoked_at IS NULL", id).
+		Updates(map[string]any{"revoked_at": now.UTC(), "revoked_reason": reason})
 	if res.Error != nil {
 		return false, fmt.Errorf("revoke magic link: %w", res.Error)
 	}
@@ -131,7 +197,7 @@ func (s *Store) RevokeMagicLink(ctx context.Context, id string, now time.Time) (
 type LinkFilter struct {
 	UserID string
 	Email  string
-	Status string // pending | used | expired | revoked
+	Status string // pending | used | expired | revoked | approved
 	Limit  int
 	Offset int
 }
@@ -149,13 +215,15 @@ func (s *Store) ListMagicLinks(ctx context.Context, f LinkFilter, now time.Time)
 	switch f.Status {
 	case "":
 	case "pending":
-		q = q.Where("used_at IS NULL AND revoked_at IS NULL AND expires_at > ?", now)
+		q = q.Where(pendingLink, now)
+	case "approved":
+		q = q.Where("used_at IS NULL AND revoked_at IS NULL AND approved_at IS NOT NULL")
 	case "used":
 		q = q.Where("used_at IS NOT NULL")
 	case "revoked":
 		q = q.Where("used_at IS NULL AND revoked_at IS NOT NULL")
 	case "expired":
-		q = q.Where("used_at IS NULL AND revoked_at IS NULL AND expires_at <= ?", now)
+		q = q.Where("used_at IS NULL AND revoked_at IS NULL AND approved_at IS NULL AND expires_at <= ?", now)
 	default:
 		return nil, 0, fmt.Errorf("unknown status %q", f.Status)
 	}

@@ -85,7 +85,7 @@ func csp(nonce string, imgOrigins []string) string {
 	img := strings.Join(append([]string{"img-src 'self' data:"}, imgOrigins...), " ")
 	// script-src 'self': the realm's static scripts (the resend countdown);
 	// no inline script, no other origin.
-	return "default-src 'none'; script-src 'self'; " + style + "; " + img + "; frame-ancestors 'none'; base-uri 'none'"
+	return "default-src 'none'; script-src 'self'; connect-src 'self'; " + style + "; " + img + "; frame-ancestors 'none'; base-uri 'none'"
 }
 
 func newNonce() string {

@@ -374,7 +374,7 @@ func testMagicLinks(t *testing.T, s Store) {
 	if _, err := s.ConsumeMagicLink(ctx, "h3", now.Add(2*time.Minute)); !errors.Is(err, store.ErrLinkUnavailable) {
 		t.Fatalf("expired link consumed: err = %v", err)
 	}
-	ok, err := s.RevokeMagicLink(ctx, l3.ID, now)
+	ok, err := s.RevokeMagicLink(ctx, l3.ID, "admin", now)
 	must(t, err)
 	if !ok {
 		t.Fatal("revoke of a pending link reported nothing revoked")
@@ -586,7 +586,7 @@ func testMagicLinkListing(t *testing.T, s Store) {
 	mk("eeee", "u2", -time.Minute)
 	_, err := s.ConsumeMagicLink(ctx, used.TokenHash, now)
 	must(t, err)
-	_, err = s.RevokeMagicLink(ctx, rev.ID, now)
+	_, err = s.RevokeMagicLink(ctx, rev.ID, "admin", now)
 	must(t, err)
 	for status, want := range map[string]int{"": 4, "pending": 1, "used": 1, "revoked": 1, "expired": 1} {
 		got, total, err := s.ListMagicLinks(ctx, store.LinkFilter{Status: status, Limit: 10}, now)

@@ -47,7 +47,7 @@ type Store interface {
 	MagicLinkByID(ctx context.Context, id string) (*store.MagicLink, error)
 	ConsumeMagicLink(ctx context.Context, hash string, now time.Time) (*store.MagicLink, error)
 	MarkMagicLinkOpened(ctx context.Context, id string, now time.Time) error
-	RevokeMagicLink(ctx context.Context, id string, now time.Time) (bool, error)
+	RevokeMagicLink(ctx context.Context, id, reason string, now time.Time) (bool, error)
 	ListMagicLinks(ctx context.Context, f store.LinkFilter, now time.Time) ([]store.MagicLink, int64, error)
 
 	// The outbox.
