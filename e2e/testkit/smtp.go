@@ -35,6 +35,17 @@ var linkRe = regexp.MustCompile(`https?://\S+/login-actions/magic-link\?token=[A
 // Link returns the magic link in the message.
 func (m Message) Link() string { return linkRe.FindString(m.Text) }
 
+// codeRe is the line "... sign-in page: 123456" of the text part.
+var codeRe = regexp.MustCompile(`: ([0-9]{6,8})\r?\n`)
+
+// Code returns the one-time code mailed beside the link ("" for none).
+func (m Message) Code() string {
+	if g := codeRe.FindStringSubmatch(m.Text); g != nil {
+		return g[1]
+	}
+	return ""
+}
+
 // SMTPServer is a real SMTP server (go-smtp) that keeps what it receives.
 // It can be stopped and started again on the same port, to test delivery
 // while the mail server is down.
