@@ -2,11 +2,15 @@ package e2e
 
 import (
 	"context"
+	"html"
+	"io"
 	"net/http"
 	"net/url"
 	"strconv"
+	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -253,4 +257,69 @@ func mustURL(t *testing.T, s string) *url.URL {
 		t.Fatal(err)
 	}
 	return u
+}
+
+// pollURL is the status URL the "check your email" page polls.
+func pollURL(t testing.TB, p *testkit.Page) string {
+	t.Helper()
+	m := regexp.MustCompile(`data-poll="([^"]+)"`).FindStringSubmatch(p.Body)
+	if m == nil {
+		t.Fatalf("the page polls nothing:\n%s", p.Body)
+	}
+	u, err := url.Parse(html.UnescapeString(m[1]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p.URL.ResolveReference(u).String()
+}
+
+// countStatements counts the statements the server runs from now on.
+func countStatements(t testing.TB, s *setup) *atomic.Int64 {
+	t.Helper()
+	var n atomic.Int64
+	if err := s.LK.Server.Store.OnStatement(func(string) { n.Add(1) }); err != nil {
+		t.Fatal(err)
+	}
+	return &n
+}
+
+// The page that waits for another device polls: each poll is one
+// statement (the login's newest link, by an indexed column; the plan is
+// checked in the store's tests), and says only "waiting" or "changed".
+func TestApprovalPollIsOneRead(t *testing.T) {
+	s := start(t, magic(nil))
+	c := testkit.NewClient(t)
+	poll := pollURL(t, s.requestLink(t, c, "alice@example.com"))
+	n := countStatements(t, s)
+	p := c.Get(poll)
+	if p.Status != http.StatusOK || p.Body != "{\"state\":\"waiting\"}\n" || p.Header.Get("Cache-Control") != "no-store" {
+		t.Fatalf("poll: %d %q %v", p.Status, p.Body, p.Header)
+	}
+	if got := n.Load(); got != 1 {
+		t.Fatalf("one poll ran %d statements", got)
+	}
+	// A login that sent nothing (no account) looks the same.
+	c2 := testkit.NewClient(t)
+	if p := c2.Get(pollURL(t, s.requestLink(t, c2, "nobody@example.com"))); p.Body != "{\"state\":\"waiting\"}\n" {
+		t.Fatalf("poll for an unknown address: %q", p.Body)
+	}
+}
+
+// BenchmarkApprovalPoll: one poll over HTTP, through the whole server, on
+// SQLite (go test ./e2e -run '^$' -bench ApprovalPoll).
+func BenchmarkApprovalPoll(b *testing.B) {
+	s := start(b, magic(nil))
+	c := testkit.NewClient(b)
+	poll := pollURL(b, s.requestLink(b, c, "alice@example.com"))
+	n := countStatements(b, s)
+	b.ReportAllocs()
+	for b.Loop() {
+		resp, err := c.HTTP.Get(poll)
+		if err != nil {
+			b.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	b.ReportMetric(float64(n.Load())/float64(b.N), "statements/op")
 }

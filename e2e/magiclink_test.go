@@ -23,7 +23,7 @@ func magic(o map[string]string) opts {
 }
 
 // requestLink starts a login at the app and asks for a link for email.
-func (s *setup) requestLink(t *testing.T, c *testkit.Client, email string) *testkit.Page {
+func (s *setup) requestLink(t testing.TB, c *testkit.Client, email string) *testkit.Page {
 	t.Helper()
 	p := c.Get(s.App.LoginURL(nil))
 	f := p.Form(t, "email")

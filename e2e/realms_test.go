@@ -99,13 +99,13 @@ type opts struct {
 	driver    string
 }
 
-func start(t *testing.T, o opts) *setup {
+func start(t testing.TB, o opts) *setup {
 	t.Helper()
 	return startDoc(t, realm, o)
 }
 
 // startDoc starts a world from a realm.yaml template of the test's own.
-func startDoc(t *testing.T, doc string, o opts) *setup {
+func startDoc(t testing.TB, doc string, o opts) *setup {
 	t.Helper()
 	hashOnce.Do(func() {
 		var err error

@@ -9,3 +9,17 @@ func (s *Store) Pragma(ctx context.Context, name string) int {
 	_ = s.db(ctx).Raw("PRAGMA " + name).Scan(&v).Error
 	return v
 }
+
+// QueryPlan is SQLite's plan for a statement, one line per step.
+func (s *Store) QueryPlan(ctx context.Context, sql string, args ...any) []string {
+	var rows []struct {
+		ID, Parent, Notused int
+		Detail              string
+	}
+	_ = s.db(ctx).Raw("EXPLAIN QUERY PLAN "+sql, args...).Scan(&rows).Error
+	out := make([]string, len(rows))
+	for i, r := range rows {
+		out[i] = r.Detail
+	}
+	return out
+}

@@ -327,3 +327,31 @@ func (s *Store) SizeBytes(ctx context.Context) (int64, error) {
 	err := s.read(ctx).Raw(q).Scan(&n).Error
 	return n, err
 }
+
+// OnStatement calls fn with the SQL of every statement the store runs
+// from now on (after it ran). For tests and benchmarks that count what a
+// request costs; fn must be safe for concurrent use.
+func (s *Store) OnStatement(fn func(sql string)) error {
+	seen := map[*gorm.DB]bool{}
+	for _, g := range []*gorm.DB{s.gdb, s.rdb} {
+		if seen[g] {
+			continue
+		}
+		seen[g] = true
+		cb := func(db *gorm.DB) { fn(db.Statement.SQL.String()) }
+		cbs := g.Callback()
+		for name, err := range map[string]error{
+			"create": cbs.Create().After("gorm:create").Register("latchkey:on_statement", cb),
+			"query":  cbs.Query().After("gorm:query").Register("latchkey:on_statement", cb),
+			"update": cbs.Update().After("gorm:update").Register("latchkey:on_statement", cb),
+			"delete": cbs.Delete().After("gorm:delete").Register("latchkey:on_statement", cb),
+			"row":    cbs.Row().After("gorm:row").Register("latchkey:on_statement", cb),
+			"raw":    cbs.Raw().After("gorm:raw").Register("latchkey:on_statement", cb),
+		} {
+			if err != nil {
+				return fmt.Errorf("statement callback (%s): %w", name, err)
+			}
+		}
+	}
+	return nil
+}

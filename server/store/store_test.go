@@ -3,6 +3,7 @@ package store_test
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -47,5 +48,37 @@ func TestSQLitePragmas(t *testing.T) {
 		if got := s.Pragma(t.Context(), pragma); got != want {
 			t.Errorf("PRAGMA %s = %d, want %d", pragma, got, want)
 		}
+	}
+}
+
+// The poll of a login waiting for another device reads its newest link by
+// the indexed auth_session_id: one statement, a search, not a scan.
+func TestLinkForLoginIsOneIndexedRead(t *testing.T) {
+	s, err := store.Open("sqlite", filepath.Join(t.TempDir(), "p.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := t.Context()
+	now := time.Now()
+	for _, h := range []string{"h1", "h2"} {
+		if err := s.CreateMagicLink(ctx, &store.MagicLink{TokenHash: h, Type: "login", AuthSessionID: "as", ExpiresAt: now.Add(time.Hour)}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var stmts []string
+	if err := s.OnStatement(func(sql string) { stmts = append(stmts, sql) }); err != nil {
+		t.Fatal(err)
+	}
+	l, err := s.MagicLinkForLogin(ctx, "as")
+	if err != nil || l.TokenHash != "h2" {
+		t.Fatalf("newest link: %+v %v", l, err)
+	}
+	if len(stmts) != 1 {
+		t.Fatalf("%d statements: %v", len(stmts), stmts)
+	}
+	plan := strings.Join(s.QueryPlan(ctx, stmts[0], "as"), "; ")
+	if !strings.Contains(plan, "USING INDEX idx_magic_links_auth_session_id") {
+		t.Fatalf("plan of %q: %s", stmts[0], plan)
 	}
 }

@@ -41,6 +41,8 @@ func Run(t *testing.T, open Open) {
 		{"SigningKeys", testSigningKeys},
 		{"MagicLinks", testMagicLinks},
 		{"MagicLinkConcurrentConsume", testMagicLinkConcurrent},
+		{"MagicLinkCodeAttempts", testMagicLinkCodeAttempts},
+		{"MagicLinkApproval", testMagicLinkApproval},
 		{"MagicLinkListing", testMagicLinkListing},
 		{"Outbox", testOutbox},
 		{"OutboxConcurrentClaims", testOutboxConcurrent},
@@ -393,6 +395,101 @@ func testMagicLinkConcurrent(t *testing.T, s Store) {
 		_, err := s.ConsumeMagicLink(ctx, "race", time.Now())
 		return err == nil
 	})
+}
+
+// Wrong codes are counted in the statement that checks the link is still
+// pending, and the max-th revokes it: ten concurrent wrong codes against
+// max 5 leave exactly five counted and the link dead; the right code,
+// consumed by id, then fails too.
+func testMagicLinkCodeAttempts(t *testing.T, s Store) {
+	now := time.Now()
+	l := &store.MagicLink{TokenHash: "code", Type: "login", AuthSessionID: "as-code", CodeHash: "k", ExpiresAt: now.Add(time.Hour)}
+	must(t, s.CreateMagicLink(ctx, l, nil))
+	var counted atomic.Int32
+	var wg sync.WaitGroup
+	for range 10 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := s.FailMagicLinkCode(ctx, l.ID, 5, now); err == nil {
+				counted.Add(1)
+			} else if !errors.Is(err, store.ErrLinkUnavailable) {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	got, err := s.MagicLinkByID(ctx, l.ID)
+	must(t, err)
+	if counted.Load() != 5 || got.CodeFailures != 5 || got.RevokedReason != "code_attempts" || got.Status(now) != "revoked" {
+		t.Fatalf("%d counted; link %+v", counted.Load(), got)
+	}
+	if _, err := s.ConsumeMagicLinkByID(ctx, l.ID, now); !errors.Is(err, store.ErrLinkUnavailable) {
+		t.Fatalf("a link killed by wrong codes was consumed: %v", err)
+	}
+	// By id, of concurrent consumptions exactly one wins.
+	l2 := &store.MagicLink{TokenHash: "code2", Type: "login", AuthSessionID: "as-code2", ExpiresAt: now.Add(time.Hour)}
+	must(t, s.CreateMagicLink(ctx, l2, nil))
+	exactlyOneWins(t, "consumptions by id", func() bool {
+		_, err := s.ConsumeMagicLinkByID(ctx, l2.ID, time.Now())
+		return err == nil
+	})
+}
+
+// An approved link is no longer pending (neither its token nor its code
+// signs in), its login's browser claims it once, and "This wasn't me"
+// after the approval stops the claim.
+func testMagicLinkApproval(t *testing.T, s Store) {
+	now := time.Now()
+	newLink := func(h string) *store.MagicLink {
+		l := &store.MagicLink{TokenHash: h, Type: "login", AuthSessionID: "as-" + h, Approval: "number", MatchNumber: 42,
+			MatchChoices: "17,42,88", ExpiresAt: now.Add(time.Hour)}
+		must(t, s.CreateMagicLink(ctx, l, nil))
+		return l
+	}
+	l := newLink("appr")
+	exactlyOneWins(t, "approvals", func() bool {
+		_, err := s.ApproveMagicLink(ctx, l.ID, time.Now())
+		return err == nil
+	})
+	if _, err := s.ConsumeMagicLink(ctx, "appr", now); !errors.Is(err, store.ErrLinkUnavailable) {
+		t.Fatalf("an approved link's token signed in: %v", err)
+	}
+	if _, err := s.ConsumeMagicLinkByID(ctx, l.ID, now); !errors.Is(err, store.ErrLinkUnavailable) {
+		t.Fatalf("an approved link's code signed in: %v", err)
+	}
+	got, err := s.MagicLinkForLogin(ctx, "as-appr")
+	must(t, err)
+	if got.Status(now) != "approved" || got.MatchChoices != "17,42,88" {
+		t.Fatalf("approved link: %+v", got)
+	}
+	exactlyOneWins(t, "claims", func() bool {
+		_, err := s.ClaimApprovedMagicLink(ctx, l.ID, time.Now())
+		return err == nil
+	})
+	// Declined after the approval: nothing to claim.
+	l2 := newLink("appr2")
+	_, err = s.ApproveMagicLink(ctx, l2.ID, now)
+	must(t, err)
+	ok, err := s.RevokeMagicLink(ctx, l2.ID, "declined", now)
+	must(t, err)
+	if !ok {
+		t.Fatal("an approved link could not be declined")
+	}
+	if _, err := s.ClaimApprovedMagicLink(ctx, l2.ID, now); !errors.Is(err, store.ErrLinkUnavailable) {
+		t.Fatalf("a declined approval was claimed: %v", err)
+	}
+	if got, _ := s.MagicLinkByID(ctx, l2.ID); got.RevokedReason != "declined" {
+		t.Fatalf("reason %q", got.RevokedReason)
+	}
+	// A newer link of the same login revokes the older as "replaced".
+	l3 := &store.MagicLink{TokenHash: "appr3", Type: "login", AuthSessionID: "as-appr2", ExpiresAt: now.Add(time.Hour)}
+	l4 := &store.MagicLink{TokenHash: "appr4", Type: "login", AuthSessionID: "as-appr2", ExpiresAt: now.Add(time.Hour)}
+	must(t, s.CreateMagicLink(ctx, l3, nil))
+	must(t, s.CreateMagicLink(ctx, l4, nil))
+	if got, _ := s.MagicLinkByID(ctx, l3.ID); got.RevokedReason != "replaced" {
+		t.Fatalf("older link: %+v", got)
+	}
 }
 
 func testOutbox(t *testing.T, s Store) {

@@ -46,6 +46,11 @@ type Store interface {
 	MagicLinkByHash(ctx context.Context, hash string) (*store.MagicLink, error)
 	MagicLinkByID(ctx context.Context, id string) (*store.MagicLink, error)
 	ConsumeMagicLink(ctx context.Context, hash string, now time.Time) (*store.MagicLink, error)
+	ConsumeMagicLinkByID(ctx context.Context, id string, now time.Time) (*store.MagicLink, error)
+	FailMagicLinkCode(ctx context.Context, id string, max int, now time.Time) (*store.MagicLink, error)
+	ApproveMagicLink(ctx context.Context, id string, now time.Time) (*store.MagicLink, error)
+	ClaimApprovedMagicLink(ctx context.Context, id string, now time.Time) (*store.MagicLink, error)
+	MagicLinkForLogin(ctx context.Context, authSessionID string) (*store.MagicLink, error)
 	MarkMagicLinkOpened(ctx context.Context, id string, now time.Time) error
 	RevokeMagicLink(ctx context.Context, id, reason string, now time.Time) (bool, error)
 	ListMagicLinks(ctx context.Context, f store.LinkFilter, now time.Time) ([]store.MagicLink, int64, error)
