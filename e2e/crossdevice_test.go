@@ -323,3 +323,91 @@ func BenchmarkApprovalPoll(b *testing.B) {
 	}
 	b.ReportMetric(float64(n.Load())/float64(b.N), "statements/op")
 }
+
+// enterCode posts a code from the "check your email" page p.
+func enterCode(c *testkit.Client, t testing.TB, p *testkit.Page, code string) *testkit.Page {
+	t.Helper()
+	return c.Submit(p, p.FormWith(t, "action", "code"), map[string]string{"code": code})
+}
+
+// codeAttempts (default 5) wrong codes kill the link and its code; a
+// login for an address without an account answers the same way, page for
+// page.
+func TestWrongCodesKillTheLinkAndTellNothing(t *testing.T) {
+	s := start(t, magic(nil))
+	known, unknown := testkit.NewClient(t), testkit.NewClient(t)
+	pk := s.requestLink(t, known, "alice@example.com")
+	pu := s.requestLink(t, unknown, "nobody@example.com")
+	m := s.SMTP.WaitFor(t, "alice@example.com", 1, 10*time.Second)[0]
+	wrong := "000000"
+	if m.Code() == wrong {
+		wrong = "111111"
+	}
+	for i, want := range []string{"4 tries left", "3 tries left", "2 tries left", "1 try left", "Too many wrong codes"} {
+		pk, pu = enterCode(known, t, pk, wrong), enterCode(unknown, t, pu, wrong)
+		if !pk.Has(want) {
+			t.Fatalf("wrong code %d: no %q:\n%s", i+1, want, pk.Body)
+		}
+		if pk.Status != pu.Status || volatile.ReplaceAllString(pk.Body, "X") != volatile.ReplaceAllString(pu.Body, "X") {
+			t.Fatalf("wrong code %d: the pages for a known and an unknown address differ:\n%s\n---\n%s", i+1, pk.Body, pu.Body)
+		}
+	}
+	if pk.Has(`id="code"`) {
+		t.Fatalf("the code field is still offered:\n%s", pk.Body)
+	}
+	// Reloading the page says the same, for both.
+	rk, ru := known.Get(pk.URL.String()), unknown.Get(pu.URL.String())
+	if !rk.Has("Too many wrong codes") || volatile.ReplaceAllString(rk.Body, "X") != volatile.ReplaceAllString(ru.Body, "X") {
+		t.Fatalf("reloaded pages differ:\n%s\n---\n%s", rk.Body, ru.Body)
+	}
+	// The right code, posted anyway, and the link are dead.
+	f := pk.FormWith(t, "action", "resend")
+	f.Fields.Set("action", "code")
+	f.Fields.Set("code", m.Code())
+	if p := known.Submit(pk, f, nil); !p.Has("Too many wrong codes") || len(s.App.Results()) != 0 {
+		t.Fatalf("the right code after too many wrong ones:\n%s", p.Body)
+	}
+	if p := testkit.NewClient(t).Get(m.Link()); p.Status != http.StatusGone {
+		t.Fatalf("the link after too many wrong codes: %d", p.Status)
+	}
+}
+
+// With crossDevice off, a link opened elsewhere signs in there, as before
+// (one click); with numberMatching off, "Approve" approves at once.
+func TestCrossDeviceOptions(t *testing.T) {
+	t.Run("crossDevice false", func(t *testing.T) {
+		s := start(t, magic(map[string]string{"crossDevice": "false"}))
+		p := s.requestLink(t, testkit.NewClient(t), "alice@example.com")
+		if p.Has("data-poll") || p.Has("match-number") {
+			t.Fatalf("the sent page waits for another device:\n%s", p.Body)
+		}
+		link := s.SMTP.WaitFor(t, "alice@example.com", 1, 10*time.Second)[0].Link()
+		phone := testkit.NewClient(t)
+		if p := phone.Get(link); p.Has(`id="approve"`) || !p.Has("Continue as alice@example.com") {
+			t.Fatalf("link page elsewhere:\n%s", p.Body)
+		}
+		confirm(t, phone, link)
+		if res := s.App.Last(); res.Err != "" || res.Claims["email"] != "alice@example.com" {
+			t.Fatalf("sign-in on the phone: %q", res.Err)
+		}
+	})
+	t.Run("numberMatching false", func(t *testing.T) {
+		s := start(t, magic(map[string]string{"numberMatching": "false"}))
+		laptop := testkit.NewClient(t)
+		p := s.requestLink(t, laptop, "alice@example.com")
+		if p.Has("match-number") || !p.Has("data-poll") {
+			t.Fatalf("the sent page:\n%s", p.Body)
+		}
+		link := s.SMTP.WaitFor(t, "alice@example.com", 1, 10*time.Second)[0].Link()
+		phone := testkit.NewClient(t)
+		lp := phone.Get(link)
+		if ap := phone.Submit(lp, lp.FormTo(t, "/magic-link/approve"), nil); !ap.Has("Sign-in approved") {
+			t.Fatalf("approve without a number:\n%s", ap.Body)
+		}
+		// The laptop's "continue" (no JavaScript) goes on to the app.
+		laptop.Submit(p, p.FormWith(t, "action", "check"), nil)
+		if res := s.App.Last(); res.Err != "" || res.Claims["email"] != "alice@example.com" {
+			t.Fatalf("the laptop after approval: %q", res.Err)
+		}
+	})
+}

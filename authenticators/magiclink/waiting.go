@@ -12,18 +12,24 @@ import (
 // The login's own page while its link is out: the code typed there, and
 // the answer of another device that opened the link.
 
-// waiting shows "check your email", unless another device has decided:
-// an approval signs in here; "This wasn't me" ends the login; a wrong
-// number ends the link.
+// waiting shows "check your email", unless the link's fate was decided
+// elsewhere: an approval signs in here; "This wasn't me" ends the login; a
+// wrong number or too many wrong codes ended the link (the page says so).
 func (a *Authenticator) waiting(ctx context.Context, c *flows.Context, email string, notice flows.Msg) (flows.Result, error) {
 	p := a.sentPage(c, email, flows.Msg{})
 	p.Notice = notice
-	if !a.opt.CrossDevice {
+	if !a.opt.CrossDevice && a.opt.codeLength() == 0 {
 		return flows.Show(PageSent, p), nil
 	}
 	l, err := a.linkOf(ctx, c)
-	if err != nil || l == nil {
-		return flows.Show(PageSent, p), err
+	if err != nil {
+		return flows.Result{}, err
+	}
+	if l == nil { // nothing was sent: only wrong codes can have ended it
+		if n, _ := strconv.Atoi(c.Session.Note(noteCodeFails)); n >= a.opt.CodeAttempts {
+			return a.wrongCode(p, n), nil
+		}
+		return flows.Show(PageSent, p), nil
 	}
 	switch {
 	case l.ApprovedAt != nil && l.UsedAt == nil && l.RevokedAt == nil:
