@@ -44,7 +44,7 @@ const usage = `usage:
   latchkey users hash-password                             (password on stdin)
   latchkey magic-link create --config FILE (--email ADDR | --user-id ID) --client ID --redirect-uri URI
                              [--ttl 1h] [--send] [--type login|verify-email] [--force-create] [--update-profile]
-  latchkey magic-link list --config FILE [--email ADDR] [--user-id ID] [--status pending|used|expired|revoked]
+  latchkey magic-link list --config FILE [--email ADDR] [--user-id ID] [--status pending|used|expired|revoked|approved]
   latchkey magic-link revoke --config FILE ID
 `
 
