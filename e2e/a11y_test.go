@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -86,6 +87,51 @@ func TestBrowserPagesPassAxe(t *testing.T) {
 			do(t, ctx, chromedp.Navigate(link), chromedp.WaitVisible(chromedp.ID("confirm")),
 				chromedp.Click(chromedp.ID("confirm")), chromedp.WaitVisible(chromedp.CSS(`form[action$="/account/logout"]`)))
 			axe(t, ctx, "account")
+		})
+	}
+}
+
+// The pages of the device gap (code errors, the choice on another device,
+// the numbers, approved, wrong number, declined) pass axe too, in English
+// and German.
+func TestBrowserDeviceGapPagesPassAxe(t *testing.T) {
+	for _, locale := range []string{"en", "de"} {
+		t.Run(locale, func(t *testing.T) {
+			laptop, phone := testkit.Browser(t), testkit.Browser(t)
+			s := start(t, magic(nil))
+			login := func(n int) (testkit.Message, int) {
+				q := url.Values{"ui_locales": {locale}, "prompt": {"login"}}
+				do(t, laptop, chromedp.Navigate(s.App.LoginURL(q)), chromedp.WaitVisible(chromedp.ID("email")),
+					chromedp.SetValue(chromedp.ID("email"), "alice@example.com"), chromedp.Submit(chromedp.ID("email")),
+					chromedp.WaitVisible(chromedp.ID("code")))
+				return s.SMTP.WaitFor(t, "alice@example.com", n, 10*time.Second)[n-1], matchNumber(t, laptop)
+			}
+			m, n := login(1)
+			axe(t, laptop, "check your email, with code and number")
+			do(t, laptop, chromedp.SendKeys(chromedp.ID("code"), "12"), chromedp.Submit(chromedp.ID("code")), chromedp.WaitVisible(chromedp.ID("code-error")))
+			axe(t, laptop, "code error")
+			do(t, phone, chromedp.Navigate(m.Link()), chromedp.WaitVisible(chromedp.ID("approve")))
+			axe(t, phone, "sign in here or approve")
+			do(t, phone, chromedp.Click(chromedp.ID("approve")), chromedp.WaitVisible(chromedp.CSS("button[name=number]")))
+			axe(t, phone, "pick the number")
+			do(t, phone, chromedp.Click(chromedp.CSS(`button[name=number][value="`+strconv.Itoa(n)+`"]`)), chromedp.WaitVisible(chromedp.ID("notice")))
+			axe(t, phone, "approved")
+			do(t, laptop, chromedp.WaitVisible(chromedp.ID("result")))
+
+			m, n = login(2)
+			do(t, phone, chromedp.Navigate(m.Link()), chromedp.WaitVisible(chromedp.ID("approve")),
+				chromedp.Click(chromedp.ID("approve")), chromedp.WaitVisible(chromedp.CSS("button[name=number]")))
+			do(t, phone, chromedp.Click(chromedp.CSS(`button[name=number][value="`+wrongChoice(t, phone, n)+`"]`)), chromedp.WaitVisible(chromedp.ID("notice")))
+			axe(t, phone, "wrong number")
+			do(t, laptop, chromedp.WaitVisible(chromedp.CSS(`p.error[role="alert"]`)))
+			axe(t, laptop, "the link ended by a wrong number")
+
+			m, _ = login(3)
+			do(t, phone, chromedp.Navigate(m.Link()), chromedp.WaitVisible(chromedp.ID("decline")), chromedp.Click(chromedp.ID("decline")),
+				chromedp.WaitVisible(chromedp.ID("notice")))
+			axe(t, phone, "declined")
+			do(t, laptop, chromedp.WaitVisible(chromedp.CSS(`p.error[role="alert"]`)))
+			axe(t, laptop, "declined on the other device")
 		})
 	}
 }
