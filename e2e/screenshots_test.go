@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"flag"
 	"net/url"
 	"os"
@@ -30,7 +31,7 @@ func TestScreenshots(t *testing.T) {
 	}
 	ctx := testkit.Browser(t)
 	s := startDoc(t, brandedRealm(brandedTheme(t)), magic(map[string]string{"forceCreateUser": "true", "updateProfileOnCreate": "true"}))
-	shot := func(name string) {
+	shot := func(ctx context.Context, name string) {
 		t.Helper()
 		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 		if err != nil {
@@ -51,24 +52,24 @@ func TestScreenshots(t *testing.T) {
 			}
 			do(t, ctx, chromedp.EmulateViewport(size.w, size.h))
 			do(t, ctx, chromedp.Navigate(s.App.LoginURL(url.Values{"ui_locales": {locale}})), chromedp.WaitVisible(chromedp.ID("email")))
-			shot("email-" + locale + "-" + size.name)
+			shot(ctx, "email-"+locale+"-"+size.name)
 			do(t, ctx, chromedp.SendKeys(chromedp.ID("email"), "alice@example.com"), chromedp.Submit(chromedp.ID("email")),
 				chromedp.WaitReady(chromedp.CSS(`input[name="action"][value="resend"]`)))
-			shot("sent-" + locale + "-" + size.name)
+			shot(ctx, "sent-"+locale+"-"+size.name)
 			sent++
 			link := s.SMTP.WaitFor(t, "alice@example.com", sent, 10*time.Second)[sent-1].Link()
 			do(t, ctx, chromedp.Navigate(link), chromedp.WaitVisible(chromedp.ID("confirm")))
-			shot("confirm-" + locale + "-" + size.name)
+			shot(ctx, "confirm-"+locale+"-"+size.name)
 			do(t, ctx, chromedp.Click(chromedp.ID("confirm")), chromedp.WaitVisible(chromedp.ID("result")),
 				chromedp.Navigate(link), chromedp.WaitVisible(chromedp.CSS("p.error")))
-			shot("used-link-" + locale + "-" + size.name)
+			shot(ctx, "used-link-"+locale+"-"+size.name)
 			// The account page, reached through the browser's session.
 			do(t, ctx, chromedp.Navigate(s.LK.Issuer+"/account"), chromedp.WaitVisible(chromedp.CSS(`form[action$="/account/logout"]`)))
 			if locale != "en" { // the browser speaks English: the person picks German on the switcher
 				do(t, ctx, chromedp.Click(chromedp.CSS(`nav.locales a[hreflang="`+locale+`"]`)),
 					chromedp.WaitVisible(chromedp.CSS(`html[lang="`+locale+`"] form[action$="/account/logout"]`)))
 			}
-			shot("account-" + locale + "-" + size.name)
+			shot(ctx, "account-"+locale+"-"+size.name)
 
 			// A new person fills in the profile.
 			if _, err := chromedp.Call(ctx, network.ClearBrowserCookies, cdp.Empty{}); err != nil {
@@ -80,7 +81,22 @@ func TestScreenshots(t *testing.T) {
 			link = s.SMTP.WaitFor(t, dana, 1, 10*time.Second)[0].Link()
 			do(t, ctx, chromedp.Navigate(link), chromedp.WaitVisible(chromedp.ID("confirm")),
 				chromedp.Click(chromedp.ID("confirm")), chromedp.WaitVisible(chromedp.ID("firstName")))
-			shot("profile-" + locale + "-" + size.name)
+			shot(ctx, "profile-"+locale+"-"+size.name)
+
+			// The link opened on a phone that did not start the login.
+			if size.name != "phone" {
+				continue
+			}
+			phone := testkit.Browser(t)
+			do(t, phone, chromedp.EmulateViewport(size.w, size.h))
+			erin := "erin-" + locale + "@example.com"
+			do(t, ctx, chromedp.Navigate(s.App.LoginURL(url.Values{"ui_locales": {locale}, "login_hint": {erin}})), chromedp.WaitVisible(chromedp.ID("email")),
+				chromedp.Submit(chromedp.ID("email")), chromedp.WaitVisible(chromedp.ID("code")))
+			link = s.SMTP.WaitFor(t, erin, 1, 10*time.Second)[0].Link()
+			do(t, phone, chromedp.Navigate(link), chromedp.WaitVisible(chromedp.ID("approve")))
+			shot(phone, "other-device-"+locale+"-phone")
+			do(t, phone, chromedp.Click(chromedp.ID("approve")), chromedp.WaitVisible(chromedp.CSS("button[name=number]")))
+			shot(phone, "numbers-"+locale+"-phone")
 		}
 	}
 }
