@@ -161,10 +161,10 @@ func TestMagicLinkPagesRenderEveryState(t *testing.T) {
 		{magiclink.PageConfirm, `id="approve"`, magiclink.ConfirmPage{Email: "a@example.com", Token: "t", OtherDevice: true}},
 		{magiclink.PageApprove, `value="17"`, magiclink.ApprovePage{Email: "a@example.com", Token: "t", Choices: []int{17, 42, 88}}},
 		{magiclink.PageInvalid, `role="alert"`, magiclink.InvalidPage{Message: magiclink.Explain(revoked(magiclink.RevokedDeclined), now)}},
-		{magiclink.PageNotice, "<h1>", magiclink.NoticePage{Heading: flows.M("approve.doneHeading"), Message: flows.M("approve.done")}},
-		{magiclink.PageNotice, "<h1>", magiclink.NoticePage{Heading: flows.M("approve.wrongHeading"), Message: flows.M("approve.wrong")}},
-		{magiclink.PageNotice, "<h1>", magiclink.NoticePage{Heading: flows.M("decline.heading"), Message: flows.M("decline.done")}},
-		{magiclink.PageNotice, "<h1>", magiclink.NoticePage{Heading: flows.M("approve.doneHeading"), Message: magiclink.Explain(&magiclink.Link{ApprovedAt: &now, ExpiresAt: now.Add(time.Hour)}, now)}},
+		{magiclink.PageNotice, `<h1 id="notice">`, magiclink.NoticePage{Heading: flows.M("approve.doneHeading"), Message: flows.M("approve.done")}},
+		{magiclink.PageNotice, `<h1 id="notice">`, magiclink.NoticePage{Heading: flows.M("approve.wrongHeading"), Message: flows.M("approve.wrong")}},
+		{magiclink.PageNotice, `<h1 id="notice">`, magiclink.NoticePage{Heading: flows.M("decline.heading"), Message: flows.M("decline.done")}},
+		{magiclink.PageNotice, `<h1 id="notice">`, magiclink.NoticePage{Heading: flows.M("approve.doneHeading"), Message: magiclink.Explain(&magiclink.Link{ApprovedAt: &now, ExpiresAt: now.Add(time.Hour)}, now)}},
 	}
 	for _, l := range i18n.Shipped {
 		for _, p := range pages {
