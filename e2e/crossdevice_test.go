@@ -9,7 +9,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -222,31 +221,9 @@ func TestMagicLinkCodeConcurrentPostsLogInOnce(t *testing.T) {
 	code := s.SMTP.WaitFor(t, "alice@example.com", 1, 10*time.Second)[0].Code()
 	f := p.FormWith(t, "action", "code")
 	f.Fields.Set("code", code)
-	hc := &http.Client{Jar: c.HTTP.Jar, CheckRedirect: noRedirect}
 	target := p.URL.ResolveReference(mustURL(t, f.Action)).String()
-	var mu sync.Mutex
-	logins := 0
-	var wg sync.WaitGroup
-	for range 10 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			resp, err := hc.PostForm(target, f.Fields)
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			resp.Body.Close()
-			if strings.Contains(resp.Header.Get("Location"), "code=") {
-				mu.Lock()
-				logins++
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
-	if logins != 1 {
-		t.Fatalf("%d logins from 10 concurrent POSTs of one code", logins)
+	if n := concurrentLogins(t, c, target, f.Fields); n != 1 {
+		t.Fatalf("%d logins from 10 concurrent POSTs of one code", n)
 	}
 }
 

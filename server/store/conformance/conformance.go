@@ -165,21 +165,26 @@ func testCodeConcurrent(t *testing.T, s Store) {
 // exactly one of them succeeds (one statement decides, on every database).
 func exactlyOneWins(t *testing.T, what string, try func() bool) {
 	t.Helper()
-	var wins atomic.Int32
+	if n := wins(try); n != 1 {
+		t.Fatalf("%d concurrent %s won, want exactly 1", n, what)
+	}
+}
+
+// wins runs try 10 times at once and counts the tries that won.
+func wins(try func() bool) int {
+	var n atomic.Int32
 	var wg sync.WaitGroup
 	for range 10 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			if try() {
-				wins.Add(1)
+				n.Add(1)
 			}
 		}()
 	}
 	wg.Wait()
-	if wins.Load() != 1 {
-		t.Fatalf("%d concurrent %s won, want exactly 1", wins.Load(), what)
-	}
+	return int(n.Load())
 }
 
 func testTokens(t *testing.T, s Store) {
@@ -405,24 +410,17 @@ func testMagicLinkCodeAttempts(t *testing.T, s Store) {
 	now := time.Now()
 	l := &store.MagicLink{TokenHash: "code", Type: "login", AuthSessionID: "as-code", CodeHash: "k", ExpiresAt: now.Add(time.Hour)}
 	must(t, s.CreateMagicLink(ctx, l, nil))
-	var counted atomic.Int32
-	var wg sync.WaitGroup
-	for range 10 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if _, err := s.FailMagicLinkCode(ctx, l.ID, 5, now); err == nil {
-				counted.Add(1)
-			} else if !errors.Is(err, store.ErrLinkUnavailable) {
-				t.Error(err)
-			}
-		}()
-	}
-	wg.Wait()
+	counted := wins(func() bool {
+		_, err := s.FailMagicLinkCode(ctx, l.ID, 5, now)
+		if err != nil && !errors.Is(err, store.ErrLinkUnavailable) {
+			t.Error(err)
+		}
+		return err == nil
+	})
 	got, err := s.MagicLinkByID(ctx, l.ID)
 	must(t, err)
-	if counted.Load() != 5 || got.CodeFailures != 5 || got.RevokedReason != "code_attempts" || got.Status(now) != "revoked" {
-		t.Fatalf("%d counted; link %+v", counted.Load(), got)
+	if counted != 5 || got.CodeFailures != 5 || got.RevokedReason != "code_attempts" || got.Status(now) != "revoked" {
+		t.Fatalf("%d counted; link %+v", counted, got)
 	}
 	if _, err := s.ConsumeMagicLinkByID(ctx, l.ID, now); !errors.Is(err, store.ErrLinkUnavailable) {
 		t.Fatalf("a link killed by wrong codes was consumed: %v", err)
