@@ -30,6 +30,7 @@ import (
 	"latchkey/flows"
 	"latchkey/server"
 	"latchkey/server/config"
+	"latchkey/server/httplimit"
 )
 
 func main() {
@@ -186,6 +187,17 @@ func serve(cfg *config.Config, log *slog.Logger, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintln(stderr, "latchkey:", err)
 		return 1
+	}
+	if addr := cfg.Server.ManagementListen; addr != "" {
+		ml, err := net.Listen("tcp", addr)
+		if err != nil {
+			fmt.Fprintln(stderr, "latchkey: server.managementListen:", err)
+			return 1
+		}
+		msrv := httplimit.Server(srv.Management, log)
+		go func() { _ = msrv.Serve(ml) }()
+		defer msrv.Close()
+		log.Info("management listener: metrics and health", "listen", ml.Addr().String(), "paths", "/metrics /health/live /health/ready")
 	}
 	iss := cfg.Issuer()
 	log.Info("Latchkey is serving", "realm", cfg.Realm, "listen", l.Addr().String(), "issuer", iss, "database", cfg.Database.Driver)

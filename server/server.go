@@ -39,6 +39,7 @@ import (
 	"latchkey/server/i18n"
 	"latchkey/server/login"
 	"latchkey/server/mail"
+	"latchkey/server/observe"
 	"latchkey/server/oidc"
 	"latchkey/server/ratelimit"
 	"latchkey/server/store"
@@ -134,9 +135,13 @@ type Server struct {
 	Cfg     *config.Config
 	Store   *store.Store
 	Handler http.Handler
-	Keys    *oidc.KeySet
-	Admin   *admin.Service
-	sender  *mail.Sender
+	// Management serves /metrics and /health/{live,ready}, for the
+	// management listener (server.managementListen).
+	Management http.Handler
+	Metrics    *observe.Metrics
+	Keys       *oidc.KeySet
+	Admin      *admin.Service
+	sender     *mail.Sender
 	// counters are a single node's in-memory rate counters (nil with
 	// PostgreSQL, whose counters live in the database); saved every
 	// saveCountersEvery and at shutdown, so limits survive a restart.
@@ -258,6 +263,21 @@ func health(st *store.Store) http.HandlerFunc {
 	}
 }
 
+// readiness is what /health/ready checks: the database answers, a
+// signing key is loaded, the mail sender runs.
+func readiness(st *store.Store, keys *oidc.KeySet, sender *mail.Sender) []observe.Check {
+	return []observe.Check{
+		{Name: "database", Run: st.Ping},
+		{Name: "signing keys", Run: func(ctx context.Context) error { _, err := keys.Signing(ctx); return err }},
+		{Name: "mail sender", Run: func(context.Context) error {
+			if !sender.Running() {
+				return errors.New("not running")
+			}
+			return nil
+		}},
+	}
+}
+
 func build(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.Logger) (*Server, error) {
 	derive, err := keyDeriver(ctx, cfg, st)
 	if err != nil {
@@ -287,11 +307,18 @@ func build(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.L
 			return nil, err
 		}
 	}
+	metrics := observe.New()
+	for role, db := range st.Pools() {
+		if err := metrics.DBStats(db, role); err != nil {
+			return nil, fmt.Errorf("metrics: %w", err)
+		}
+	}
 	links := &magiclink.Service{
 		Store: LinkStore{S: st, Sealer: sealer}, Counter: counter, Mail: renderer, Log: log,
 		PublicURL: cfg.Server.PublicURL, Realm: cfg.Realm, RealmName: cfg.DisplayName(),
 		Brand:   login.Site{Cfg: cfg, Web: renderer, Log: log}.MailBrand,
 		CodeKey: derive("link-code", 32),
+		Count:   metrics.LinkEvent,
 	}
 	reg := Registry(Deps{Counter: counter, Links: links, Log: log})
 	engine, err := flows.NewEngine(cfg.FlowDefs, cfg.Bindings, reg, RequiredActions(reg))
@@ -322,7 +349,7 @@ func build(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.L
 	mux.Handle("GET "+prefix+"/static/", http.StripPrefix(prefix+"/static/", renderer.Static(cfg.Branding.ThemeDir)))
 	mux.HandleFunc("GET /healthz", health(st))
 	(&login.Handler{Site: site, Store: st, Engine: engine, OIDC: provider, Cookies: cookies, Entries: reg.EntryPoints(),
-		ClientIP: ips, Counter: counter, Credentials: CredentialStore{S: st, Sealer: sealer}}).Routes(mux)
+		ClientIP: ips, Counter: counter, Credentials: CredentialStore{S: st, Sealer: sealer}, Logins: metrics}).Routes(mux)
 	(&login.Logout{Site: site, Store: st, OIDC: provider, Cookies: cookies, Sealer: sealer, Wake: sender.Wake}).Routes(mux)
 	(&login.KeycloakJS{Cfg: cfg, Cookies: cookies}).Routes(mux)
 	if cfg.SMTP.DevMailbox {
@@ -335,9 +362,13 @@ func build(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.L
 		Codec: securecookie.New(derive("account-hash", 64), derive("account-block", 32)),
 	}).Routes(mux)
 	oc := prefix + "/protocol/openid-connect"
-	handler := withNotFoundPage(site.NotFound, withCORS(cfg, []string{oc + "/token", oc + "/userinfo", oc + "/certs", oc + "/revoke", oc + "/token/introspect",
-		oc + "/logout", prefix + "/account", prefix + "/.well-known/openid-configuration"}, mux))
-	return &Server{Cfg: cfg, Store: st, Handler: handler, Keys: keys, Admin: adm, sender: sender, counters: mem, log: log}, nil
+	handler := metrics.Instrument(withNotFoundPage(site.NotFound, withCORS(cfg, []string{oc + "/token", oc + "/userinfo", oc + "/certs", oc + "/revoke", oc + "/token/introspect",
+		oc + "/logout", prefix + "/account", prefix + "/.well-known/openid-configuration"}, mux)))
+	management := http.NewServeMux()
+	management.Handle("GET /metrics", metrics.Handler())
+	management.Handle("/health", observe.Health(readiness(st, keys, sender)...))
+	management.Handle("/health/", observe.Health(readiness(st, keys, sender)...))
+	return &Server{Cfg: cfg, Store: st, Handler: handler, Management: management, Metrics: metrics, Keys: keys, Admin: adm, sender: sender, counters: mem, log: log}, nil
 }
 
 func randomID() string {

@@ -63,6 +63,7 @@ func (f Factory) approve(ctx context.Context, in *flows.Entry, l *Link, status, 
 			if _, err := svc.Store.RevokeLink(ctx, l.ID, RevokedWrongNumber, now); err != nil {
 				return flows.Entered{}, err
 			}
+			svc.count("rejected", RevokedWrongNumber)
 			svc.Log.Warn("magic link approval refused", "event", "link_rejected", "link_id", l.ID, "reason", RevokedWrongNumber,
 				"user_id", l.UserID, "client_ip", in.ClientIP)
 			return answer(gone(flows.Show(PageNotice, NoticePage{Heading: flows.M("approve.wrongHeading"), Message: flows.M("approve.wrong")}))), nil
@@ -74,6 +75,7 @@ func (f Factory) approve(ctx context.Context, in *flows.Entry, l *Link, status, 
 	} else if err != nil {
 		return flows.Entered{}, err
 	}
+	svc.count("approved", "")
 	svc.Log.Info("magic link approved on another device", "event", "link_approved", "link_id", l.ID, "user_id", l.UserID,
 		"client_ip", in.ClientIP)
 	return answer(flows.Show(PageNotice, NoticePage{Heading: flows.M("approve.doneHeading"), Message: flows.M("approve.done")})), nil
@@ -92,6 +94,7 @@ func (f Factory) decline(ctx context.Context, in *flows.Entry, l *Link, status, 
 	if _, err := svc.Store.RevokeLink(ctx, l.ID, RevokedDeclined, now); err != nil {
 		return flows.Entered{}, err
 	}
+	svc.count("declined", "")
 	svc.Log.Warn("magic link declined: the address holder did not ask to sign in", "event", "link_declined", "link_id", l.ID,
 		"user_id", l.UserID, "client_id", l.ClientID, "client_ip", in.ClientIP)
 	return answer(gone(flows.Show(PageNotice, NoticePage{Heading: flows.M("decline.heading"), Message: flows.M("decline.done")}))), nil

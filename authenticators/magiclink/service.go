@@ -148,6 +148,16 @@ type Service struct {
 	Brand func(clientID string, settings map[string]string) map[string]string
 	// CodeKey keys the hashes of the codes mailed beside links.
 	CodeKey []byte
+	// Count, when set, counts link events for metrics: sent (by link
+	// type), confirmed (by method), rejected (by reason), approved,
+	// declined, code_rejected.
+	Count func(event, reason string)
+}
+
+func (s *Service) count(event, reason string) {
+	if s.Count != nil {
+		s.Count(event, reason)
+	}
 }
 
 // MailData is what the link mail templates see.
@@ -255,6 +265,9 @@ func (s *Service) Issue(ctx context.Context, in Issue, now time.Time) (string, *
 	if mail != nil && s.Queued != nil {
 		s.Queued()
 	}
+	if in.Send {
+		s.count("sent", in.Type)
+	}
 	s.Log.Info("magic link issued", "event", "link_requested", "link_id", link.ID, "type", in.Type,
 		"user_id", in.User.ID, "client_id", in.ClientID, "expires_at", link.ExpiresAt, "mail_queued", in.Send)
 	return u, link, nil
@@ -316,6 +329,7 @@ func (s *Service) Consume(ctx context.Context, token string, now time.Time) (*Li
 	if err != nil {
 		return nil, err
 	}
+	s.count("confirmed", "link")
 	s.Log.Info("magic link confirmed", "event", "link_confirmed", "link_id", l.ID, "user_id", l.UserID, "type", l.Type)
 	return l, nil
 }
@@ -326,6 +340,7 @@ func (s *Service) Rejected(l *Link, reason string) {
 	if l != nil {
 		id = l.ID
 	}
+	s.count("rejected", reason)
 	s.Log.Info("magic link rejected", "event", "link_rejected", "link_id", id, "reason", reason)
 }
 

@@ -64,6 +64,9 @@ type Config struct {
 type Server struct {
 	Listen    string `yaml:"listen"`
 	PublicURL string `yaml:"publicURL"`
+	// ManagementListen serves /metrics and /health/{live,ready} (Keycloak's
+	// port 9000), apart from the public listener; "" turns it off.
+	ManagementListen string `yaml:"managementListen"`
 	// CookieSecret signs and encrypts cookies. Empty: generated once and
 	// kept in the database (one node); set it when running several nodes.
 	CookieSecret string `yaml:"cookieSecret"`
@@ -379,7 +382,7 @@ func (c *Config) Client(id string) (Client, bool) {
 
 func defaults() Config {
 	return Config{
-		Server:   Server{Listen: "127.0.0.1:8080", PublicURL: "http://localhost:8080"},
+		Server:   Server{Listen: "127.0.0.1:8080", PublicURL: "http://localhost:8080", ManagementListen: "127.0.0.1:9000"},
 		Database: Database{Driver: "sqlite", DSN: "latchkey.db", MaxOpenConns: 16, MaxIdleConns: 16, ConnMaxLifetime: Duration(30 * time.Minute)},
 		SMTP:     SMTP{Port: 587, TLS: "starttls"},
 		Tokens: Tokens{
@@ -484,6 +487,13 @@ func (d *decoder) validate(c *Config, opts Schema) {
 	}
 	if _, _, err := net.SplitHostPort(c.Server.Listen); err != nil {
 		d.failAt("server.listen", "must be host:port, like 127.0.0.1:8080")
+	}
+	if m := c.Server.ManagementListen; m != "" {
+		if _, _, err := net.SplitHostPort(m); err != nil {
+			d.failAt("server.managementListen", `must be host:port, like 127.0.0.1:9000, or "" for none`)
+		} else if m == c.Server.Listen {
+			d.failAt("server.managementListen", "must differ from server.listen: metrics and health stay off the public listener")
+		}
 	}
 	if s := c.Server.CookieSecret; s != "" && len(s) < 32 {
 		d.failAt("server.cookieSecret", "must be at least 32 characters (use: openssl rand -base64 48)")

@@ -42,6 +42,19 @@ type Handler struct {
 	Counter Counter
 	// Credentials are users' step credentials, sealed at rest.
 	Credentials flows.Credentials
+	// Logins counts finished logins (metrics); nil: not counted.
+	Logins LoginCounter
+}
+
+// LoginCounter counts logins that ended: signed in, or refused.
+type LoginCounter interface {
+	Login(success bool, methods []string)
+}
+
+func (h *Handler) counted(success bool, methods []string) {
+	if h.Logins != nil {
+		h.Logins.Login(success, methods)
+	}
 }
 
 // Authorizer is the OIDC provider's side of a login: it parses the app's
@@ -189,6 +202,7 @@ func (h *Handler) authorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if out.Failed {
+		h.counted(false, st.Flow.Methods)
 		h.fail(w, c.Locale, http.StatusForbidden, flows.M("login.cannotTitle"), out.Message, h.restartURL(st.Flow.ID))
 		return
 	}
@@ -473,6 +487,7 @@ func (h *Handler) complete(w http.ResponseWriter, r *http.Request, st *state, c 
 	}
 	h.Log.Info("login succeeded", "event", "login", "user_id", c.User.ID, "client_id", st.Flow.ClientID,
 		"methods", st.Flow.Methods, "sso_reused", !fresh)
+	h.counted(true, st.Flow.Methods)
 	h.OIDC.WriteAuthorize(ctx, w, ar, resp)
 }
 

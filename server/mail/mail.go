@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	gomail "github.com/wneessen/go-mail"
@@ -268,8 +269,12 @@ type Sender struct {
 	// shows them); otherwise they are scrubbed once delivered.
 	Keep bool
 
-	wake chan struct{}
+	wake    chan struct{}
+	running atomic.Bool
 }
+
+// Running reports whether the delivery loop runs (readiness).
+func (s *Sender) Running() bool { return s.running.Load() }
 
 // Wake makes the sender look for mail now (after a commit that queued some).
 func (s *Sender) Wake() {
@@ -302,6 +307,8 @@ func (s *Sender) Init() *Sender {
 
 // Run delivers until ctx ends, then releases its leases.
 func (s *Sender) Run(ctx context.Context) {
+	s.running.Store(true)
+	defer s.running.Store(false)
 	t := time.NewTicker(s.Poll)
 	defer t.Stop()
 	for {

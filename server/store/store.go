@@ -355,3 +355,18 @@ func (s *Store) OnStatement(fn func(sql string)) error {
 	}
 	return nil
 }
+
+// Pools are the database connection pools by role (writer, reader; one on
+// PostgreSQL), for their statistics.
+func (s *Store) Pools() map[string]*sql.DB {
+	out := map[string]*sql.DB{}
+	if db, err := s.gdb.DB(); err == nil {
+		out["writer"] = db
+	}
+	if s.rdb != s.gdb {
+		if db, err := s.rdb.DB(); err == nil {
+			out["reader"] = db
+		}
+	}
+	return out
+}
