@@ -53,6 +53,7 @@ func TestBrokenRealmYAMLExits2AndServesNothing(t *testing.T) {
 		{"quotes in a font", "users:", "branding:\n  fontFamily: 'x\"; } body { color: red'\nusers:", "realm.yaml:52: branding.fontFamily: must be a CSS font list"},
 		{"default locale not supported", "users:", "i18n:\n  defaultLocale: de\n  supportedLocales: [en, fr]\nusers:", "realm.yaml:52: i18n.defaultLocale: de is not one of i18n.supportedLocales (en, fr)"},
 		{"locale without messages", "users:", "i18n:\n  supportedLocales: [en, it]\nusers:", "i18n.supportedLocales: locale it has no messages"},
+		{"management listener address", "  publicURL:", "  managementListen: port-9000\n  publicURL:", "realm.yaml:5: server.managementListen: must be host:port"},
 		{"unset environment variable", "password: ${SMTP_PASSWORD:-}", "password: ${LATCHKEY_TEST_UNSET_SECRET}", "realm.yaml:15: smtp.password: environment variable LATCHKEY_TEST_UNSET_SECRET is not set"},
 	}
 	for _, tc := range cases {
