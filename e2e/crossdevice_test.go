@@ -250,11 +250,18 @@ func pollURL(t testing.TB, p *testkit.Page) string {
 	return p.URL.ResolveReference(u).String()
 }
 
-// countStatements counts the statements the server runs from now on.
+// countStatements counts the statements the server runs from now on,
+// except those of its background jobs (the mail sender's claims of the
+// outbox, the rate counters' periodic save), which run on their own clock.
 func countStatements(t testing.TB, s *setup) *atomic.Int64 {
 	t.Helper()
 	var n atomic.Int64
-	if err := s.LK.Server.Store.OnStatement(func(string) { n.Add(1) }); err != nil {
+	err := s.LK.Server.Store.OnStatement(func(sql string) {
+		if !strings.Contains(sql, "outbox_mails") && !strings.Contains(sql, "rate_counters") {
+			n.Add(1)
+		}
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
 	return &n
