@@ -443,14 +443,13 @@ func applyDeclared(u *flows.User, cu config.User) bool {
 // Start runs the background work (mail delivery, purging) until ctx ends.
 func (s *Server) Start(ctx context.Context) (done <-chan struct{}) {
 	ch := make(chan struct{})
+	senderDone := s.sender.Go(ctx) // ready (health) once Start returns
 	go func() {
 		defer close(ch)
 		purge := time.NewTicker(5 * time.Minute)
 		defer purge.Stop()
 		save := time.NewTicker(saveCountersEvery)
 		defer save.Stop()
-		senderDone := make(chan struct{})
-		go func() { s.sender.Run(ctx); close(senderDone) }()
 		for {
 			select {
 			case <-ctx.Done():

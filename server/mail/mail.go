@@ -305,6 +305,15 @@ func (s *Sender) Init() *Sender {
 	return s
 }
 
+// Go runs the delivery loop in a goroutine; it reports running from the
+// moment Go returns (readiness), and done closes when the loop has ended.
+func (s *Sender) Go(ctx context.Context) (done <-chan struct{}) {
+	s.running.Store(true)
+	ch := make(chan struct{})
+	go func() { defer close(ch); s.Run(ctx) }()
+	return ch
+}
+
 // Run delivers until ctx ends, then releases its leases.
 func (s *Sender) Run(ctx context.Context) {
 	s.running.Store(true)
