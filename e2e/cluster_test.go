@@ -30,6 +30,7 @@ type cluster struct {
 const clusterRealm = `realm: test
 server:
   publicURL: {{PUBLIC}}
+  managementListen: 127.0.0.1:0
   cookieSecret: cluster-cookie-secret-0123456789-0123456789-abc
 database:
   driver: postgres
