@@ -141,8 +141,20 @@ func NewRenderer(opts Options, log *slog.Logger, steps ...fs.FS) (*Renderer, err
 	for _, l := range cat.Supported() {
 		r.pages[l] = map[string]*htmltemplate.Template{}
 	}
+	// partial-*.html files define blocks every page may use (a form two
+	// pages of a step share); a theme overrides them by name like pages.
+	var partials []string
+	for _, n := range slices.Sorted(maps.Keys(r.files)) {
+		if strings.HasPrefix(n, "partial-") && strings.HasSuffix(n, ".html") {
+			src, err := r.read(n)
+			if err != nil {
+				return nil, err
+			}
+			partials = append(partials, src)
+		}
+	}
 	for n := range r.files {
-		if n == "layout.html" || !strings.HasSuffix(n, ".html") || strings.HasPrefix(n, "mail-") {
+		if n == "layout.html" || !strings.HasSuffix(n, ".html") || strings.HasPrefix(n, "mail-") || strings.HasPrefix(n, "partial-") {
 			continue
 		}
 		page, err := r.read(n)
@@ -150,8 +162,10 @@ func NewRenderer(opts Options, log *slog.Logger, steps ...fs.FS) (*Renderer, err
 			return nil, err
 		}
 		t, err := htmltemplate.New("layout").Funcs(r.funcs(cat.Default())).Parse(layout)
-		if err == nil {
-			_, err = t.Parse(page)
+		for _, src := range append(partials, page) {
+			if err == nil {
+				_, err = t.Parse(src)
+			}
 		}
 		if err != nil {
 			return nil, fmt.Errorf("template %s: %w", n, err)
