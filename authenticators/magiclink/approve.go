@@ -127,10 +127,3 @@ func (f Factory) status(ctx context.Context, in *flows.Entry, now time.Time) (fl
 	}
 	return flows.Entered{Progress: flows.Waiting}, nil
 }
-
-func statusOf(l *Link, now time.Time) string {
-	if l == nil {
-		return "unknown"
-	}
-	return l.Status(now)
-}

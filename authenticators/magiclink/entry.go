@@ -74,10 +74,7 @@ func (f Factory) Enter(ctx context.Context, in *flows.Entry, now time.Time) (flo
 
 func (f Factory) enter(ctx context.Context, in *flows.Entry, l *Link, token string, now time.Time) (flows.Entered, error) {
 	svc := f.Service
-	status := "unknown"
-	if l != nil {
-		status = l.Status(now)
-	}
+	status := statusOf(l, now)
 	switch {
 	case in.Path == "resend":
 		return f.enterResend(ctx, in, l, status, token, now)
@@ -131,7 +128,7 @@ func mayResend(l *Link, status string) bool {
 	case status == "used" || status == "approved":
 		return false
 	case status == "revoked":
-		return l.RevokedReason == RevokedReplaced || l.RevokedReason == "" || l.RevokedReason == "admin"
+		return l.RevokedReason == RevokedReplaced || l.RevokedReason == "" || l.RevokedReason == RevokedByAdmin
 	}
 	return true
 }
@@ -143,7 +140,7 @@ func (f Factory) enterResend(ctx context.Context, in *flows.Entry, l *Link, stat
 		return answer(gone(flows.Fail(flows.M("link.openAgain")))), nil
 	case status == "pending":
 		// The link still works: show its confirm page.
-		return answer(flows.Show(PageConfirm, ConfirmPage{Email: l.Email, Token: token})), nil
+		return f.confirmPage(ctx, in, l, token)
 	case l == nil || l.AuthSessionID == "":
 		return answer(gone(flows.Fail(flows.M("link.cannotResend")))), nil
 	case !mayResend(l, status):
@@ -173,11 +170,7 @@ func (f Factory) enterMinted(ctx context.Context, in *flows.Entry, l *Link, toke
 	l, err := svc.Consume(ctx, token, now)
 	if errors.Is(err, ErrUnavailable) {
 		l2, _ := svc.Inspect(ctx, token)
-		status := "unknown"
-		if l2 != nil {
-			status = l2.Status(now)
-		}
-		return f.invalid(ctx, in, l2, status, token, now)
+		return f.invalid(ctx, in, l2, statusOf(l2, now), token, now)
 	}
 	if err != nil {
 		return flows.Entered{}, err

@@ -65,6 +65,7 @@ const (
 	RevokedDeclined     = "declined"      // "This wasn't me"
 	RevokedWrongNumber  = "wrong_number"  // number matching failed
 	RevokedCodeAttempts = "code_attempts" // too many wrong codes
+	RevokedByAdmin      = "admin"         // the management API or CLI
 )
 
 // Approval modes (Link.Approval).
@@ -342,6 +343,14 @@ func (s *Service) Rejected(l *Link, reason string) {
 	}
 	s.count("rejected", reason)
 	s.Log.Info("magic link rejected", "event", "link_rejected", "link_id", id, "reason", reason)
+}
+
+// statusOf is a link's status, "unknown" for no link.
+func statusOf(l *Link, now time.Time) string {
+	if l == nil {
+		return "unknown"
+	}
+	return l.Status(now)
 }
 
 // Explain says, for a person, why a link cannot be used.

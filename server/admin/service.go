@@ -385,7 +385,7 @@ func (s *Service) Revoke(ctx context.Context, id string, now time.Time) error {
 	} else if err != nil {
 		return err
 	}
-	ok, err := s.Store.RevokeMagicLink(ctx, id, "admin", now)
+	ok, err := s.Store.RevokeMagicLink(ctx, id, magiclink.RevokedByAdmin, now)
 	if err != nil {
 		return err
 	}
