@@ -77,12 +77,25 @@ func TestMetricsAfterALogin(t *testing.T) {
 	if res := s.App.Last(); res.Err != "" {
 		t.Fatalf("login: %s", res.Err)
 	}
+	// A login that fails: the address holder says "This wasn't me", and the
+	// login's own page then ends it.
+	laptop, phone := testkit.NewClient(t), testkit.NewClient(t)
+	sent := s.requestLink(t, laptop, "alice@example.com")
+	lp := phone.Get(s.SMTP.WaitFor(t, "alice@example.com", 2, 10*time.Second)[1].Link())
+	if p := phone.Submit(lp, lp.FormTo(t, "/magic-link/decline"), nil); !p.Has("Sign-in declined") {
+		t.Fatalf("decline:\n%s", p.Body)
+	}
+	if p := laptop.Get(sent.URL.String()); p.Status != http.StatusGone && p.Status != http.StatusForbidden {
+		t.Fatalf("the declined login's page: %d\n%s", p.Status, p.Body)
+	}
 	after := scrape(t, mgmt)
 	for _, c := range []struct {
 		name   string
 		labels map[string]string
 	}{
 		{"latchkey_logins_total", map[string]string{"result": "success", "methods": "email"}},
+		{"latchkey_logins_total", map[string]string{"result": "failure"}},
+		{"latchkey_magic_links_total", map[string]string{"event": "declined"}},
 		{"latchkey_magic_links_total", map[string]string{"event": "sent", "reason": "login"}},
 		{"latchkey_magic_links_total", map[string]string{"event": "confirmed", "reason": "link"}},
 		{"latchkey_http_requests_total", map[string]string{"route": "POST /realms/test/login-actions/magic-link", "status": "303"}},

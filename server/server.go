@@ -366,8 +366,9 @@ func build(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.L
 		oc + "/logout", prefix + "/account", prefix + "/.well-known/openid-configuration"}, mux)))
 	management := http.NewServeMux()
 	management.Handle("GET /metrics", metrics.Handler())
-	management.Handle("/health", observe.Health(readiness(st, keys, sender)...))
-	management.Handle("/health/", observe.Health(readiness(st, keys, sender)...))
+	health := observe.Health(log, readiness(st, keys, sender)...)
+	management.Handle("/health", health)
+	management.Handle("/health/", health)
 	return &Server{Cfg: cfg, Store: st, Handler: handler, Management: management, Metrics: metrics, Keys: keys, Admin: adm, sender: sender, counters: mem, log: log}, nil
 }
 

@@ -404,6 +404,7 @@ func (h *Handler) respond(w http.ResponseWriter, r *http.Request, st *state, c *
 		return
 	}
 	if out.Failed {
+		h.counted(false, st.Flow.Methods)
 		h.fail(w, c.Locale, http.StatusForbidden, flows.M("login.cannotTitle"), out.Message, h.restartURL(st.Flow.ID))
 		return
 	}
@@ -556,6 +557,7 @@ func (h *Handler) completeMinted(w http.ResponseWriter, r *http.Request, st *sta
 	h.setSSOCookies(w, r, ssoID)
 	h.Log.Info("login succeeded", "event", "login", "user_id", c.User.ID, "client_id", st.Flow.ClientID,
 		"methods", st.Flow.Methods, "minted_link", true)
+	h.counted(true, st.Flow.Methods)
 	http.Redirect(w, r, st.Return, http.StatusSeeOther)
 }
 

@@ -7,6 +7,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
@@ -49,9 +50,6 @@ func New() *Metrics {
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
-
-// Register adds a collector (the database pool's, the outbox's).
-func (m *Metrics) Register(c prometheus.Collector) error { return m.reg.Register(c) }
 
 // DBStats exports a database pool's statistics.
 func (m *Metrics) DBStats(db *sql.DB, name string) error {
@@ -119,9 +117,9 @@ type Check struct {
 }
 
 // Health serves Keycloak's /health/live and /health/ready (and /health,
-// both): {"status": "UP"|"DOWN", "checks": [{"name", "status"}]}, 503 when
-// down. A failing check's error is logged by the caller, not shown.
-func Health(checks ...Check) http.Handler {
+// the same): {"status": "UP"|"DOWN", "checks": [{"name", "status"}]}, 503
+// when down. A failing check's error goes to the log, not to the caller.
+func Health(log *slog.Logger, checks ...Check) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /health/live", func(w http.ResponseWriter, r *http.Request) { report(w, nil) })
 	ready := func(w http.ResponseWriter, r *http.Request) {
@@ -130,8 +128,9 @@ func Health(checks ...Check) http.Handler {
 		results := make([]checkResult, len(checks))
 		for i, c := range checks {
 			results[i] = checkResult{Name: c.Name, Status: "UP"}
-			if c.Run(ctx) != nil {
+			if err := c.Run(ctx); err != nil {
 				results[i].Status = "DOWN"
+				log.Warn("readiness check failed", "check", c.Name, "err", err)
 			}
 		}
 		report(w, results)
