@@ -119,8 +119,7 @@ func TestBrowserDeviceGapPagesPassAxe(t *testing.T) {
 			do(t, laptop, chromedp.WaitVisible(chromedp.ID("result")))
 
 			m, n = login(2)
-			do(t, phone, chromedp.Navigate(m.Link()), chromedp.WaitVisible(chromedp.ID("approve")),
-				chromedp.Click(chromedp.ID("approve")), chromedp.WaitVisible(chromedp.CSS("button[name=number]")))
+			openToNumbers(t, phone, m.Link())
 			do(t, phone, chromedp.Click(chromedp.CSS(`button[name=number][value="`+wrongChoice(t, phone, n)+`"]`)), chromedp.WaitVisible(chromedp.ID("notice")))
 			axe(t, phone, "wrong number")
 			do(t, laptop, chromedp.WaitVisible(chromedp.CSS(`p.error[role="alert"]`)))
