@@ -66,6 +66,9 @@ apiKeys:
   - name: reader
     key: reader-api-key-0123456789-0123456789-abcd
     operations: [magic-links:read]
+  - name: people
+    key: people-api-key-0123456789-0123456789-abcd
+    operations: [users:read, users:write, events:read]
 users:
   - email: alice@example.com
     firstName: Alice

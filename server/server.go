@@ -356,7 +356,10 @@ func build(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.L
 		(&login.DevMailbox{Site: site, Store: st, Sealer: sealer}).Routes(mux)
 	}
 	adm := &admin.Service{Cfg: cfg, Store: st, Links: links, Engine: engine}
-	admin.NewAPI(adm, cfg.APIKeys, log).Routes(mux, cfg.Realm)
+	api := admin.NewAPI(adm, cfg.APIKeys, log)
+	api.Tokens = provider
+	api.Users = &admin.Users{Cfg: cfg, Store: st, Links: adm, AccountClient: account.ClientID, HashPassword: password.Hash, Actions: actionIDs(reg)}
+	api.Routes(mux, cfg.Realm)
 	(&account.Handler{
 		Issuer: cfg.Issuer(), Realm: cfg.Realm, Name: cfg.DisplayName(), Brand: site.Brand(account.ClientID), Web: renderer, Log: log, Provider: mux, Secure: secure,
 		Codec: securecookie.New(derive("account-hash", 64), derive("account-block", 32)),
@@ -370,6 +373,15 @@ func build(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.L
 	management.Handle("/health", health)
 	management.Handle("/health/", health)
 	return &Server{Cfg: cfg, Store: st, Handler: handler, Management: management, Metrics: metrics, Keys: keys, Admin: adm, sender: sender, counters: mem, log: log}, nil
+}
+
+// actionIDs are the ids of the realm's required actions.
+func actionIDs(reg flows.Registry) []string {
+	var ids []string
+	for _, a := range RequiredActions(reg) {
+		ids = append(ids, a.ID())
+	}
+	return ids
 }
 
 func randomID() string {

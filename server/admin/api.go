@@ -2,6 +2,7 @@ package admin
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
@@ -17,17 +18,57 @@ import (
 	"latchkey/server/config"
 )
 
-// API serves the management endpoints under /realms/{realm}/magic-links.
+// API serves the management endpoints: magic links under
+// /realms/{realm}/magic-links, and Keycloak's admin REST paths under
+// /admin/realms/{realm} (users, events).
 type API struct {
 	Service *Service
-	Log     *slog.Logger
-	keys    []apiKey
+	Users   *Users
+	Events  EventReader
+	// Tokens checks service-account bearer tokens; nil: API keys only.
+	Tokens ServiceAccounts
+	Log    *slog.Logger
+	keys   []apiKey
+}
+
+// ServiceAccounts checks the bearer access token of a service-account
+// client and returns the client with its roles of rolesOf's client.
+type ServiceAccounts interface {
+	ServiceAccount(ctx context.Context, token, rolesOf string) (clientID string, roles []string, err error)
 }
 
 type apiKey struct {
 	name string
 	hash [32]byte
 	ops  []string
+}
+
+// caller is who sent a request: an API key or a service account, and the
+// operations it may use.
+type caller struct {
+	name string
+	ops  []string
+}
+
+func (c caller) may(op string) bool { return slices.Contains(c.ops, op) }
+
+// The operations of the API.
+const (
+	OpLinksCreate = "magic-links:create"
+	OpLinksRead   = "magic-links:read"
+	OpLinksRevoke = "magic-links:revoke"
+	OpUsersRead   = "users:read"
+	OpUsersWrite  = "users:write"
+	OpEventsRead  = "events:read"
+)
+
+// roleOps are the operations Keycloak's realm-management roles grant.
+var roleOps = map[string][]string{
+	"view-users":   {OpUsersRead},
+	"query-users":  {OpUsersRead},
+	"manage-users": {OpUsersRead, OpUsersWrite},
+	"view-events":  {OpEventsRead},
+	"realm-admin":  {OpLinksCreate, OpLinksRead, OpLinksRevoke, OpUsersRead, OpUsersWrite, OpEventsRead},
 }
 
 // NewAPI keeps only hashes of the configured keys.
@@ -42,19 +83,26 @@ func NewAPI(svc *Service, keys []config.APIKey, log *slog.Logger) *API {
 // Routes registers the endpoints.
 func (a *API) Routes(mux *http.ServeMux, realm string) {
 	p := "/realms/" + realm + "/magic-links"
-	mux.HandleFunc("POST "+p, a.guard("magic-links:create", a.create))
-	mux.HandleFunc("GET "+p, a.guard("magic-links:read", a.list))
-	mux.HandleFunc("GET "+p+"/{id}", a.guard("magic-links:read", a.get))
-	mux.HandleFunc("DELETE "+p+"/{id}", a.guard("magic-links:revoke", a.revoke))
+	mux.HandleFunc("POST "+p, a.guard(OpLinksCreate, a.create))
+	mux.HandleFunc("GET "+p, a.guard(OpLinksRead, a.list))
+	mux.HandleFunc("GET "+p+"/{id}", a.guard(OpLinksRead, a.get))
+	mux.HandleFunc("DELETE "+p+"/{id}", a.guard(OpLinksRevoke, a.revoke))
+	if a.Users != nil {
+		a.userRoutes(mux, "/admin/realms/"+realm)
+	}
+	if a.Events != nil {
+		a.eventRoutes(mux, "/admin/realms/"+realm)
+	}
 }
 
-// authenticate finds the key in the Authorization header ("Bearer KEY").
-// Every configured key is compared, in constant time, so the time taken
-// does not depend on which key (if any) matched.
-func (a *API) authenticate(r *http.Request) (*apiKey, bool) {
+// authenticate finds the caller of "Authorization: Bearer X": an API key
+// (every configured key is compared, in constant time, so the time taken
+// does not depend on which key matched), else a service account's access
+// token.
+func (a *API) authenticate(r *http.Request) (caller, bool) {
 	raw, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if !ok || raw == "" {
-		return nil, false
+		return caller{}, false
 	}
 	sum := sha256.Sum256([]byte(raw))
 	var found *apiKey
@@ -63,24 +111,44 @@ func (a *API) authenticate(r *http.Request) (*apiKey, bool) {
 			found = &a.keys[i]
 		}
 	}
-	return found, found != nil
+	if found != nil {
+		return caller{name: "api-key:" + found.name, ops: found.ops}, true
+	}
+	if a.Tokens == nil {
+		return caller{}, false
+	}
+	client, roles, err := a.Tokens.ServiceAccount(r.Context(), raw, config.RealmManagementClient)
+	if err != nil {
+		a.Log.Debug("management API: bearer token refused", "err", err)
+		return caller{}, false
+	}
+	c := caller{name: "service-account:" + client}
+	for _, role := range roles {
+		for _, op := range roleOps[role] {
+			if !c.may(op) {
+				c.ops = append(c.ops, op)
+			}
+		}
+	}
+	return c, true
 }
 
-func (a *API) guard(op string, h func(w http.ResponseWriter, r *http.Request, key string)) http.HandlerFunc {
+func (a *API) guard(op string, h func(w http.ResponseWriter, r *http.Request, who caller)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
-		k, ok := a.authenticate(r)
+		c, ok := a.authenticate(r)
 		if !ok {
 			a.Log.Warn("management API: unauthenticated request", "event", "api_unauthorized", "path", r.URL.Path, "client_ip", r.RemoteAddr)
 			w.Header().Set("WWW-Authenticate", `Bearer realm="latchkey"`)
 			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "unauthorized"})
 			return
 		}
-		if !slices.Contains(k.ops, op) {
-			writeJSON(w, http.StatusForbidden, map[string]string{"error": "forbidden", "message": "this API key may not use " + op})
+		if !c.may(op) {
+			a.Log.Warn("management API: operation not allowed", "event", "api_forbidden", "caller", c.name, "operation", op, "path", r.URL.Path)
+			writeJSON(w, http.StatusForbidden, map[string]string{"error": "forbidden", "message": c.name + " may not use " + op})
 			return
 		}
-		h(w, r, k.name)
+		h(w, r, c)
 	}
 }
 
@@ -94,9 +162,14 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var fe *FieldError
 	switch {
 	case errors.As(err, &fe):
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_request", "field": fe.Field, "message": fe.Message})
+		// message is the links API's name, errorMessage Keycloak's.
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_request", "field": fe.Field, "message": fe.Message, "errorMessage": fe.Field + ": " + fe.Message})
 	case errors.Is(err, ErrNotFound):
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "not_found"})
+	case errors.Is(err, ErrNoUser):
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": "not_found", "errorMessage": ErrNoUser.Error()})
+	case errors.Is(err, ErrConflict):
+		writeJSON(w, http.StatusConflict, map[string]string{"error": "conflict", "errorMessage": ErrConflict.Error()})
 	case errors.Is(err, ErrNotPending):
 		writeJSON(w, http.StatusConflict, map[string]string{"error": "conflict", "message": "the link is already used, expired or revoked"})
 	default:
@@ -105,21 +178,10 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 	}
 }
 
-func (a *API) create(w http.ResponseWriter, r *http.Request, key string) {
-	body, err := io.ReadAll(r.Body) // bounded by httplimit
-	if err != nil {
-		a.fail(w, r, bad("", "unreadable body"))
-		return
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
+func (a *API) create(w http.ResponseWriter, r *http.Request, who caller) {
 	var req CreateRequest
-	if err := dec.Decode(&req); err != nil {
-		a.fail(w, r, bad(jsonField(err), "%s", jsonProblem(err)))
-		return
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		a.fail(w, r, bad("", "the body must hold one JSON object and nothing after it"))
+	if err := decodeBody(r, &req); err != nil {
+		a.fail(w, r, err)
 		return
 	}
 	res, err := a.Service.Create(r.Context(), req, time.Now())
@@ -127,8 +189,26 @@ func (a *API) create(w http.ResponseWriter, r *http.Request, key string) {
 		a.fail(w, r, err)
 		return
 	}
-	a.Log.Info("magic link minted", "event", "link_minted", "link_id", res.ID, "api_key", key, "client_id", req.ClientID, "sent", res.Sent)
+	a.Log.Info("magic link minted", "event", "link_minted", "link_id", res.ID, "caller", who.name, "client_id", req.ClientID, "sent", res.Sent)
 	writeJSON(w, http.StatusCreated, res)
+}
+
+// decodeBody reads one JSON value into v, refusing unknown fields and
+// anything after the value.
+func decodeBody(r *http.Request, v any) error {
+	body, err := io.ReadAll(r.Body) // bounded by httplimit
+	if err != nil {
+		return bad("", "unreadable body")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return bad(jsonField(err), "%s", jsonProblem(err))
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return bad("", "the body must hold one JSON value and nothing after it")
+	}
+	return nil
 }
 
 // jsonField names the field a decoding error is about.
@@ -154,7 +234,7 @@ func jsonProblem(err error) string {
 	return "the body must be a JSON object"
 }
 
-func (a *API) list(w http.ResponseWriter, r *http.Request, _ string) {
+func (a *API) list(w http.ResponseWriter, r *http.Request, _ caller) {
 	q := r.URL.Query()
 	req := ListRequest{UserID: q.Get("userId"), Email: q.Get("email"), Status: q.Get("status")}
 	for field, dst := range map[string]*int{"limit": &req.Limit, "offset": &req.Offset} {
@@ -175,7 +255,7 @@ func (a *API) list(w http.ResponseWriter, r *http.Request, _ string) {
 	writeJSON(w, http.StatusOK, res)
 }
 
-func (a *API) get(w http.ResponseWriter, r *http.Request, _ string) {
+func (a *API) get(w http.ResponseWriter, r *http.Request, _ caller) {
 	l, err := a.Service.Get(r.Context(), r.PathValue("id"), time.Now())
 	if err != nil {
 		a.fail(w, r, err)
@@ -184,11 +264,11 @@ func (a *API) get(w http.ResponseWriter, r *http.Request, _ string) {
 	writeJSON(w, http.StatusOK, l)
 }
 
-func (a *API) revoke(w http.ResponseWriter, r *http.Request, key string) {
+func (a *API) revoke(w http.ResponseWriter, r *http.Request, who caller) {
 	if err := a.Service.Revoke(r.Context(), r.PathValue("id"), time.Now()); err != nil {
 		a.fail(w, r, err)
 		return
 	}
-	a.Log.Info("magic link revoked", "event", "link_revoked", "link_id", r.PathValue("id"), "api_key", key)
+	a.Log.Info("magic link revoked", "event", "link_revoked", "link_id", r.PathValue("id"), "caller", who.name)
 	w.WriteHeader(http.StatusNoContent)
 }

@@ -357,7 +357,7 @@ type APIKey struct {
 }
 
 // Operations of the management API.
-var Operations = []string{"magic-links:create", "magic-links:read", "magic-links:revoke"}
+var Operations = []string{"magic-links:create", "magic-links:read", "magic-links:revoke", "users:read", "users:write", "events:read"}
 
 // DisplayName is the realm's name on pages and in mail.
 func (c *Config) DisplayName() string {
@@ -764,8 +764,9 @@ func (d *decoder) validateClients(c *Config) {
 			}
 			d.validateBranding(p+".branding", *cl.Branding, c.Branding.ThemeDir)
 		}
-		if len(cl.RedirectURIs) == 0 {
-			d.failAt(p+".redirectUris", "at least one redirect URI is needed")
+		// A service-account-only client (client_credentials) has no redirects.
+		if len(cl.RedirectURIs) == 0 && !cl.ServiceAccountsEnabled {
+			d.failAt(p+".redirectUris", "at least one redirect URI is needed (none only for a serviceAccountsEnabled client that logs in with client_credentials)")
 		}
 		for j, u := range cl.RedirectURIs {
 			if msg := CheckRedirectURI(u); msg != "" {

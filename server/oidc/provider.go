@@ -447,6 +447,41 @@ func grantTypes(c config.Client) []string {
 // ServiceAccountPrefix names a client's own subject, as Keycloak does.
 const ServiceAccountPrefix = "service-account-"
 
+// ErrNotServiceAccount: the token is valid but not a service account's.
+var ErrNotServiceAccount = errors.New("not a service account's token")
+
+// ServiceAccount checks a bearer access token (signature, expiry and
+// revocation, as introspection does) and returns the client whose service
+// account it was issued to, with the roles that account holds now of
+// clientRoles's client (realm.yaml as loaded, so a role taken away stops
+// working at once, not when the token expires).
+func (p *Provider) ServiceAccount(ctx context.Context, token, rolesOf string) (string, []string, error) {
+	sess := NewSession()
+	use, ar, err := p.oauth2.IntrospectToken(ctx, token, fosite.AccessToken, sess)
+	if err != nil {
+		return "", nil, fmt.Errorf("access token: %w", err)
+	}
+	if use != fosite.AccessToken {
+		return "", nil, errors.New("not an access token")
+	}
+	clientID := ar.GetClient().GetID()
+	c, ok := p.cfg.Client(clientID)
+	if !ok || !c.ServiceAccountsEnabled || sess.Subject != p.serviceAccountSubject(clientID) {
+		return "", nil, ErrNotServiceAccount
+	}
+	var roles []string
+	if c.ServiceAccount != nil {
+		roles = c.ServiceAccount.ClientRoles[rolesOf]
+	}
+	return clientID, roles, nil
+}
+
+// serviceAccountSubject is a client's service-account user: a stable UUID
+// per client, as Keycloak's service-account users have.
+func (p *Provider) serviceAccountSubject(clientID string) string {
+	return uuid.NewSHA1(uuid.NameSpaceURL, []byte(p.cfg.Issuer()+"#"+ServiceAccountPrefix+clientID)).String()
+}
+
 // serviceAccountClaims makes a client_credentials grant's session: the
 // client's service-account subject with its roles and the default roles.
 func (p *Provider) serviceAccountClaims(ar fosite.AccessRequester) {
@@ -455,9 +490,7 @@ func (p *Provider) serviceAccountClaims(ar fosite.AccessRequester) {
 		return
 	}
 	clientID := ar.GetClient().GetID()
-	// A stable UUID per client, as Keycloak's service-account users have;
-	// the name is service-account-{clientId}.
-	sub := uuid.NewSHA1(uuid.NameSpaceURL, []byte(p.cfg.Issuer()+"#"+ServiceAccountPrefix+clientID)).String()
+	sub := p.serviceAccountSubject(clientID)
 	name := ServiceAccountPrefix + clientID
 	sess.Subject, sess.Username = sub, name
 	ar.GrantAudience(clientID)

@@ -30,6 +30,7 @@ func Run(t *testing.T, open Open) {
 		fn   func(t *testing.T, s Store)
 	}{
 		{"Users", testUsers},
+		{"UserDirectory", testUserDirectory},
 		{"AuthorizeCodeSingleUse", testAuthorizeCode},
 		{"AuthorizeCodeConcurrentRedemption", testCodeConcurrent},
 		{"AccessAndRefreshTokens", testTokens},
@@ -107,6 +108,90 @@ func testUsers(t *testing.T, s Store) {
 	must(t, s.ImportUsers(ctx, batch))
 	if n, err := s.CountUsers(ctx); err != nil || n != 3 {
 		t.Fatalf("after import: %d users, %v; want 3 (the existing email skipped)", n, err)
+	}
+}
+
+func testUserDirectory(t *testing.T, s Store) {
+	no := false
+	for _, u := range []*flows.User{
+		{Email: "ann@example.com", FirstName: "Ann", LastName: "Lee"},
+		{Email: "bob_x@example.com", FirstName: "Bob", Disabled: true},
+		{Email: "carla@example.org", LastName: "Annis"},
+	} {
+		must(t, s.CreateUser(ctx, u))
+	}
+	emails := func(f store.UserFilter) string {
+		t.Helper()
+		us, err := s.ListUsers(ctx, f)
+		must(t, err)
+		var out []string
+		for _, u := range us {
+			out = append(out, u.Email)
+		}
+		n, err := s.CountUsersMatching(ctx, store.UserFilter{Search: f.Search, Email: f.Email, FirstName: f.FirstName, LastName: f.LastName, Exact: f.Exact, Enabled: f.Enabled})
+		must(t, err)
+		if f.Max == 0 && f.First == 0 && int(n) != len(out) {
+			t.Errorf("%+v: count %d, list %d", f, n, len(out))
+		}
+		return strings.Join(out, ",")
+	}
+	for _, c := range []struct {
+		f    store.UserFilter
+		want string
+	}{
+		{store.UserFilter{}, "ann@example.com,bob_x@example.com,carla@example.org"},
+		{store.UserFilter{Search: "ANN"}, "ann@example.com,carla@example.org"}, // prefix of email or last name
+		{store.UserFilter{Search: "*example.org"}, "carla@example.org"},
+		{store.UserFilter{Search: `"ann"`}, "ann@example.com"}, // exact: first name Ann, not Annis
+		{store.UserFilter{Email: "_x"}, "bob_x@example.com"}, // _ is literal, not a wildcard
+		{store.UserFilter{Email: "ann@example.com", Exact: true}, "ann@example.com"},
+		{store.UserFilter{Email: "ann@", Exact: true}, ""},
+		{store.UserFilter{FirstName: "bo"}, "bob_x@example.com"},
+		{store.UserFilter{Enabled: &no}, "bob_x@example.com"},
+		{store.UserFilter{First: 1, Max: 1}, "bob_x@example.com"},
+	} {
+		if got := emails(c.f); got != c.want {
+			t.Errorf("ListUsers(%+v) = %s, want %s", c.f, got, c.want)
+		}
+	}
+
+	// Deleting a user removes their links, the links' mail, sessions and
+	// tokens, and nobody else's.
+	ann, err := s.UserByEmail(ctx, "ann@example.com")
+	must(t, err)
+	carla, err := s.UserByEmail(ctx, "carla@example.org")
+	must(t, err)
+	now := time.Now()
+	for i, u := range []*flows.User{ann, carla} {
+		id := fmt.Sprintf("link-%d", i)
+		must(t, s.CreateMagicLink(ctx, &store.MagicLink{ID: id, TokenHash: "hash-" + id, UserID: u.ID, Email: u.Email, Type: "login", ExpiresAt: now.Add(time.Hour)},
+			&store.OutboxMail{To: u.Email, Subject: "link", Ref: id}))
+		must(t, s.CreateSSOSession(ctx, &store.SSOSession{ID: "sso-" + id, UserID: u.ID, Ref: "ref-" + id, AuthTime: now, ExpiresAt: now.Add(time.Hour)}))
+	}
+	if ss, err := s.SSOSessionsOf(ctx, ann.ID, now); err != nil || len(ss) != 1 || ss[0].Ref != "ref-link-0" {
+		t.Fatalf("SSOSessionsOf = %v, %v", ss, err)
+	}
+	must(t, s.DeleteUser(ctx, ann.ID))
+	if _, err := s.UserByID(ctx, ann.ID); !errors.Is(err, flows.ErrUserNotFound) {
+		t.Errorf("deleted user still found: %v", err)
+	}
+	if _, err := s.MagicLinkByID(ctx, "link-0"); err == nil {
+		t.Error("the deleted user's link survived")
+	}
+	if m, _ := s.MailByRef(ctx, "link-0"); len(m) != 0 {
+		t.Error("the deleted user's mail survived")
+	}
+	if _, err := s.SSOSessionByID(ctx, "sso-link-0", now); err == nil {
+		t.Error("the deleted user's session survived")
+	}
+	if _, err := s.MagicLinkByID(ctx, "link-1"); err != nil {
+		t.Errorf("another user's link went too: %v", err)
+	}
+	if m, _ := s.MailByRef(ctx, "link-1"); len(m) != 1 {
+		t.Error("another user's mail went too")
+	}
+	if err := s.DeleteUser(ctx, ann.ID); !errors.Is(err, flows.ErrUserNotFound) {
+		t.Errorf("deleting twice: %v, want ErrUserNotFound", err)
 	}
 }
 

@@ -21,6 +21,10 @@ type Store interface {
 	CountUsers(ctx context.Context) (int64, error)
 	ImportUsers(ctx context.Context, users []*flows.User) error
 	InTx(ctx context.Context, fn func(ctx context.Context) error) error
+	ListUsers(ctx context.Context, f store.UserFilter) ([]*flows.User, error)
+	CountUsersMatching(ctx context.Context, f store.UserFilter) (int64, error)
+	DeleteUser(ctx context.Context, id string) error
+	SSOSessionsOf(ctx context.Context, userID string, now time.Time) ([]store.SSOSession, error)
 	SettingOrCreate(ctx context.Context, key string, create func() (string, error)) (string, error)
 
 	// OAuth 2.0 and OpenID Connect records, as fosite's handlers use them.
