@@ -143,7 +143,7 @@ func testUserDirectory(t *testing.T, s Store) {
 		{store.UserFilter{Search: "ANN"}, "ann@example.com,carla@example.org"}, // prefix of email or last name
 		{store.UserFilter{Search: "*example.org"}, "carla@example.org"},
 		{store.UserFilter{Search: `"ann"`}, "ann@example.com"}, // exact: first name Ann, not Annis
-		{store.UserFilter{Email: "_x"}, "bob_x@example.com"}, // _ is literal, not a wildcard
+		{store.UserFilter{Email: "_x"}, "bob_x@example.com"},   // _ is literal, not a wildcard
 		{store.UserFilter{Email: "ann@example.com", Exact: true}, "ann@example.com"},
 		{store.UserFilter{Email: "ann@", Exact: true}, ""},
 		{store.UserFilter{FirstName: "bo"}, "bob_x@example.com"},
