@@ -10,7 +10,6 @@ import (
 	"slices"
 	"time"
 
-	"latchkey/server"
 	"latchkey/server/admin"
 )
 
@@ -58,24 +57,24 @@ func magicLinkFlags(fs *flag.FlagSet, op string) mlFlags {
 
 // magicLink runs the management operations through the same service as the
 // REST API, and prints JSON.
-func magicLink(ctx context.Context, srv *server.Server, op, email string, f mlFlags, args []string, stdout, stderr io.Writer) int {
+func magicLink(ctx context.Context, svc *admin.Service, op, email string, f mlFlags, args []string, stdout, stderr io.Writer) int {
 	now := time.Now()
 	var out any
 	var err error
 	switch op {
 	case "create":
-		out, err = srv.Admin.Create(ctx, admin.CreateRequest{
+		out, err = svc.Create(ctx, admin.CreateRequest{
 			Email: email, UserID: *f.userID, ClientID: *f.client, RedirectURI: *f.redirect, TTL: *f.ttl, Send: *f.send,
 			Type: *f.typ, ForceCreate: *f.forceCreate, UpdateProfile: *f.updateProfile,
 		}, now)
 	case "list":
-		out, err = srv.Admin.List(ctx, admin.ListRequest{UserID: *f.userID, Email: email, Status: *f.status, Limit: *f.limit, Offset: *f.offset}, now)
+		out, err = svc.List(ctx, admin.ListRequest{UserID: *f.userID, Email: email, Status: *f.status, Limit: *f.limit, Offset: *f.offset}, now)
 	case "revoke":
 		if len(args) != 1 {
 			fmt.Fprintln(stderr, "latchkey: magic-link revoke takes one link id")
 			return 2
 		}
-		if err = srv.Admin.Revoke(ctx, args[0], now); err == nil {
+		if err = svc.Revoke(ctx, args[0], now); err == nil {
 			out = map[string]string{"id": args[0], "status": "revoked"}
 		}
 	default:

@@ -5,7 +5,8 @@
 //	latchkey serve --config FILE [--listen ADDR] [--dsn DSN]
 //	latchkey check --config FILE              validate; exit 2 on error
 //	latchkey keys rotate --config FILE        add a new signing key
-//	latchkey users set-password --config FILE --email ADDR   (password on stdin)
+//	latchkey users list|get|disable|enable|delete|logout --config FILE ...
+//	latchkey users set-password --config FILE --email ADDR [--create]   (password on stdin)
 //	latchkey users hash-password              (password on stdin; prints a bcrypt hash)
 package main
 
@@ -27,8 +28,8 @@ import (
 	"syscall"
 
 	"latchkey/authenticators/password"
-	"latchkey/flows"
 	"latchkey/server"
+	"latchkey/server/admin"
 	"latchkey/server/config"
 	"latchkey/server/httplimit"
 )
@@ -41,7 +42,9 @@ const usage = `usage:
   latchkey [serve] [--config realm.yaml] [--listen ADDR] [--dsn DSN]
   latchkey check --config FILE
   latchkey keys rotate --config FILE
-  latchkey users set-password --config FILE --email ADDR   (password on stdin)
+  latchkey users list --config FILE [--search S] [--email ADDR] [--enabled true|false] [--first N] [--max N]
+  latchkey users get|disable|enable|delete|logout --config FILE (ID | --email ADDR)
+  latchkey users set-password --config FILE --email ADDR [--create]   (password on stdin)
   latchkey users hash-password                             (password on stdin)
   latchkey magic-link create --config FILE (--email ADDR | --user-id ID) --client ID --redirect-uri URI
                              [--ttl 1h] [--send] [--type login|verify-email] [--force-create] [--update-profile]
@@ -51,7 +54,20 @@ const usage = `usage:
 
 // verbs are the commands latchkey knows.
 var verbs = []string{"serve", "check", "keys rotate", "users set-password", "users hash-password",
+	"users list", "users get", "users disable", "users enable", "users delete", "users logout",
 	"magic-link create", "magic-link list", "magic-link revoke"}
+
+// sectionsOf are the top-level realm.yaml sections a verb reads: only
+// their environment variables must be set (nil: every section).
+func sectionsOf(cmd string) []string {
+	switch {
+	case cmd == "keys rotate":
+		return []string{"realm", "database", "tokens"}
+	case cmd == "magic-link list", cmd == "magic-link revoke", strings.HasPrefix(cmd, "users "):
+		return []string{"realm", "database", "i18n"}
+	}
+	return nil
+}
 
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	cmd := "serve"
@@ -83,10 +99,11 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if cmd != "check" && cmd != "users hash-password" {
 		dsn = fs.String("dsn", "", "database DSN (overrides database.dsn)")
 	}
-	if cmd == "users set-password" || cmd == "magic-link create" || cmd == "magic-link list" {
+	if cmd == "magic-link create" || cmd == "magic-link list" || (strings.HasPrefix(cmd, "users ") && cmd != "users hash-password") {
 		email = fs.String("email", "", "the user's email")
 	}
 	ml := magicLinkFlags(fs, strings.TrimPrefix(cmd, "magic-link "))
+	uf := userFlags(fs, strings.TrimPrefix(cmd, "users "))
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: latchkey %s [flags]\n", cmd)
 		fs.PrintDefaults()
@@ -127,7 +144,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 1
 	}
 
-	cfg, err := server.LoadConfig(*cfgPath)
+	cfg, err := server.LoadConfig(*cfgPath, sectionsOf(cmd)...)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 2
@@ -144,7 +161,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 0
 	case "serve":
 		return serve(cfg, log, stderr)
-	case "keys rotate", "users set-password", "magic-link create", "magic-link list", "magic-link revoke":
+	case "magic-link create":
 		ctx := context.Background()
 		srv, err := server.New(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 		if err != nil {
@@ -152,22 +169,29 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			return 1
 		}
 		defer srv.Close()
-		if cmd == "keys rotate" {
-			kid, err := srv.Keys.Rotate(ctx)
+		return magicLink(ctx, srv.Admin, "create", *email, ml, positional, stdout, stderr)
+	default: // verbs that need only the database
+		ctx := context.Background()
+		st, err := server.OpenStore(cfg)
+		if err != nil {
+			fmt.Fprintln(stderr, "latchkey:", err)
+			return 1
+		}
+		defer st.Close()
+		switch {
+		case cmd == "keys rotate":
+			kid, err := server.RotateKey(ctx, cfg, st)
 			if err != nil {
 				fmt.Fprintln(stderr, "latchkey:", err)
 				return 1
 			}
 			fmt.Fprintf(stdout, "new signing key %s (%s); the previous key stays published until its tokens expire\n", kid, cfg.Tokens.SigningAlgorithm)
 			return 0
+		case strings.HasPrefix(cmd, "magic-link "):
+			return magicLink(ctx, &admin.Service{Cfg: cfg, Store: st}, strings.TrimPrefix(cmd, "magic-link "), *email, ml, positional, stdout, stderr)
 		}
-		if strings.HasPrefix(cmd, "magic-link ") {
-			return magicLink(ctx, srv, strings.TrimPrefix(cmd, "magic-link "), *email, ml, positional, stdout, stderr)
-		}
-		return setPassword(ctx, srv, *email, stdin, stdout, stderr)
+		return users(ctx, server.UserDirectory(cfg, st), strings.TrimPrefix(cmd, "users "), *email, uf, positional, stdin, stdout, stderr)
 	}
-	fmt.Fprint(stderr, usage)
-	return 2
 }
 
 func serve(cfg *config.Config, log *slog.Logger, stderr io.Writer) int {
@@ -236,36 +260,4 @@ func readPassword(r io.Reader) (string, error) {
 		return "", errors.New("no password on standard input")
 	}
 	return pw, nil
-}
-
-func setPassword(ctx context.Context, srv *server.Server, email string, stdin io.Reader, stdout, stderr io.Writer) int {
-	addr, err := flows.ParseEmail(email)
-	if err != nil {
-		fmt.Fprintln(stderr, "latchkey: --email:", err)
-		return 2
-	}
-	pw, err := readPassword(stdin)
-	if err != nil {
-		fmt.Fprintln(stderr, "latchkey:", err)
-		return 2
-	}
-	hash, err := password.Hash(pw)
-	if err != nil {
-		fmt.Fprintln(stderr, "latchkey:", err)
-		return 2
-	}
-	u, err := srv.Store.UserByEmail(ctx, addr)
-	if errors.Is(err, flows.ErrUserNotFound) {
-		u = &flows.User{Email: addr, PasswordHash: hash}
-		err = srv.Store.CreateUser(ctx, u)
-	} else if err == nil {
-		u.PasswordHash = hash
-		err = srv.Store.UpdateUser(ctx, u)
-	}
-	if err != nil {
-		fmt.Fprintln(stderr, "latchkey:", err)
-		return 1
-	}
-	fmt.Fprintf(stdout, "password set for %s\n", addr)
-	return 0
 }

@@ -102,7 +102,17 @@ func TestHashPassword(t *testing.T) {
 func TestSetPasswordAndRotateKeys(t *testing.T) {
 	path, db := realmCopy(t, nil)
 	var out, errb bytes.Buffer
+	// A typo must not create an account: an unknown address needs --create.
 	code := run([]string{"users", "set-password", "--config", path, "--dsn", db, "--email", "Bob@Example.com"}, strings.NewReader("a long enough password\n"), &out, &errb)
+	if code != 2 || !strings.Contains(errb.String(), "no user has the email bob@example.com (add --create") {
+		t.Fatalf("set-password on an unknown address: exit %d %s %s", code, out.String(), errb.String())
+	}
+	code = run([]string{"users", "set-password", "--config", path, "--dsn", db, "--email", "Bob@Example.com", "--create"}, strings.NewReader("a long enough password\n"), &out, &errb)
+	if code != 0 || !strings.Contains(out.String(), "user bob@example.com created with a password") {
+		t.Fatalf("set-password --create: exit %d %s %s", code, out.String(), errb.String())
+	}
+	out.Reset()
+	code = run([]string{"users", "set-password", "--config", path, "--dsn", db, "--email", "bob@example.com"}, strings.NewReader("another long password\n"), &out, &errb)
 	if code != 0 || !strings.Contains(out.String(), "password set for bob@example.com") {
 		t.Fatalf("set-password: exit %d %s %s", code, out.String(), errb.String())
 	}
@@ -113,6 +123,58 @@ func TestSetPasswordAndRotateKeys(t *testing.T) {
 	}
 	if code := run([]string{"users", "set-password", "--config", path, "--dsn", db, "--email", "bob@example.com"}, strings.NewReader("short\n"), &out, &errb); code != 2 {
 		t.Fatalf("a short password was accepted (exit %d)", code)
+	}
+}
+
+// The users verbs, on a realm.yaml whose SMTP password comes from a
+// variable that is not set: commands that send no mail do not need it.
+func TestUsersCLI(t *testing.T) {
+	path, db := realmCopy(t, func(doc string) string {
+		return strings.Replace(doc, "password: ${SMTP_PASSWORD:-}", "password: ${LATCHKEY_TEST_UNSET_SECRET}", 1)
+	})
+	cli := func(args ...string) (int, string, string) {
+		var out, errb bytes.Buffer
+		code := run(append(args, "--config", path, "--dsn", db), strings.NewReader("a long enough password\n"), &out, &errb)
+		return code, out.String(), errb.String()
+	}
+	var errb bytes.Buffer
+	if code := run([]string{"check", "--config", path}, strings.NewReader(""), &errb, &errb); code != 2 || !strings.Contains(errb.String(), "LATCHKEY_TEST_UNSET_SECRET") {
+		t.Fatalf("check must still need every variable: exit %d %s", code, errb.String())
+	}
+	if code, _, errs := cli("users", "set-password", "--email", "carol@example.com", "--create"); code != 0 {
+		t.Fatalf("set-password --create: exit %d %s", code, errs)
+	}
+	code, out, errs := cli("users", "list", "--search", "car")
+	if code != 0 || !strings.Contains(out, "carol@example.com") || !strings.Contains(out, "EMAIL") {
+		t.Fatalf("list: exit %d\n%s%s", code, out, errs)
+	}
+	code, out, _ = cli("users", "get", "--email", "carol@example.com")
+	var u struct {
+		ID      string
+		Enabled bool
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &u) != nil || u.ID == "" || !u.Enabled {
+		t.Fatalf("get: exit %d %s", code, out)
+	}
+	for _, step := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"users", "disable", u.ID}, "disabled; their sessions ended"},
+		{[]string{"users", "list", "--enabled", "false"}, "carol@example.com"},
+		{[]string{"users", "enable", "--email", "carol@example.com"}, "enabled"},
+		{[]string{"users", "logout", u.ID}, "logged out everywhere"},
+		{[]string{"users", "delete", u.ID}, "deleted"},
+	} {
+		if code, out, errs := cli(step.args...); code != 0 || !strings.Contains(out, step.want) {
+			t.Errorf("%v: exit %d %s%s", step.args, code, out, errs)
+		}
+	}
+	if code, _, errs := cli("users", "get", u.ID); code != 1 || !strings.Contains(errs, "User not found") {
+		t.Errorf("get after delete: exit %d %s", code, errs)
+	}
+	if code, _, errs := cli("users", "disable"); code != 2 || !strings.Contains(errs, "one user id, or --email") {
+		t.Errorf("disable without a user: exit %d %s", code, errs)
 	}
 }
 

@@ -109,11 +109,17 @@ func rateCounter(st *store.Store) Counter {
 }
 
 // LoadConfig reads and validates realm.yaml against the registry's schemas.
-func LoadConfig(path string) (*config.Config, error) {
+// uses limits it to the top-level sections a command reads (none: all).
+func LoadConfig(path string, uses ...string) (*config.Config, error) {
 	reg := Registry(Deps{})
-	cfg, err := config.Load(path, config.FromRegistry(reg, RequiredActions(reg)))
+	schema := config.FromRegistry(reg, RequiredActions(reg))
+	schema.Uses = uses
+	cfg, err := config.Load(path, schema)
 	if err != nil {
 		return nil, err
+	}
+	if uses != nil && !slices.Contains(uses, "branding") {
+		return cfg, nil
 	}
 	// The theme is part of the configuration: check rejects what serve would.
 	if _, err := web.NewRenderer(renderOptions(cfg), slog.New(slog.DiscardHandler), StepTemplates(reg)...); err != nil {
@@ -181,11 +187,33 @@ func (s *Server) saveCounters(ctx context.Context) {
 	}
 }
 
-// New opens the database, migrates it and builds every component.
-func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, error) {
-	st, err := store.Open(cfg.Database.Driver, cfg.Database.DSN, store.Options{
+// OpenStore opens and migrates the realm's database: all that commands
+// which only read or change rows need.
+func OpenStore(cfg *config.Config) (*store.Store, error) {
+	return store.Open(cfg.Database.Driver, cfg.Database.DSN, store.Options{
 		MaxOpenConns: cfg.Database.MaxOpenConns, MaxIdleConns: cfg.Database.MaxIdleConns, ConnMaxLifetime: cfg.Database.ConnMaxLifetime.D(),
 	})
+}
+
+// UserDirectory is the users API's service over st (the command line's
+// users verbs).
+func UserDirectory(cfg *config.Config, st *store.Store) *admin.Users {
+	return &admin.Users{Cfg: cfg, Store: st, AccountClient: account.ClientID, HashPassword: password.Hash, Actions: actionIDs(Registry(Deps{}))}
+}
+
+// RotateKey adds a new signing key to the realm's database.
+func RotateKey(ctx context.Context, cfg *config.Config, st *store.Store) (string, error) {
+	return signingKeys(cfg, st).Rotate(ctx)
+}
+
+func signingKeys(cfg *config.Config, st *store.Store) *oidc.KeySet {
+	publishFor := max(cfg.Tokens.IDTokenTTL.D(), cfg.Tokens.AccessTokenTTL.D()) + time.Hour
+	return oidc.NewKeySet(st, cfg.Tokens.SigningAlgorithm, publishFor, cfg.Tokens.KeyCacheTTL.D())
+}
+
+// New opens the database, migrates it and builds every component.
+func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, error) {
+	st, err := OpenStore(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -286,8 +314,7 @@ func build(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.L
 	if _, taken := cfg.Client(account.ClientID); !taken {
 		cfg.Clients = append(cfg.Clients, account.Client(cfg.Issuer()))
 	}
-	publishFor := max(cfg.Tokens.IDTokenTTL.D(), cfg.Tokens.AccessTokenTTL.D()) + time.Hour
-	keys := oidc.NewKeySet(st, cfg.Tokens.SigningAlgorithm, publishFor, cfg.Tokens.KeyCacheTTL.D())
+	keys := signingKeys(cfg, st)
 	if err := keys.Ensure(ctx); err != nil {
 		return nil, fmt.Errorf("signing keys: %w", err)
 	}
@@ -358,7 +385,8 @@ func build(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.L
 	adm := &admin.Service{Cfg: cfg, Store: st, Links: links, Engine: engine}
 	api := admin.NewAPI(adm, cfg.APIKeys, log)
 	api.Tokens = provider
-	api.Users = &admin.Users{Cfg: cfg, Store: st, Links: adm, AccountClient: account.ClientID, HashPassword: password.Hash, Actions: actionIDs(reg)}
+	api.Users = UserDirectory(cfg, st)
+	api.Users.Links = adm
 	api.Routes(mux, cfg.Realm)
 	(&account.Handler{
 		Issuer: cfg.Issuer(), Realm: cfg.Realm, Name: cfg.DisplayName(), Brand: site.Brand(account.ClientID), Web: renderer, Log: log, Provider: mux, Secure: secure,

@@ -318,7 +318,11 @@ func (us *Users) passwordHash(c CredentialInput, field string) (string, error) {
 	if c.Value == "" || len(c.Value) > 1024 {
 		return "", bad(field+"value", "must be 1 to 1024 bytes")
 	}
-	return us.HashPassword(c.Value)
+	h, err := us.HashPassword(c.Value)
+	if err != nil {
+		return "", bad(field+"value", "%v", err)
+	}
+	return h, nil
 }
 
 // ExecuteActionsEmail adds required actions to the user and mails them a

@@ -404,6 +404,10 @@ type Options func(authenticator string) ([]flows.Option, bool)
 type Schema struct {
 	Options         Options
 	RequiredActions []string
+	// Uses are the top-level keys (server, database, smtp, ...) a command
+	// reads; nil is all. Problems in the others, such as an environment
+	// variable only SMTP needs, do not stop a command that sends no mail.
+	Uses []string
 }
 
 // FromRegistry builds the schema from the registry and required actions
@@ -456,7 +460,7 @@ func Parse(file string, raw []byte, opts Schema) (*Config, error) {
 	if len(root.Content) == 0 {
 		return nil, Errors{fmt.Sprintf("%s:1: the file is empty", file)}
 	}
-	d := &decoder{file: file, lines: map[string]int{}}
+	d := &decoder{file: file, lines: map[string]int{}, uses: opts.Uses}
 	d.expandEnv(&root, "")
 	cfg := defaults()
 	d.decode(root.Content[0], reflect.ValueOf(&cfg).Elem(), "")

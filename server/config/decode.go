@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"regexp"
 	"strconv"
+	"slices"
 	"strings"
 	"time"
 
@@ -52,9 +53,25 @@ type decoder struct {
 	errs  Errors
 	// authSessionTTL bounds options marked WithinAuthSession.
 	authSessionTTL time.Duration
+	// uses are the top-level sections the command reads (nil: all): errors
+	// elsewhere, unset environment variables included, are not its concern.
+	uses []string
+}
+
+// unused reports whether path lies in a section the command does not read.
+func (d *decoder) unused(path string) bool {
+	if d.uses == nil || path == "" {
+		return false
+	}
+	top, _, _ := strings.Cut(path, ".")
+	top, _, _ = strings.Cut(top, "[")
+	return !slices.Contains(d.uses, top)
 }
 
 func (d *decoder) fail(line int, path, format string, args ...any) {
+	if d.unused(path) {
+		return
+	}
 	msg := fmt.Sprintf(format, args...)
 	if path != "" {
 		msg = path + ": " + msg
