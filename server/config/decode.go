@@ -6,8 +6,8 @@ import (
 	"os"
 	"reflect"
 	"regexp"
-	"strconv"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
