@@ -35,6 +35,7 @@ import (
 	"latchkey/server/admin"
 	"latchkey/server/clientip"
 	"latchkey/server/config"
+	"latchkey/server/events"
 	"latchkey/server/httplimit"
 	"latchkey/server/i18n"
 	"latchkey/server/login"
@@ -264,8 +265,21 @@ func newSender(cfg *config.Config, st *store.Store, sealer *mail.Sealer, log *sl
 		}
 	}
 	hostname, _ := os.Hostname()
-	return (&mail.Sender{Outbox: st, Transport: transport, Logout: mail.BackchannelLogout{Client: &http.Client{}}, Owner: hostname + "-" + randomID(), Log: log, Sealer: sealer, Keep: dev,
+	return (&mail.Sender{Outbox: st, Transport: transport, Logout: mail.BackchannelLogout{Client: &http.Client{}},
+		Webhooks: mail.Webhooks{Client: &http.Client{}, Secret: webhookSecret(cfg)}, Owner: hostname + "-" + randomID(), Log: log, Sealer: sealer, Keep: dev,
 		Poll: cfg.Outbox.PollInterval.D(), Lease: cfg.Outbox.Lease.D(), MaxTries: cfg.Outbox.MaxAttempts, Parallel: cfg.Outbox.Parallel}).Init(), nil
+}
+
+// webhookSecret finds a webhook's secret by its URL in the configuration.
+func webhookSecret(cfg *config.Config) func(url string) (string, bool) {
+	return func(url string) (string, bool) {
+		for _, w := range cfg.Events.Webhooks {
+			if w.URL == url {
+				return w.Secret, true
+			}
+		}
+		return "", false
+	}
 }
 
 // oidcRoutes registers the provider's endpoints (Keycloak's paths).
@@ -345,8 +359,13 @@ func build(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.L
 		PublicURL: cfg.Server.PublicURL, Realm: cfg.Realm, RealmName: cfg.DisplayName(),
 		Brand:   login.Site{Cfg: cfg, Web: renderer, Log: log}.MailBrand,
 		CodeKey: derive("link-code", 32),
-		Count:   metrics.LinkEvent,
 	}
+	rec := events.New(cfg, st, sealer.Seal, nil, log)
+	links.Observe = func(ctx context.Context, e magiclink.LinkEvent) {
+		metrics.LinkEvent(e.Event, e.Reason)
+		rec.Try(ctx, linkEvent(e))
+	}
+	provider.Events = rec
 	reg := Registry(Deps{Counter: counter, Links: links, Log: log})
 	engine, err := flows.NewEngine(cfg.FlowDefs, cfg.Bindings, reg, RequiredActions(reg))
 	if err != nil {
@@ -361,6 +380,7 @@ func build(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.L
 		return nil, err
 	}
 	links.Queued = sender.Wake
+	rec.Queued = sender.Wake
 	prefix := "/realms/" + cfg.Realm
 
 	ips, err := clientip.New(cfg.Server.TrustedProxies)
@@ -376,8 +396,8 @@ func build(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.L
 	mux.Handle("GET "+prefix+"/static/", http.StripPrefix(prefix+"/static/", renderer.Static(cfg.Branding.ThemeDir)))
 	mux.HandleFunc("GET /healthz", health(st))
 	(&login.Handler{Site: site, Store: st, Engine: engine, OIDC: provider, Cookies: cookies, Entries: reg.EntryPoints(),
-		ClientIP: ips, Counter: counter, Credentials: CredentialStore{S: st, Sealer: sealer}, Logins: metrics}).Routes(mux)
-	(&login.Logout{Site: site, Store: st, OIDC: provider, Cookies: cookies, Sealer: sealer, Wake: sender.Wake}).Routes(mux)
+		ClientIP: ips, Counter: counter, Credentials: CredentialStore{S: st, Sealer: sealer}, Logins: metrics, Events: rec}).Routes(mux)
+	(&login.Logout{Site: site, Store: st, OIDC: provider, Cookies: cookies, Sealer: sealer, Wake: sender.Wake, Events: rec}).Routes(mux)
 	(&login.KeycloakJS{Cfg: cfg, Cookies: cookies}).Routes(mux)
 	if cfg.SMTP.DevMailbox {
 		(&login.DevMailbox{Site: site, Store: st, Sealer: sealer}).Routes(mux)
@@ -387,20 +407,40 @@ func build(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.L
 	api.Tokens = provider
 	api.Users = UserDirectory(cfg, st)
 	api.Users.Links = adm
+	api.Events, api.Audit = st, rec
 	api.Routes(mux, cfg.Realm)
 	(&account.Handler{
 		Issuer: cfg.Issuer(), Realm: cfg.Realm, Name: cfg.DisplayName(), Brand: site.Brand(account.ClientID), Web: renderer, Log: log, Provider: mux, Secure: secure,
 		Codec: securecookie.New(derive("account-hash", 64), derive("account-block", 32)),
 	}).Routes(mux)
 	oc := prefix + "/protocol/openid-connect"
-	handler := metrics.Instrument(withNotFoundPage(site.NotFound, withCORS(cfg, []string{oc + "/token", oc + "/userinfo", oc + "/certs", oc + "/revoke", oc + "/token/introspect",
-		oc + "/logout", prefix + "/account", prefix + "/.well-known/openid-configuration"}, mux)))
+	handler := observe.Requests(log, ips.Of, metrics.Instrument(withNotFoundPage(site.NotFound, withCORS(cfg, []string{oc + "/token", oc + "/userinfo", oc + "/certs", oc + "/revoke", oc + "/token/introspect",
+		oc + "/logout", prefix + "/account", prefix + "/.well-known/openid-configuration"}, mux))))
 	management := http.NewServeMux()
 	management.Handle("GET /metrics", metrics.Handler())
 	health := observe.Health(log, readiness(st, keys, sender)...)
 	management.Handle("/health", health)
 	management.Handle("/health/", health)
 	return &Server{Cfg: cfg, Store: st, Handler: handler, Management: management, Metrics: metrics, Keys: keys, Admin: adm, sender: sender, counters: mem, log: log}, nil
+}
+
+// linkEvent is a magic link's event as a login event: MAGIC_LINK_SENT,
+// _OPENED, _CONFIRMED, _REJECTED (error: the reason), _APPROVED,
+// _DECLINED, _CODE_REJECTED.
+func linkEvent(e magiclink.LinkEvent) events.Event {
+	out := events.Event{Type: "MAGIC_LINK_" + strings.ToUpper(e.Event), Details: map[string]string{}}
+	if l := e.Link; l != nil {
+		out.ClientID, out.UserID = l.ClientID, l.UserID
+		out.Details["link_id"] = l.ID
+		out.Details["link_type"] = l.Type
+	}
+	switch e.Event {
+	case "rejected":
+		out.Error = e.Reason
+	case "confirmed":
+		out.Details["method"] = e.Reason
+	}
+	return out
 }
 
 // actionIDs are the ids of the realm's required actions.
@@ -506,6 +546,11 @@ func (s *Server) Start(ctx context.Context) (done <-chan struct{}) {
 					s.log.Warn("purge expired rows", "err", err)
 				} else if n > 0 {
 					s.log.Info("purged expired rows", "rows", n)
+				}
+				if n, err := s.Store.PurgeEvents(ctx, time.Now().Add(-s.Cfg.Events.Expiration.D())); err != nil {
+					s.log.Warn("purge old events", "err", err)
+				} else if n > 0 {
+					s.log.Info("purged events older than events.expiration", "rows", n, "expiration", s.Cfg.Events.Expiration.D())
 				}
 			}
 		}

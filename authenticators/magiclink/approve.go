@@ -42,7 +42,7 @@ func (f Factory) approve(ctx context.Context, in *flows.Entry, l *Link, status, 
 	case status != "pending":
 		return f.invalid(ctx, in, l, status, token, now)
 	case l.AuthSessionID == "" || l.Approval == "":
-		svc.Rejected(l, "not_approvable")
+		svc.Rejected(ctx, l, "not_approvable")
 		return answer(flows.Fail(flows.M("approve.notPossible"))), nil
 	}
 	if in.WaitsAt != nil {
@@ -63,7 +63,7 @@ func (f Factory) approve(ctx context.Context, in *flows.Entry, l *Link, status, 
 			if _, err := svc.Store.RevokeLink(ctx, l.ID, RevokedWrongNumber, now); err != nil {
 				return flows.Entered{}, err
 			}
-			svc.count("rejected", RevokedWrongNumber)
+			svc.observe(ctx, "rejected", RevokedWrongNumber, l)
 			svc.Log.Warn("magic link approval refused", "event", "link_rejected", "link_id", l.ID, "reason", RevokedWrongNumber,
 				"user_id", l.UserID, "client_ip", in.ClientIP)
 			return answer(gone(flows.Show(PageNotice, NoticePage{Heading: flows.M("approve.wrongHeading"), Message: flows.M("approve.wrong")}))), nil
@@ -75,7 +75,7 @@ func (f Factory) approve(ctx context.Context, in *flows.Entry, l *Link, status, 
 	} else if err != nil {
 		return flows.Entered{}, err
 	}
-	svc.count("approved", "")
+	svc.observe(ctx, "approved", "", l)
 	svc.Log.Info("magic link approved on another device", "event", "link_approved", "link_id", l.ID, "user_id", l.UserID,
 		"client_ip", in.ClientIP)
 	return answer(flows.Show(PageNotice, NoticePage{Heading: flows.M("approve.doneHeading"), Message: flows.M("approve.done")})), nil
@@ -94,7 +94,7 @@ func (f Factory) decline(ctx context.Context, in *flows.Entry, l *Link, status, 
 	if _, err := svc.Store.RevokeLink(ctx, l.ID, RevokedDeclined, now); err != nil {
 		return flows.Entered{}, err
 	}
-	svc.count("declined", "")
+	svc.observe(ctx, "declined", "", l)
 	svc.Log.Warn("magic link declined: the address holder did not ask to sign in", "event", "link_declined", "link_id", l.ID,
 		"user_id", l.UserID, "client_id", l.ClientID, "client_ip", in.ClientIP)
 	return answer(gone(flows.Show(PageNotice, NoticePage{Heading: flows.M("decline.heading"), Message: flows.M("decline.done")}))), nil

@@ -358,11 +358,11 @@ func redeem(ctx context.Context, svc *Service, c *flows.Context, token, typ stri
 	now := c.Time()
 	l, err := svc.Inspect(ctx, token)
 	if err != nil {
-		svc.Rejected(nil, "unknown")
+		svc.Rejected(ctx, nil, "unknown")
 		return nil, userError{Explain(nil, now)}
 	}
 	if l.AuthSessionID != c.Session.ID || l.Execution != c.Execution || l.Type != typ {
-		svc.Rejected(l, "other_login")
+		svc.Rejected(ctx, l, "other_login")
 		return nil, userError{flows.M("link.otherLogin")}
 	}
 	l, err = svc.Consume(ctx, token, now)
@@ -372,7 +372,7 @@ func redeem(ctx context.Context, svc *Service, c *flows.Context, token, typ stri
 		if l2 != nil {
 			reason = l2.Status(now)
 		}
-		svc.Rejected(l2, reason)
+		svc.Rejected(ctx, l2, reason)
 		return nil, userError{Explain(l2, now)}
 	}
 	if err != nil {
@@ -392,7 +392,7 @@ func accept(ctx context.Context, svc *Service, c *flows.Context, l *Link) (*flow
 		return nil, err
 	}
 	if err != nil || u.Email != l.Email || u.Disabled {
-		svc.Rejected(l, "account_changed")
+		svc.Rejected(ctx, l, "account_changed")
 		return nil, userError{flows.M("link.accountChanged")}
 	}
 	if !u.EmailVerified {

@@ -107,7 +107,7 @@ func gone(r flows.Result) flows.Result { r.Gone = true; return r }
 // offers a new link while its login still waits for one. A used link's
 // step is over, so it never offers one.
 func (f Factory) invalid(ctx context.Context, in *flows.Entry, l *Link, status, token string, now time.Time) (flows.Entered, error) {
-	f.Service.Rejected(l, status)
+	f.Service.Rejected(ctx, l, status)
 	p := InvalidPage{Message: Explain(l, now), Token: token}
 	if l != nil && l.AuthSessionID != "" && mayResend(l, status) && in.WaitsAt != nil {
 		waits, err := in.WaitsAt(ctx, l.AuthSessionID, l.Execution)
@@ -164,7 +164,7 @@ func (f Factory) enterResend(ctx context.Context, in *flows.Entry, l *Link, stat
 func (f Factory) enterMinted(ctx context.Context, in *flows.Entry, l *Link, token string, now time.Time) (flows.Entered, error) {
 	svc := f.Service
 	if l.Type == TypeLogin && !in.InBrowserFlow {
-		svc.Rejected(l, "no_magic_link_step")
+		svc.Rejected(ctx, l, "no_magic_link_step")
 		return answer(flows.Fail(flows.M("link.disabled"))), nil
 	}
 	l, err := svc.Consume(ctx, token, now)
@@ -180,7 +180,7 @@ func (f Factory) enterMinted(ctx context.Context, in *flows.Entry, l *Link, toke
 		return flows.Entered{}, err
 	}
 	if err != nil || u.Email != l.Email || u.Disabled {
-		svc.Rejected(l, "account_changed")
+		svc.Rejected(ctx, l, "account_changed")
 		return answer(flows.Fail(flows.M("link.accountChanged"))), nil
 	}
 	if !u.EmailVerified {

@@ -149,15 +149,22 @@ type Service struct {
 	Brand func(clientID string, settings map[string]string) map[string]string
 	// CodeKey keys the hashes of the codes mailed beside links.
 	CodeKey []byte
-	// Count, when set, counts link events for metrics: sent (by link
-	// type), confirmed (by method), rejected (by reason), approved,
-	// declined, code_rejected.
-	Count func(event, reason string)
+	// Observe, when set, hears of link events (metrics, audit events):
+	// sent (reason: link type), opened, confirmed (reason: link, code or
+	// approval), rejected (reason), approved, declined, code_rejected.
+	Observe func(ctx context.Context, e LinkEvent)
 }
 
-func (s *Service) count(event, reason string) {
-	if s.Count != nil {
-		s.Count(event, reason)
+// LinkEvent is something that happened to a link; Link is nil when the
+// link was not found.
+type LinkEvent struct {
+	Event, Reason string
+	Link          *Link
+}
+
+func (s *Service) observe(ctx context.Context, event, reason string, l *Link) {
+	if s.Observe != nil {
+		s.Observe(ctx, LinkEvent{Event: event, Reason: reason, Link: l})
 	}
 }
 
@@ -267,7 +274,7 @@ func (s *Service) Issue(ctx context.Context, in Issue, now time.Time) (string, *
 		s.Queued()
 	}
 	if in.Send {
-		s.count("sent", in.Type)
+		s.observe(ctx, "sent", in.Type, link)
 	}
 	s.Log.Info("magic link issued", "event", "link_requested", "link_id", link.ID, "type", in.Type,
 		"user_id", in.User.ID, "client_id", in.ClientID, "expires_at", link.ExpiresAt, "mail_queued", in.Send)
@@ -320,6 +327,7 @@ func (s *Service) Opened(ctx context.Context, l *Link, userAgent string, now tim
 			s.Log.Warn("mark link opened", "link_id", l.ID, "err", err)
 		}
 	}
+	s.observe(ctx, "opened", "", l)
 	s.Log.Info("magic link opened", "event", "link_opened", "link_id", l.ID, "status", l.Status(now),
 		"first_open", first, "user_agent", userAgent)
 }
@@ -330,18 +338,18 @@ func (s *Service) Consume(ctx context.Context, token string, now time.Time) (*Li
 	if err != nil {
 		return nil, err
 	}
-	s.count("confirmed", "link")
+	s.observe(ctx, "confirmed", "link", l)
 	s.Log.Info("magic link confirmed", "event", "link_confirmed", "link_id", l.ID, "user_id", l.UserID, "type", l.Type)
 	return l, nil
 }
 
 // Rejected logs a refused link with the reason.
-func (s *Service) Rejected(l *Link, reason string) {
+func (s *Service) Rejected(ctx context.Context, l *Link, reason string) {
 	id := ""
 	if l != nil {
 		id = l.ID
 	}
-	s.count("rejected", reason)
+	s.observe(ctx, "rejected", reason, l)
 	s.Log.Info("magic link rejected", "event", "link_rejected", "link_id", id, "reason", reason)
 }
 

@@ -40,7 +40,7 @@ func (a *Authenticator) waiting(ctx context.Context, c *flows.Context, email str
 		if err != nil {
 			return flows.Result{}, err
 		}
-		a.svc.count("confirmed", "approval")
+		a.svc.observe(ctx, "confirmed", "approval", l)
 		a.svc.Log.Info("magic link approval used", "event", "link_confirmed", "link_id", l.ID, "user_id", l.UserID, "method", "approval")
 		return a.accepted(ctx, c, l)
 	case l.RevokedReason == RevokedDeclined:
@@ -103,7 +103,7 @@ func (a *Authenticator) enterCode(ctx context.Context, c *flows.Context) (flows.
 		if err != nil {
 			return flows.Result{}, err
 		}
-		a.svc.count("code_rejected", "")
+		a.svc.observe(ctx, "code_rejected", "", l)
 		a.svc.Log.Info("magic link code rejected", "event", "link_code_rejected", "link_id", l.ID, "failures", l2.CodeFailures,
 			"client_ip", c.ClientIP)
 		return a.wrongCode(p, l2.CodeFailures), nil
@@ -116,7 +116,7 @@ func (a *Authenticator) enterCode(ctx context.Context, c *flows.Context) (flows.
 	if err != nil {
 		return flows.Result{}, err
 	}
-	a.svc.count("confirmed", "code")
+	a.svc.observe(ctx, "confirmed", "code", l)
 	a.svc.Log.Info("magic link code accepted", "event", "link_confirmed", "link_id", l.ID, "user_id", l.UserID, "method", "code")
 	return a.accepted(ctx, c, l)
 }

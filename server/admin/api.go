@@ -25,6 +25,8 @@ type API struct {
 	Service *Service
 	Users   *Users
 	Events  EventReader
+	// Audit records the admin events of changes; nil: none.
+	Audit AdminRecorder
 	// Tokens checks service-account bearer tokens; nil: API keys only.
 	Tokens ServiceAccounts
 	Log    *slog.Logger

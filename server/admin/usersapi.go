@@ -123,7 +123,8 @@ func (a *API) createUser(w http.ResponseWriter, r *http.Request, who caller) {
 		a.fail(w, r, err)
 		return
 	}
-	a.Log.Info("user created", "event", "user_created", "user_id", id, "caller", who.name)
+	a.Log.InfoContext(r.Context(), "user created", "event", "user_created", "user_id", id, "caller", who.name)
+	a.audit(r, who, "CREATE", "users/"+id)
 	w.Header().Set("Location", a.Users.Cfg.Server.PublicURL+"/admin/realms/"+a.Users.Cfg.Realm+"/users/"+id)
 	w.WriteHeader(http.StatusCreated)
 }
@@ -138,7 +139,8 @@ func (a *API) updateUser(w http.ResponseWriter, r *http.Request, who caller) {
 		a.fail(w, r, err)
 		return
 	}
-	a.Log.Info("user updated", "event", "user_updated", "user_id", r.PathValue("id"), "caller", who.name)
+	a.Log.InfoContext(r.Context(), "user updated", "event", "user_updated", "user_id", r.PathValue("id"), "caller", who.name)
+	a.audit(r, who, "UPDATE", "users/"+r.PathValue("id")+"")
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -147,7 +149,8 @@ func (a *API) deleteUser(w http.ResponseWriter, r *http.Request, who caller) {
 		a.fail(w, r, err)
 		return
 	}
-	a.Log.Info("user deleted", "event", "user_deleted", "user_id", r.PathValue("id"), "caller", who.name)
+	a.Log.InfoContext(r.Context(), "user deleted", "event", "user_deleted", "user_id", r.PathValue("id"), "caller", who.name)
+	a.audit(r, who, "DELETE", "users/"+r.PathValue("id")+"")
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -165,7 +168,8 @@ func (a *API) logoutUser(w http.ResponseWriter, r *http.Request, who caller) {
 		a.fail(w, r, err)
 		return
 	}
-	a.Log.Info("user logged out everywhere", "event", "user_logout", "user_id", r.PathValue("id"), "caller", who.name)
+	a.Log.InfoContext(r.Context(), "user logged out everywhere", "event", "user_logout", "user_id", r.PathValue("id"), "caller", who.name)
+	a.audit(r, who, "ACTION", "users/"+r.PathValue("id")+"/logout")
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -179,7 +183,8 @@ func (a *API) resetPassword(w http.ResponseWriter, r *http.Request, who caller) 
 		a.fail(w, r, err)
 		return
 	}
-	a.Log.Info("user password set", "event", "user_password_set", "user_id", r.PathValue("id"), "caller", who.name)
+	a.Log.InfoContext(r.Context(), "user password set", "event", "user_password_set", "user_id", r.PathValue("id"), "caller", who.name)
+	a.audit(r, who, "ACTION", "users/"+r.PathValue("id")+"/reset-password")
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -204,7 +209,8 @@ func (a *API) executeActionsEmail(w http.ResponseWriter, r *http.Request, who ca
 		a.fail(w, r, err)
 		return
 	}
-	a.Log.Info("required actions mailed", "event", "user_actions_email", "user_id", r.PathValue("id"), "actions", actions, "caller", who.name)
+	a.Log.InfoContext(r.Context(), "required actions mailed", "event", "user_actions_email", "user_id", r.PathValue("id"), "actions", actions, "caller", who.name)
+	a.audit(r, who, "ACTION", "users/"+r.PathValue("id")+"/execute-actions-email")
 	w.WriteHeader(http.StatusNoContent)
 }
 

@@ -4,6 +4,7 @@ package config
 
 import (
 	"bytes"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -50,6 +51,7 @@ type Config struct {
 	I18n         I18n     `yaml:"i18n"`
 	APIKeys      []APIKey `yaml:"apiKeys"`
 	Outbox       Outbox   `yaml:"outbox"`
+	Events       Events   `yaml:"events"`
 
 	// roleMap is every user's effective role mappings, by email; built at load.
 	roleMap map[string]RoleMapping `yaml:"-"`
@@ -119,6 +121,40 @@ type Outbox struct {
 	Lease        Duration `yaml:"lease"`        // how long a node holds a message; a dead node's messages wait this long
 	MaxAttempts  int      `yaml:"maxAttempts"`  // tries before giving up on connection errors and 4xx
 	Parallel     int      `yaml:"parallel"`     // messages each node sends at once
+}
+
+// Events are the login and admin events kept in the database and sent to
+// webhooks.
+type Events struct {
+	// Enabled stores events (default true); webhooks need it.
+	Enabled *bool `yaml:"enabled"`
+	// Expiration is how long stored events are kept (default 30d).
+	Expiration Duration  `yaml:"expiration"`
+	Webhooks   []Webhook `yaml:"webhooks"`
+}
+
+// On reports whether events are stored.
+func (e Events) On() bool { return e.Enabled == nil || *e.Enabled }
+
+// Webhook receives events as Standard Webhooks (signed with Secret, a
+// whsec_ base64 key) of the listed types (none: all).
+type Webhook struct {
+	URL    string   `yaml:"url"`
+	Secret string   `yaml:"secret"`
+	Types  []string `yaml:"types"`
+}
+
+// Wants reports whether the webhook takes events of type typ.
+func (w Webhook) Wants(typ string) bool { return len(w.Types) == 0 || slices.Contains(w.Types, typ) }
+
+// EventTypes are the event types Latchkey records: Keycloak's, its own
+// MAGIC_LINK_*, and ADMIN_* for admin events (ADMIN_ + operation type).
+var EventTypes = []string{
+	"LOGIN", "LOGIN_ERROR", "CODE_TO_TOKEN", "CODE_TO_TOKEN_ERROR", "REFRESH_TOKEN", "REFRESH_TOKEN_ERROR",
+	"CLIENT_LOGIN", "CLIENT_LOGIN_ERROR", "LOGOUT",
+	"MAGIC_LINK_SENT", "MAGIC_LINK_OPENED", "MAGIC_LINK_CONFIRMED", "MAGIC_LINK_REJECTED", "MAGIC_LINK_APPROVED",
+	"MAGIC_LINK_DECLINED", "MAGIC_LINK_CODE_REJECTED",
+	"ADMIN_CREATE", "ADMIN_UPDATE", "ADMIN_DELETE", "ADMIN_ACTION",
 }
 
 // Sessions sets browser session lifetimes.
@@ -393,6 +429,7 @@ func defaults() Config {
 		Outbox:   Outbox{PollInterval: Duration(time.Second), Lease: Duration(time.Minute), MaxAttempts: 12, Parallel: 8},
 		Sessions: Sessions{AuthSessionTTL: Duration(time.Hour), SSOSessionTTL: Duration(10 * time.Hour), SSOIdleTimeout: Duration(30 * time.Minute), AuthSessionsPerMinutePerIP: 120},
 		I18n:     I18n{DefaultLocale: "en"},
+		Events:   Events{Expiration: Duration(30 * 24 * time.Hour)},
 	}
 }
 
@@ -505,6 +542,7 @@ func (d *decoder) validate(c *Config, opts Schema) {
 	if c.Database.Driver == "postgres" && c.Server.CookieSecret == "" {
 		d.failAt("database.driver", "postgres needs server.cookieSecret: every node must read the others' cookies (set it from the environment, e.g. cookieSecret: ${LATCHKEY_COOKIE_SECRET})")
 	}
+	d.validateEvents(c.Events)
 	for i, p := range c.Server.TrustedProxies {
 		if _, err := netip.ParsePrefix(p); err != nil {
 			if _, err := netip.ParseAddr(p); err != nil {
@@ -821,6 +859,40 @@ func (d *decoder) validateClients(c *Config) {
 			}
 		}
 	}
+}
+
+func (d *decoder) validateEvents(e Events) {
+	if e.Expiration.D() < time.Hour {
+		d.failAt("events.expiration", "must be at least 1h (like 30d)")
+	}
+	if len(e.Webhooks) > 0 && !e.On() {
+		d.failAt("events.enabled", "webhooks need events: remove events.enabled: false or the webhooks")
+	}
+	for i, w := range e.Webhooks {
+		p := fmt.Sprintf("events.webhooks[%d]", i)
+		if u, err := url.Parse(w.URL); err != nil || u.Host == "" || u.User != nil ||
+			!(u.Scheme == "https" || (u.Scheme == "http" && isLoopbackHost(u.Hostname()))) {
+			d.failAt(p+".url", "must be an https URL (plain http only to a loopback address)")
+		}
+		if raw, ok := strings.CutPrefix(w.Secret, "whsec_"); !ok {
+			d.failAt(p+".secret", "must be a Standard Webhooks secret: whsec_ and base64 of 24 to 64 random bytes (from the environment)")
+		} else if b, err := base64.StdEncoding.DecodeString(raw); err != nil || len(b) < 24 || len(b) > 64 {
+			d.failAt(p+".secret", "must be whsec_ and base64 of 24 to 64 random bytes (openssl rand -base64 32)")
+		}
+		for j, t := range w.Types {
+			if !slices.Contains(EventTypes, t) {
+				d.failAt(fmt.Sprintf("%s.types[%d]", p, j), "unknown event type %q (known: %s)", t, strings.Join(EventTypes, ", "))
+			}
+		}
+	}
+}
+
+func isLoopbackHost(h string) bool {
+	if h == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(h)
+	return err == nil && ip.IsLoopback()
 }
 
 // CheckRedirectURI returns why u cannot be a registered redirect URI, or "".

@@ -21,6 +21,7 @@ import (
 
 	"latchkey/flows"
 	"latchkey/server/clientip"
+	"latchkey/server/events"
 	"latchkey/server/oidc"
 	"latchkey/server/store"
 )
@@ -44,6 +45,39 @@ type Handler struct {
 	Credentials flows.Credentials
 	// Logins counts finished logins (metrics); nil: not counted.
 	Logins LoginCounter
+	// Events records login events; nil: none.
+	Events EventRecorder
+}
+
+// EventRecorder records login events.
+type EventRecorder interface {
+	Record(ctx context.Context, e events.Event) error
+	Try(ctx context.Context, e events.Event)
+}
+
+// loginError records a login the flow refused.
+func (h *Handler) loginError(ctx context.Context, st *state, c *flows.Context) {
+	if h.Events == nil {
+		return
+	}
+	e := events.Event{Type: "LOGIN_ERROR", ClientID: st.Flow.ClientID, Error: "login_refused",
+		Details: map[string]string{"auth_method": strings.Join(st.Flow.Methods, ",")}}
+	if c != nil && c.User != nil {
+		e.UserID = c.User.ID
+	}
+	h.Events.Try(ctx, e)
+}
+
+// loginEvent records a finished login, in the transaction that ends it.
+func (h *Handler) loginEvent(ctx context.Context, st *state, userID, ssoID string, details map[string]string) error {
+	if h.Events == nil {
+		return nil
+	}
+	if details == nil {
+		details = map[string]string{}
+	}
+	details["auth_method"] = strings.Join(st.Flow.Methods, ",")
+	return h.Events.Record(ctx, events.Event{Type: "LOGIN", ClientID: st.Flow.ClientID, UserID: userID, SessionID: sessionRef(ssoID), Details: details})
 }
 
 // LoginCounter counts logins that ended: signed in, or refused.
@@ -203,6 +237,8 @@ func (h *Handler) authorize(w http.ResponseWriter, r *http.Request) {
 	}
 	if out.Failed {
 		h.counted(false, st.Flow.Methods)
+		h.loginError(r.Context(), st, c)
+		h.loginError(ctx, st, c)
 		h.fail(w, c.Locale, http.StatusForbidden, flows.M("login.cannotTitle"), out.Message, h.restartURL(st.Flow.ID))
 		return
 	}
@@ -473,7 +509,10 @@ func (h *Handler) complete(w http.ResponseWriter, r *http.Request, st *state, c 
 			User: c.User, AuthTime: authTime, RequestedAt: st.Flow.RequestedAt, Methods: st.Flow.Methods,
 			SessionID: sessionRef(ssoID),
 		})
-		return issueErr
+		if issueErr != nil {
+			return issueErr
+		}
+		return h.loginEvent(ctx, st, c.User.ID, ssoID, map[string]string{"sso_reused": strconv.FormatBool(!fresh)})
 	})
 	switch {
 	case issueErr != nil:
@@ -548,7 +587,10 @@ func (h *Handler) completeMinted(w http.ResponseWriter, r *http.Request, st *sta
 		if ssoID, err = h.startSSO(ctx, r, c.User.ID, st.Flow.Methods, time.Now().UTC().Truncate(time.Second)); err != nil {
 			return err
 		}
-		return h.Store.DeleteAuthSession(ctx, st.Flow.ID)
+		if err := h.Store.DeleteAuthSession(ctx, st.Flow.ID); err != nil {
+			return err
+		}
+		return h.loginEvent(ctx, st, c.User.ID, ssoID, map[string]string{"minted_link": "true"})
 	})
 	if err != nil {
 		h.internal(w, r, c.Locale, err)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"latchkey/flows"
+	"latchkey/server/events"
 	"latchkey/server/mail"
 	"latchkey/server/oidc"
 	"latchkey/server/store"
@@ -23,6 +24,8 @@ type Logout struct {
 	Sealer  *mail.Sealer // seals queued logout tokens, as the outbox keeps every body
 	// Wake tells the outbox sender that logout tokens were queued.
 	Wake func()
+	// Events records LOGOUT; nil: none.
+	Events EventRecorder
 }
 
 // LogoutTokens is the OIDC provider's side of a logout: the id_token_hint
@@ -151,6 +154,11 @@ func (h *Logout) endSession(ctx context.Context, ssoID string, hint oidc.Hint) e
 			return err
 		}
 		ref := sessionRef(sso.ID)
+		if h.Events != nil {
+			if err := h.Events.Record(ctx, events.Event{Type: "LOGOUT", UserID: sso.UserID, SessionID: ref}); err != nil {
+				return err
+			}
+		}
 		// The tokens issued in the session end with it, as with Keycloak:
 		// an app in another tab cannot refresh past the sign-out.
 		if err := h.Store.RevokeSession(ctx, ref); err != nil {

@@ -257,7 +257,9 @@ type Sender struct {
 	Transport Transport
 	// Logout delivers back-channel logout tokens (kind
 	// store.KindBackchannelLogout); nil: they fail permanently.
-	Logout   Transport
+	Logout Transport
+	// Webhooks delivers events (kind store.KindWebhook); nil: they fail.
+	Webhooks Transport
 	Owner    string // this node's lease owner id
 	Log      *slog.Logger
 	Poll     time.Duration // how often to look for due mail
@@ -412,26 +414,40 @@ func (s *Sender) deliver(ctx context.Context, m *store.OutboxMail) store.MailOut
 	switch {
 	case err == nil:
 		o.Sent, o.Scrub = true, !s.Keep
-		s.Log.Info("mail delivered", "event", "mail_delivered", "mail_id", m.ID, "ref", m.Ref, "attempt", m.Attempts+1)
+		s.Log.Info("mail delivered", "event", "mail_delivered", "kind", kindName(m), "mail_id", m.ID, "ref", m.Ref, "attempt", m.Attempts+1)
 	case errors.As(err, &perm) || m.Attempts+1 >= s.MaxTries:
 		o.Error = truncate(err.Error())
-		s.Log.Error("mail delivery failed; giving up", "event", "mail_failed", "mail_id", m.ID, "ref", m.Ref, "attempt", m.Attempts+1, "err", err)
+		s.Log.Error("mail delivery failed; giving up", "event", "mail_failed", "kind", kindName(m), "mail_id", m.ID, "ref", m.Ref, "attempt", m.Attempts+1, "err", err)
 	default:
 		o.Error, o.Retry = truncate(err.Error()), o.At.Add(Backoff(m.Attempts))
-		s.Log.Warn("mail delivery failed; will retry", "event", "mail_retry", "mail_id", m.ID, "ref", m.Ref, "attempt", m.Attempts+1, "next_attempt", o.Retry, "err", err)
+		s.Log.Warn("mail delivery failed; will retry", "event", "mail_retry", "kind", kindName(m), "mail_id", m.ID, "ref", m.Ref, "attempt", m.Attempts+1, "next_attempt", o.Retry, "err", err)
 	}
 	return o
 }
 
 // transport is the transport of the entry's kind.
 func (s *Sender) transport(m *store.OutboxMail) Transport {
-	if m.Kind == store.KindBackchannelLogout {
-		if s.Logout != nil {
-			return s.Logout
-		}
+	var t Transport
+	switch m.Kind {
+	case store.KindBackchannelLogout:
+		t = s.Logout
+	case store.KindWebhook:
+		t = s.Webhooks
+	default:
+		t = s.Transport
+	}
+	if t == nil {
 		return failing{}
 	}
-	return s.Transport
+	return t
+}
+
+// kindName names an outbox entry's kind in logs ("mail" for mail).
+func kindName(m *store.OutboxMail) string {
+	if m.Kind == "" {
+		return "mail"
+	}
+	return m.Kind
 }
 
 type failing struct{}

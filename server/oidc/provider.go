@@ -32,6 +32,7 @@ import (
 
 	"latchkey/flows"
 	"latchkey/server/config"
+	"latchkey/server/events"
 	"latchkey/server/store"
 )
 
@@ -60,6 +61,8 @@ type Provider struct {
 	log     *slog.Logger
 	// discovery is the encoded discovery document, built on first use.
 	discovery func() []byte
+	// Events records the token endpoint's events; nil: none.
+	Events EventRecorder
 	// jwtAccessTokens: access tokens are signed JWTs (tokens.accessTokenFormat).
 	jwtAccessTokens bool
 }
@@ -581,6 +584,7 @@ func (p *Provider) Token(w http.ResponseWriter, r *http.Request) {
 	ar, err := p.oauth2.NewAccessRequest(ctx, r, NewSession())
 	if err != nil {
 		p.logTokenError(r, err)
+		p.tokenEvent(ctx, r, ar, err)
 		p.oauth2.WriteAccessError(ctx, w, ar, err)
 		return
 	}
@@ -593,6 +597,7 @@ func (p *Provider) Token(w http.ResponseWriter, r *http.Request) {
 	if ar.GetGrantTypes().ExactOne("refresh_token") {
 		if err := p.refreshClaims(ctx, ar); err != nil {
 			p.logTokenError(r, err)
+			p.tokenEvent(ctx, r, ar, err)
 			p.oauth2.WriteAccessError(ctx, w, ar, err)
 			return
 		}
@@ -603,10 +608,49 @@ func (p *Provider) Token(w http.ResponseWriter, r *http.Request) {
 	resp, err := p.oauth2.NewAccessResponse(ctx, ar)
 	if err != nil {
 		p.logTokenError(r, err)
+		p.tokenEvent(ctx, r, ar, err)
 		p.oauth2.WriteAccessError(ctx, w, ar, err)
 		return
 	}
+	p.tokenEvent(ctx, r, ar, nil)
 	p.oauth2.WriteAccessResponse(ctx, w, ar, resp)
+}
+
+// EventRecorder records login events (the token endpoint's).
+type EventRecorder interface {
+	Try(ctx context.Context, e events.Event)
+}
+
+// tokenEventTypes are Keycloak's event types of the token endpoint.
+var tokenEventTypes = map[string]string{
+	"authorization_code": "CODE_TO_TOKEN", "refresh_token": "REFRESH_TOKEN", "client_credentials": "CLIENT_LOGIN",
+}
+
+// tokenEvent records a token request's outcome (err nil: tokens issued).
+func (p *Provider) tokenEvent(ctx context.Context, r *http.Request, ar fosite.AccessRequester, err error) {
+	if p.Events == nil {
+		return
+	}
+	typ, ok := tokenEventTypes[r.PostFormValue("grant_type")]
+	if !ok {
+		return
+	}
+	e := events.Event{Type: typ}
+	if ar != nil && ar.GetClient() != nil {
+		e.ClientID = ar.GetClient().GetID()
+		if sess, ok := ar.GetSession().(*Session); ok && sess != nil {
+			e.UserID, e.SessionID = sess.Subject, sess.SessionRef()
+		}
+	} else if id, _, ok := r.BasicAuth(); ok {
+		e.ClientID, _ = url.QueryUnescape(id)
+	} else {
+		e.ClientID = r.PostFormValue("client_id")
+	}
+	if err != nil {
+		e.Type += "_ERROR"
+		e.Error = fosite.ErrorToRFC6749Error(err).ErrorField
+	}
+	p.Events.Try(ctx, e)
 }
 
 // refreshClaims renews the user's claims in a refreshed ID token, and

@@ -149,6 +149,10 @@ func (s *Store) RecentMail(ctx context.Context, limit int) ([]OutboxMail, error)
 // KindBackchannelLogout is an outbox entry carrying a logout token.
 const KindBackchannelLogout = "backchannel-logout"
 
+// KindWebhook is an outbox entry carrying an event to a webhook: To is
+// its URL, Text the JSON body, Ref the event id (the webhook-id).
+const KindWebhook = "webhook"
+
 // OutboxByKind returns the entries of a kind, oldest first (tests, tools).
 func (s *Store) OutboxByKind(ctx context.Context, kind string) ([]OutboxMail, error) {
 	var out []OutboxMail

@@ -132,7 +132,7 @@ func sqliteDSN(dsn string) string {
 
 func (s *Store) migrate() error {
 	err := s.gdb.AutoMigrate(&User{}, &SigningKey{}, &Setting{}, &OAuthRecord{}, &AuthSession{},
-		&SSOSession{}, &MagicLink{}, &OutboxMail{}, &RateCounter{}, &SessionClient{}, &Credential{})
+		&SSOSession{}, &MagicLink{}, &OutboxMail{}, &RateCounter{}, &SessionClient{}, &Credential{}, &Event{})
 	if err != nil {
 		return fmt.Errorf("migrate schema: %w", err)
 	}
