@@ -32,6 +32,7 @@ import (
 	"latchkey/server/admin"
 	"latchkey/server/config"
 	"latchkey/server/httplimit"
+	"latchkey/server/observe"
 )
 
 func main() {
@@ -93,8 +94,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if cmd != "users hash-password" {
 		cfgPath = fs.String("config", "realm.yaml", "realm configuration file")
 	}
+	logFormat := &empty
 	if cmd == "serve" {
 		listen = fs.String("listen", "", "listen address (overrides server.listen)")
+		logFormat = fs.String("log-format", "", "text or json (overrides server.logFormat)")
 	}
 	if cmd != "check" && cmd != "users hash-password" {
 		dsn = fs.String("dsn", "", "database DSN (overrides database.dsn)")
@@ -129,7 +132,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			return 2
 		}
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	if f := *logFormat; f != "" && f != "text" && f != "json" {
+		fmt.Fprintln(stderr, "latchkey: --log-format must be text or json")
+		return 2
+	}
 
 	if cmd == "users hash-password" {
 		pw, err := readPassword(stdin)
@@ -150,7 +156,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if *listen != "" {
-		cfg.Server.Listen = *listen
+		if err := cfg.SetListen(*listen); err != nil {
+			fmt.Fprintln(stderr, "latchkey:", err)
+			return 2
+		}
 	}
 	if *dsn != "" {
 		cfg.Database.DSN = *dsn
@@ -160,7 +169,15 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "%s: ok (realm %s, %d clients, %d flows, browser flow %q)\n", *cfgPath, cfg.Realm, len(cfg.Clients), len(cfg.Flows), cfg.Bindings["browser"])
 		return 0
 	case "serve":
-		return serve(cfg, log, stderr)
+		format := cfg.Server.LogFormat
+		if *logFormat != "" {
+			format = *logFormat
+		}
+		banner := stderr
+		if format == "json" {
+			banner = io.Discard // every line on stderr stays JSON
+		}
+		return serve(cfg, observe.NewLogger(stderr, format, level), stderr, banner)
 	case "magic-link create":
 		ctx := context.Background()
 		srv, err := server.New(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
@@ -194,7 +211,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 }
 
-func serve(cfg *config.Config, log *slog.Logger, stderr io.Writer) int {
+// serve runs the server; banner gets the human-readable "Log in:" lines.
+func serve(cfg *config.Config, log *slog.Logger, stderr, banner io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	srv, err := server.New(ctx, cfg, log)
@@ -228,12 +246,12 @@ func serve(cfg *config.Config, log *slog.Logger, stderr io.Writer) int {
 	if cfg.SMTP.DevMailbox {
 		log.Warn("smtp.devMailbox is on: mail is NOT delivered; read it in the development mailbox", "mailbox", iss+"/dev/mail")
 	}
-	fmt.Fprintf(stderr, "\n  Latchkey realm %q\n  Discovery:  %s/.well-known/openid-configuration\n", cfg.Realm, iss)
-	fmt.Fprintf(stderr, "  Log in:     %s/account  (apps: point them at the issuer %s)\n", iss, iss)
+	fmt.Fprintf(banner, "\n  Latchkey realm %q\n  Discovery:  %s/.well-known/openid-configuration\n", cfg.Realm, iss)
+	fmt.Fprintf(banner, "  Log in:     %s/account  (apps: point them at the issuer %s)\n", iss, iss)
 	if cfg.SMTP.DevMailbox {
-		fmt.Fprintf(stderr, "  Mailbox:    %s/dev/mail  (development: links are shown here)\n", iss)
+		fmt.Fprintf(banner, "  Mailbox:    %s/dev/mail  (development: links are shown here)\n", iss)
 	}
-	fmt.Fprintln(stderr)
+	fmt.Fprintln(banner)
 	if err := srv.Serve(ctx, l); err != nil {
 		fmt.Fprintln(stderr, "latchkey:", err)
 		return 1

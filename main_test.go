@@ -29,8 +29,8 @@ func TestBrokenRealmYAMLExits2AndServesNothing(t *testing.T) {
 		{"unknown authenticator", "authenticator: magic-link", "authenticator: magic-lnk", "realm.yaml:35: flows.browser-magic-link[1].executions[0].authenticator: unknown authenticator \"magic-lnk\""},
 		// Mail must never vanish, and the development mailbox is never public.
 		{"no SMTP host, no dev mailbox", "  devMailbox: true", "  devMailbox: false", "realm.yaml:10: smtp.host: must be set"},
-		{"dev mailbox on https", "publicURL: http://localhost:8080", "publicURL: https://id.example.com", "realm.yaml:11: smtp.devMailbox: is for development only"},
-		{"dev mailbox on a LAN address", "publicURL: http://localhost:8080", "publicURL: http://192.0.2.10:8080", "realm.yaml:11: smtp.devMailbox: is for development only"},
+		{"dev mailbox on https", "publicURL: ${LATCHKEY_PUBLIC_URL:-}", "publicURL: https://id.example.com", "realm.yaml:11: smtp.devMailbox: is for development only"},
+		{"dev mailbox on a LAN address", "publicURL: ${LATCHKEY_PUBLIC_URL:-}", "publicURL: http://192.0.2.10:8080", "realm.yaml:11: smtp.devMailbox: is for development only"},
 		{"dev mailbox and SMTP host", `host: ""`, "host: smtp.example.com", "realm.yaml:11: smtp.devMailbox: cannot be used with smtp.host"},
 		// Checks that only serve used to run, and checks that ran nowhere.
 		{"link outlives its login", "            updateProfileOnCreate: true\n", "            updateProfileOnCreate: true\n            linkTTL: 2h\n",

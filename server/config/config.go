@@ -69,6 +69,11 @@ type Server struct {
 	// ManagementListen serves /metrics and /health/{live,ready} (Keycloak's
 	// port 9000), apart from the public listener; "" turns it off.
 	ManagementListen string `yaml:"managementListen"`
+	// LogFormat is text (default) or json (--log-format overrides).
+	LogFormat string `yaml:"logFormat"`
+	// derivedPublicURL: publicURL was not set, so it follows the listen
+	// address (SetListen moves it).
+	derivedPublicURL bool
 	// CookieSecret signs and encrypts cookies. Empty: generated once and
 	// kept in the database (one node); set it when running several nodes.
 	CookieSecret string `yaml:"cookieSecret"`
@@ -403,6 +408,40 @@ func (c *Config) DisplayName() string {
 	return c.Realm
 }
 
+// PublicURLFor is the public URL of a listen address when realm.yaml sets
+// none: http://localhost:PORT for loopback and all-interfaces addresses,
+// else http://HOST:PORT.
+func PublicURLFor(listen string) string {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return "http://localhost:8080"
+	}
+	if ip, err := netip.ParseAddr(host); host == "" || host == "localhost" || (err == nil && (ip.IsLoopback() || ip.IsUnspecified())) {
+		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, port)
+}
+
+// SetListen overrides server.listen (--listen). Without a publicURL in
+// realm.yaml, the public URL moves with it; the development mailbox is
+// still refused off localhost.
+func (c *Config) SetListen(addr string) error {
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return fmt.Errorf("--listen: must be host:port, like 127.0.0.1:8080")
+	}
+	if addr == c.Server.ManagementListen {
+		return fmt.Errorf("--listen: must differ from server.managementListen (%s)", addr)
+	}
+	c.Server.Listen = addr
+	if c.Server.derivedPublicURL {
+		c.Server.PublicURL = PublicURLFor(addr)
+		if c.SMTP.DevMailbox && !isLocalHTTP(c.Server.PublicURL) {
+			return fmt.Errorf("--listen: smtp.devMailbox needs a localhost public URL, and %s would be %s: set server.publicURL", addr, c.Server.PublicURL)
+		}
+	}
+	return nil
+}
+
 // Issuer is the realm's OIDC issuer URL.
 func (c *Config) Issuer() string { return c.Server.PublicURL + "/realms/" + c.Realm }
 
@@ -418,7 +457,7 @@ func (c *Config) Client(id string) (Client, bool) {
 
 func defaults() Config {
 	return Config{
-		Server:   Server{Listen: "127.0.0.1:8080", PublicURL: "http://localhost:8080", ManagementListen: "127.0.0.1:9000"},
+		Server:   Server{Listen: "127.0.0.1:8080", ManagementListen: "127.0.0.1:9000"},
 		Database: Database{Driver: "sqlite", DSN: "latchkey.db", MaxOpenConns: 16, MaxIdleConns: 16, ConnMaxLifetime: Duration(30 * time.Minute)},
 		SMTP:     SMTP{Port: 587, TLS: "starttls"},
 		Tokens: Tokens{
@@ -523,6 +562,10 @@ func (d *decoder) validate(c *Config, opts Schema) {
 		d.failAt("realm", "must be 1-63 lower-case letters, digits, '-' or '_'")
 	}
 	c.Server.PublicURL = strings.TrimSuffix(c.Server.PublicURL, "/")
+	if c.Server.PublicURL == "" {
+		c.Server.derivedPublicURL = true
+		c.Server.PublicURL = PublicURLFor(c.Server.Listen)
+	}
 	if u, err := url.Parse(c.Server.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
 		d.failAt("server.publicURL", "must be an absolute http(s) URL without query, like https://id.example.com")
 	}
@@ -543,6 +586,9 @@ func (d *decoder) validate(c *Config, opts Schema) {
 		d.failAt("database.driver", "postgres needs server.cookieSecret: every node must read the others' cookies (set it from the environment, e.g. cookieSecret: ${LATCHKEY_COOKIE_SECRET})")
 	}
 	d.validateEvents(c.Events)
+	if f := c.Server.LogFormat; f != "" && f != "text" && f != "json" {
+		d.failAt("server.logFormat", "must be text or json")
+	}
 	for i, p := range c.Server.TrustedProxies {
 		if _, err := netip.ParsePrefix(p); err != nil {
 			if _, err := netip.ParseAddr(p); err != nil {

@@ -146,3 +146,40 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// --listen moves the public URL (issuer, links, the "Log in:" banner) unless
+// realm.yaml sets one.
+func TestListenMovesADerivedPublicURL(t *testing.T) {
+	raw, err := os.ReadFile("../../realm.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	parse := func(publicURL string) *Config {
+		t.Helper()
+		doc := strings.Replace(string(raw), "publicURL: ${LATCHKEY_PUBLIC_URL:-}", publicURL, 1)
+		cfg, err := Parse("realm.yaml", []byte(doc), testOptions)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg
+	}
+	for _, tc := range []struct{ publicURL, listen, want string }{
+		{"publicURL: ${LATCHKEY_TEST_UNSET_URL:-}", "127.0.0.1:9191", "http://localhost:9191"},
+		{"# no publicURL", "0.0.0.0:9292", "http://localhost:9292"},
+		{"publicURL: http://localhost:8080", "127.0.0.1:9393", "http://localhost:8080"},
+	} {
+		cfg := parse(tc.publicURL)
+		if cfg.Issuer() != "http://localhost:8080/realms/demo" {
+			t.Errorf("%s: issuer before --listen %s", tc.publicURL, cfg.Issuer())
+		}
+		if err := cfg.SetListen(tc.listen); err != nil {
+			t.Fatal(err)
+		}
+		if cfg.Server.PublicURL != tc.want {
+			t.Errorf("%s, --listen %s: publicURL %s, want %s", tc.publicURL, tc.listen, cfg.Server.PublicURL, tc.want)
+		}
+	}
+	if err := parse("# none").SetListen("192.0.2.10:8080"); err == nil || !strings.Contains(err.Error(), "devMailbox") {
+		t.Errorf("--listen on a LAN address with the development mailbox: %v", err)
+	}
+}

@@ -10,6 +10,9 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/ory/fosite"
+	pkgerrors "github.com/pkg/errors"
 )
 
 // A failing check turns readiness DOWN with 503, names the check, and
@@ -39,5 +42,24 @@ func TestHealthReportsAFailingCheck(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), `check="mail sender" err="not running"`) {
 		t.Fatalf("log: %s", logs.String())
+	}
+}
+
+// Above DEBUG an error is logged by its message, never as a stack trace
+// (fosite's errors print one with %+v); a request's id joins its lines.
+func TestLogsCarryRequestIDAndNoStackTraces(t *testing.T) {
+	for _, format := range []string{"text", "json"} {
+		var buf bytes.Buffer
+		log := NewLogger(&buf, format, slog.LevelInfo)
+		ctx := WithRequest(context.Background(), RequestInfo{ID: "req-0123456789"})
+		// fosite wraps its errors like this (errorsx.WithStack).
+		log.ErrorContext(ctx, "token request refused", "err", pkgerrors.WithStack(fosite.ErrServerError.WithWrap(errors.New("database down"))))
+		out := buf.String()
+		if strings.Contains(out, ".go:") || !strings.Contains(out, "req-0123456789") || !strings.Contains(out, "server_error") {
+			t.Errorf("%s: %s", format, out)
+		}
+		if format == "json" && !json.Valid(bytes.TrimSpace(buf.Bytes())) {
+			t.Errorf("not JSON: %s", out)
+		}
 	}
 }

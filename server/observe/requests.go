@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"io"
 	"log/slog"
 	"net/http"
 	"regexp"
@@ -62,15 +63,46 @@ func Requests(log *slog.Logger, clientIP func(*http.Request) string, next http.H
 }
 
 // LogHandler adds the request id of the context to every record logged
-// with one (InfoContext and friends).
+// with one (InfoContext and friends), and logs errors by their message
+// above DEBUG: slog's text handler prints an error with %+v, which for
+// fosite's errors (github.com/pkg/errors) is a stack trace with the build
+// machine's paths.
 type LogHandler struct{ slog.Handler }
+
+// NewLogger builds the server's logger: format "json" or "text".
+func NewLogger(w io.Writer, format string, level slog.Level) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewTextHandler(w, opts)
+	if format == "json" {
+		h = slog.NewJSONHandler(w, opts)
+	}
+	return slog.New(LogHandler{h})
+}
 
 // Handle implements slog.Handler.
 func (h LogHandler) Handle(ctx context.Context, rec slog.Record) error {
+	if rec.Level > slog.LevelDebug {
+		rec = plainErrors(rec)
+	}
 	if id := Request(ctx).ID; id != "" {
 		rec.AddAttrs(slog.String("request_id", id))
 	}
 	return h.Handler.Handle(ctx, rec)
+}
+
+// plainErrors returns rec with every error attribute as its message.
+func plainErrors(rec slog.Record) slog.Record {
+	out := slog.NewRecord(rec.Time, rec.Level, rec.Message, rec.PC)
+	rec.Attrs(func(a slog.Attr) bool {
+		if a.Value.Kind() == slog.KindAny {
+			if err, ok := a.Value.Any().(error); ok {
+				a = slog.String(a.Key, err.Error())
+			}
+		}
+		out.AddAttrs(a)
+		return true
+	})
+	return out
 }
 
 // WithAttrs implements slog.Handler.
