@@ -177,7 +177,22 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		if format == "json" {
 			banner = io.Discard // every line on stderr stays JSON
 		}
-		return serve(cfg, observe.NewLogger(stderr, format, level), stderr, banner)
+		reload := func() (*config.Config, error) {
+			next, err := server.LoadConfig(*cfgPath)
+			if err != nil {
+				return nil, err
+			}
+			if *listen != "" {
+				if err := next.SetListen(*listen); err != nil {
+					return nil, err
+				}
+			}
+			if *dsn != "" {
+				next.Database.DSN = *dsn
+			}
+			return next, nil
+		}
+		return serve(cfg, reload, observe.NewLogger(stderr, format, level), stderr, banner)
 	case "magic-link create":
 		ctx := context.Background()
 		srv, err := server.New(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
@@ -212,7 +227,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 }
 
 // serve runs the server; banner gets the human-readable "Log in:" lines.
-func serve(cfg *config.Config, log *slog.Logger, stderr, banner io.Writer) int {
+// SIGHUP reloads realm.yaml through reload.
+func serve(cfg *config.Config, reload func() (*config.Config, error), log *slog.Logger, stderr, banner io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	srv, err := server.New(ctx, cfg, log)
@@ -241,6 +257,14 @@ func serve(cfg *config.Config, log *slog.Logger, stderr, banner io.Writer) int {
 		defer msrv.Close()
 		log.Info("management listener: metrics and health", "listen", ml.Addr().String(), "paths", "/metrics /health/live /health/ready")
 	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for range hup {
+			reloadConfig(ctx, srv, reload, log)
+		}
+	}()
 	iss := cfg.Issuer()
 	log.Info("Latchkey is serving", "realm", cfg.Realm, "listen", l.Addr().String(), "issuer", iss, "database", cfg.Database.Driver)
 	if cfg.SMTP.DevMailbox {
@@ -258,6 +282,29 @@ func serve(cfg *config.Config, log *slog.Logger, stderr, banner io.Writer) int {
 	}
 	log.Info("Latchkey stopped")
 	return 0
+}
+
+// reloadConfig applies realm.yaml again (SIGHUP): a file that does not
+// validate changes nothing.
+func reloadConfig(ctx context.Context, srv *server.Server, reload func() (*config.Config, error), log *slog.Logger) {
+	next, err := reload()
+	if err != nil {
+		var errs config.Errors
+		if !errors.As(err, &errs) {
+			errs = config.Errors{err.Error()}
+		}
+		log.Error("realm.yaml not reloaded: the running configuration stays", "event", "config_reload_failed", "errors", []string(errs))
+		return
+	}
+	needRestart, err := srv.Reload(ctx, next)
+	if err != nil {
+		log.Error("realm.yaml not reloaded: the running configuration stays", "event", "config_reload_failed", "errors", []string{err.Error()})
+		return
+	}
+	if len(needRestart) > 0 {
+		log.Warn("realm.yaml changes settings that need a restart; they keep their running values", "event", "config_reload_restart_needed", "settings", needRestart)
+	}
+	log.Info("realm.yaml reloaded", "event", "config_reloaded", "clients", len(next.Clients), "flows", len(next.Flows))
 }
 
 func pprofMux() *http.ServeMux {

@@ -16,8 +16,10 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"reflect"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/securecookie"
@@ -154,6 +156,13 @@ type Server struct {
 	// saveCountersEvery and at shutdown, so limits survive a restart.
 	counters *ratelimit.Memory
 	log      *slog.Logger
+
+	// What a reload keeps: keys derived from the master secret, the
+	// outbox's sealer, the rate counters. current is what it swaps.
+	derive  deriveFunc
+	sealer  *mail.Sealer
+	counter Counter
+	current atomic.Pointer[realmState]
 }
 
 const saveCountersEvery = 5 * time.Second
@@ -255,7 +264,7 @@ func keyDeriver(ctx context.Context, cfg *config.Config, st *store.Store) (deriv
 }
 
 // newSender builds the outbox sender: SMTP, or the development mailbox.
-func newSender(cfg *config.Config, st *store.Store, sealer *mail.Sealer, log *slog.Logger) (*mail.Sender, error) {
+func newSender(cfg *config.Config, st *store.Store, sealer *mail.Sealer, secret func(url string) (string, bool), log *slog.Logger) (*mail.Sender, error) {
 	dev := cfg.SMTP.DevMailbox
 	var transport mail.Transport = mail.DevSink{Log: log, PageURL: cfg.Issuer() + "/dev/mail"}
 	if !dev {
@@ -266,20 +275,8 @@ func newSender(cfg *config.Config, st *store.Store, sealer *mail.Sealer, log *sl
 	}
 	hostname, _ := os.Hostname()
 	return (&mail.Sender{Outbox: st, Transport: transport, Logout: mail.BackchannelLogout{Client: &http.Client{}},
-		Webhooks: mail.Webhooks{Client: &http.Client{}, Secret: webhookSecret(cfg)}, Owner: hostname + "-" + randomID(), Log: log, Sealer: sealer, Keep: dev,
+		Webhooks: mail.Webhooks{Client: &http.Client{}, Secret: secret}, Owner: hostname + "-" + randomID(), Log: log, Sealer: sealer, Keep: dev,
 		Poll: cfg.Outbox.PollInterval.D(), Lease: cfg.Outbox.Lease.D(), MaxTries: cfg.Outbox.MaxAttempts, Parallel: cfg.Outbox.Parallel}).Init(), nil
-}
-
-// webhookSecret finds a webhook's secret by its URL in the configuration.
-func webhookSecret(cfg *config.Config) func(url string) (string, bool) {
-	return func(url string) (string, bool) {
-		for _, w := range cfg.Events.Webhooks {
-			if w.URL == url {
-				return w.Secret, true
-			}
-		}
-		return "", false
-	}
 }
 
 // oidcRoutes registers the provider's endpoints (Keycloak's paths).
@@ -307,10 +304,10 @@ func health(st *store.Store) http.HandlerFunc {
 
 // readiness is what /health/ready checks: the database answers, a
 // signing key is loaded, the mail sender runs.
-func readiness(st *store.Store, keys *oidc.KeySet, sender *mail.Sender) []observe.Check {
+func readiness(st *store.Store, keys func() *oidc.KeySet, sender *mail.Sender) []observe.Check {
 	return []observe.Check{
 		{Name: "database", Run: st.Ping},
-		{Name: "signing keys", Run: func(ctx context.Context) error { _, err := keys.Signing(ctx); return err }},
+		{Name: "signing keys", Run: func(ctx context.Context) error { _, err := keys().Signing(ctx); return err }},
 		{Name: "mail sender", Run: func(context.Context) error {
 			if !sender.Running() {
 				return errors.New("not running")
@@ -324,18 +321,6 @@ func build(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.L
 	derive, err := keyDeriver(ctx, cfg, st)
 	if err != nil {
 		return nil, err
-	}
-	if _, taken := cfg.Client(account.ClientID); !taken {
-		cfg.Clients = append(cfg.Clients, account.Client(cfg.Issuer()))
-	}
-	keys := signingKeys(cfg, st)
-	if err := keys.Ensure(ctx); err != nil {
-		return nil, fmt.Errorf("signing keys: %w", err)
-	}
-	provider := oidc.New(cfg, st, keys, derive("fosite-hmac", 32), derive("refresh-token-jwt", 32), log)
-	renderer, err := web.NewRenderer(renderOptions(cfg), log, StepTemplates(Registry(Deps{}))...)
-	if err != nil {
-		return nil, fmt.Errorf("templates: %w", err)
 	}
 	sealer, err := mail.NewSealer(derive("outbox-seal", 32))
 	if err != nil {
@@ -354,13 +339,73 @@ func build(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.L
 			return nil, fmt.Errorf("metrics: %w", err)
 		}
 	}
+	s := &Server{Cfg: cfg, Store: st, Metrics: metrics, counters: mem, log: log, derive: derive, sealer: sealer, counter: counter}
+	if s.sender, err = newSender(cfg, st, sealer, s.webhookSecret, log); err != nil {
+		return nil, err
+	}
+	rs, err := s.realm(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	s.current.Store(rs)
+	s.Keys, s.Admin = rs.keys, rs.admin
+	s.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.current.Load().handler.ServeHTTP(w, r) })
+	management := http.NewServeMux()
+	management.Handle("GET /metrics", metrics.Handler())
+	health := observe.Health(log, readiness(st, func() *oidc.KeySet { return s.current.Load().keys }, s.sender)...)
+	management.Handle("/health", health)
+	management.Handle("/health/", health)
+	s.Management = management
+	return s, nil
+}
+
+// realmState is what realm.yaml configures of a running server: a reload
+// builds a new one and swaps it in whole.
+type realmState struct {
+	cfg     *config.Config
+	handler http.Handler
+	keys    *oidc.KeySet
+	admin   *admin.Service
+}
+
+// Config is the configuration the server runs now (after any reload).
+func (s *Server) Config() *config.Config { return s.current.Load().cfg }
+
+// webhookSecret finds a webhook's secret by its URL in the running
+// configuration (a reload may have added, changed or removed it).
+func (s *Server) webhookSecret(url string) (string, bool) {
+	for _, w := range s.Config().Events.Webhooks {
+		if w.URL == url {
+			return w.Secret, true
+		}
+	}
+	return "", false
+}
+
+// realm builds everything cfg configures over the server's database,
+// keys, outbox, rate counters and metrics.
+func (s *Server) realm(ctx context.Context, cfg *config.Config) (*realmState, error) {
+	st, log, derive, sealer, counter, metrics, sender := s.Store, s.log, s.derive, s.sealer, s.counter, s.Metrics, s.sender
+	if _, taken := cfg.Client(account.ClientID); !taken {
+		cfg.Clients = append(cfg.Clients, account.Client(cfg.Issuer()))
+	}
+	keys := signingKeys(cfg, st)
+	if err := keys.Ensure(ctx); err != nil {
+		return nil, fmt.Errorf("signing keys: %w", err)
+	}
+	provider := oidc.New(cfg, st, keys, derive("fosite-hmac", 32), derive("refresh-token-jwt", 32), log)
+	renderer, err := web.NewRenderer(renderOptions(cfg), log, StepTemplates(Registry(Deps{}))...)
+	if err != nil {
+		return nil, fmt.Errorf("templates: %w", err)
+	}
 	links := &magiclink.Service{
 		Store: LinkStore{S: st, Sealer: sealer}, Counter: counter, Mail: renderer, Log: log,
 		PublicURL: cfg.Server.PublicURL, Realm: cfg.Realm, RealmName: cfg.DisplayName(),
 		Brand:   login.Site{Cfg: cfg, Web: renderer, Log: log}.MailBrand,
 		CodeKey: derive("link-code", 32),
+		Queued:  sender.Wake,
 	}
-	rec := events.New(cfg, st, sealer.Seal, nil, log)
+	rec := events.New(cfg, st, sealer.Seal, sender.Wake, log)
 	links.Observe = func(ctx context.Context, e magiclink.LinkEvent) {
 		metrics.LinkEvent(e.Event, e.Reason)
 		rec.Try(ctx, linkEvent(e))
@@ -374,15 +419,7 @@ func build(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.L
 	if err := seedUsers(ctx, st, cfg.Users, log); err != nil {
 		return nil, err
 	}
-
-	sender, err := newSender(cfg, st, sealer, log)
-	if err != nil {
-		return nil, err
-	}
-	links.Queued = sender.Wake
-	rec.Queued = sender.Wake
 	prefix := "/realms/" + cfg.Realm
-
 	ips, err := clientip.New(cfg.Server.TrustedProxies)
 	if err != nil {
 		return nil, fmt.Errorf("server.trustedProxies: %w", err)
@@ -416,12 +453,48 @@ func build(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.L
 	oc := prefix + "/protocol/openid-connect"
 	handler := observe.Requests(log, ips.Of, metrics.Instrument(withNotFoundPage(site.NotFound, withCORS(cfg, []string{oc + "/token", oc + "/userinfo", oc + "/certs", oc + "/revoke", oc + "/token/introspect",
 		oc + "/logout", prefix + "/account", prefix + "/.well-known/openid-configuration"}, mux))))
-	management := http.NewServeMux()
-	management.Handle("GET /metrics", metrics.Handler())
-	health := observe.Health(log, readiness(st, keys, sender)...)
-	management.Handle("/health", health)
-	management.Handle("/health/", health)
-	return &Server{Cfg: cfg, Store: st, Handler: handler, Management: management, Metrics: metrics, Keys: keys, Admin: adm, sender: sender, counters: mem, log: log}, nil
+	return &realmState{cfg: cfg, handler: handler, keys: keys, admin: adm}, nil
+}
+
+// restartOnly are the settings a reload cannot change, by name; reading
+// one gives the running value.
+var restartOnly = []struct {
+	name string
+	get  func(c *config.Config) any
+	keep func(next, running *config.Config)
+}{
+	{"realm", func(c *config.Config) any { return c.Realm }, func(n, r *config.Config) { n.Realm = r.Realm }},
+	{"server.listen", func(c *config.Config) any { return c.Server.Listen }, func(n, r *config.Config) { n.Server.Listen = r.Server.Listen }},
+	{"server.publicURL", func(c *config.Config) any { return c.Server.PublicURL }, func(n, r *config.Config) { n.Server.PublicURL = r.Server.PublicURL }},
+	{"server.managementListen", func(c *config.Config) any { return c.Server.ManagementListen }, func(n, r *config.Config) { n.Server.ManagementListen = r.Server.ManagementListen }},
+	{"server.cookieSecret", func(c *config.Config) any { return c.Server.CookieSecret }, func(n, r *config.Config) { n.Server.CookieSecret = r.Server.CookieSecret }},
+	{"server.logFormat", func(c *config.Config) any { return c.Server.LogFormat }, func(n, r *config.Config) { n.Server.LogFormat = r.Server.LogFormat }},
+	{"database", func(c *config.Config) any { return c.Database }, func(n, r *config.Config) { n.Database = r.Database }},
+	{"smtp", func(c *config.Config) any { return c.SMTP }, func(n, r *config.Config) { n.SMTP = r.SMTP }},
+	{"outbox", func(c *config.Config) any { return c.Outbox }, func(n, r *config.Config) { n.Outbox = r.Outbox }},
+	{"tokens.signingAlgorithm", func(c *config.Config) any { return c.Tokens.SigningAlgorithm }, func(n, r *config.Config) { n.Tokens.SigningAlgorithm = r.Tokens.SigningAlgorithm }},
+}
+
+// Reload swaps in a new, already validated configuration: clients, flows,
+// bindings, branding, languages, users, API keys, events and webhooks,
+// signing keys (re-read from the database) take effect for the next
+// request; requests in flight finish on the old one. Settings that need a
+// restart keep their running values and are returned by name. On error
+// nothing changes.
+func (s *Server) Reload(ctx context.Context, next *config.Config) (needRestart []string, err error) {
+	running := s.Config()
+	for _, r := range restartOnly {
+		if !reflect.DeepEqual(r.get(next), r.get(running)) {
+			needRestart = append(needRestart, r.name)
+			r.keep(next, running)
+		}
+	}
+	rs, err := s.realm(ctx, next)
+	if err != nil {
+		return needRestart, err
+	}
+	s.current.Store(rs)
+	return needRestart, nil
 }
 
 // linkEvent is a magic link's event as a login event: MAGIC_LINK_SENT,
@@ -547,10 +620,10 @@ func (s *Server) Start(ctx context.Context) (done <-chan struct{}) {
 				} else if n > 0 {
 					s.log.Info("purged expired rows", "rows", n)
 				}
-				if n, err := s.Store.PurgeEvents(ctx, time.Now().Add(-s.Cfg.Events.Expiration.D())); err != nil {
+				if n, err := s.Store.PurgeEvents(ctx, time.Now().Add(-s.Config().Events.Expiration.D())); err != nil {
 					s.log.Warn("purge old events", "err", err)
 				} else if n > 0 {
-					s.log.Info("purged events older than events.expiration", "rows", n, "expiration", s.Cfg.Events.Expiration.D())
+					s.log.Info("purged events older than events.expiration", "rows", n, "expiration", s.Config().Events.Expiration.D())
 				}
 			}
 		}

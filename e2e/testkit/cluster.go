@@ -99,6 +99,9 @@ func StartNode(t testing.TB, name, cfg string) *Node {
 	}
 }
 
+// Reload sends SIGHUP: the node reads its realm.yaml again.
+func (n *Node) Reload() { _ = n.cmd.Process.Signal(syscall.SIGHUP) }
+
 // Kill sends SIGKILL: the node dies without any cleanup.
 func (n *Node) Kill() {
 	_ = n.cmd.Process.Signal(syscall.SIGKILL)
