@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -50,6 +51,15 @@ func TestWebhookGetsSignedLoginEventAfterAnOutage(t *testing.T) {
 	waitFor(t, "a failed webhook attempt", 10*time.Second, func() bool {
 		return strings.Contains(s.LK.Logs(), "kind=webhook") && strings.Contains(s.LK.Logs(), "will retry")
 	})
+	mgmt := httptest.NewServer(s.LK.Server.Management)
+	t.Cleanup(mgmt.Close)
+	during := scrape(t, mgmt)
+	if n := value(during, "latchkey_outbox_delivery_failures_total", map[string]string{"kind": "webhook", "final": "false"}); n < 1 {
+		t.Errorf("webhook failures counted: %v", n)
+	}
+	if n := value(during, "latchkey_outbox_waiting", nil); n < 1 {
+		t.Errorf("outbox waiting: %v, want the webhook delivery", n)
+	}
 
 	got := make(chan delivery, 10)
 	verifier, err := standardwebhooks.NewWebhook(hookSecret)

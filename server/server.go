@@ -343,6 +343,10 @@ func build(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.L
 	if s.sender, err = newSender(cfg, st, sealer, s.webhookSecret, log); err != nil {
 		return nil, err
 	}
+	s.sender.Failed = metrics.DeliveryFailed
+	if err := metrics.Outbox(st.OutboxStats); err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
 	rs, err := s.realm(ctx, cfg)
 	if err != nil {
 		return nil, err

@@ -260,6 +260,8 @@ type Sender struct {
 	Logout Transport
 	// Webhooks delivers events (kind store.KindWebhook); nil: they fail.
 	Webhooks Transport
+	// Failed, when set, hears of each failed attempt (metrics).
+	Failed   func(kind string, final bool)
 	Owner    string // this node's lease owner id
 	Log      *slog.Logger
 	Poll     time.Duration // how often to look for due mail
@@ -417,9 +419,11 @@ func (s *Sender) deliver(ctx context.Context, m *store.OutboxMail) store.MailOut
 		s.Log.Info("mail delivered", "event", "mail_delivered", "kind", kindName(m), "mail_id", m.ID, "ref", m.Ref, "attempt", m.Attempts+1)
 	case errors.As(err, &perm) || m.Attempts+1 >= s.MaxTries:
 		o.Error = truncate(err.Error())
+		s.failed(m, true)
 		s.Log.Error("mail delivery failed; giving up", "event", "mail_failed", "kind", kindName(m), "mail_id", m.ID, "ref", m.Ref, "attempt", m.Attempts+1, "err", err)
 	default:
 		o.Error, o.Retry = truncate(err.Error()), o.At.Add(Backoff(m.Attempts))
+		s.failed(m, false)
 		s.Log.Warn("mail delivery failed; will retry", "event", "mail_retry", "kind", kindName(m), "mail_id", m.ID, "ref", m.Ref, "attempt", m.Attempts+1, "next_attempt", o.Retry, "err", err)
 	}
 	return o
@@ -440,6 +444,12 @@ func (s *Sender) transport(m *store.OutboxMail) Transport {
 		return failing{}
 	}
 	return t
+}
+
+func (s *Sender) failed(m *store.OutboxMail, final bool) {
+	if s.Failed != nil {
+		s.Failed(kindName(m), final)
+	}
 }
 
 // kindName names an outbox entry's kind in logs ("mail" for mail).

@@ -26,6 +26,7 @@ type Metrics struct {
 	duration *prometheus.HistogramVec
 	logins   *prometheus.CounterVec
 	links    *prometheus.CounterVec
+	failures *prometheus.CounterVec
 }
 
 // New registers the metrics, the Go runtime's and the process's.
@@ -45,10 +46,51 @@ func New() *Metrics {
 		links: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "latchkey_magic_links_total", Help: "Magic link events (sent, confirmed, rejected, approved, declined) by reason or method.",
 		}, []string{"event", "reason"}),
+		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "latchkey_outbox_delivery_failures_total", Help: "Failed delivery attempts by kind (mail is SMTP, webhook, backchannel-logout) and whether it was the last (final).",
+		}, []string{"kind", "final"}),
 	}
-	m.reg.MustRegister(m.requests, m.duration, m.logins, m.links,
+	m.reg.MustRegister(m.requests, m.duration, m.logins, m.links, m.failures,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// DeliveryFailed counts a failed outbox delivery attempt.
+func (m *Metrics) DeliveryFailed(kind string, final bool) {
+	m.failures.WithLabelValues(kind, strconv.FormatBool(final)).Inc()
+}
+
+// OutboxStats reads the outbox: entries waiting for delivery, and when the
+// oldest of those that are due was due (zero: none due).
+type OutboxStats func(ctx context.Context, now time.Time) (waiting int64, oldestDue time.Time, err error)
+
+// Outbox exports the outbox's depth and the age of its oldest due entry,
+// read at each scrape (bounded to 2 s).
+func (m *Metrics) Outbox(stats OutboxStats) error {
+	read := func() (int64, float64) {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		now := time.Now()
+		n, oldest, err := stats(ctx, now)
+		if err != nil {
+			return -1, -1
+		}
+		if oldest.IsZero() {
+			return n, 0
+		}
+		return n, now.Sub(oldest).Seconds()
+	}
+	for _, c := range []prometheus.Collector{
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "latchkey_outbox_waiting", Help: "Outbox entries (mail, webhooks, logout tokens) not yet delivered or given up; -1: unreadable."},
+			func() float64 { n, _ := read(); return float64(n) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "latchkey_outbox_oldest_due_seconds", Help: "How long the oldest due outbox entry has waited; 0: none due."},
+			func() float64 { _, age := read(); return age }),
+	} {
+		if err := m.reg.Register(c); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // DBStats exports a database pool's statistics.

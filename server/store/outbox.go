@@ -149,6 +149,28 @@ func (s *Store) RecentMail(ctx context.Context, limit int) ([]OutboxMail, error)
 // KindBackchannelLogout is an outbox entry carrying a logout token.
 const KindBackchannelLogout = "backchannel-logout"
 
+// OutboxStats counts entries waiting for delivery and returns when the
+// oldest due one became due (zero if none is due).
+func (s *Store) OutboxStats(ctx context.Context, now time.Time) (int64, time.Time, error) {
+	var row struct {
+		N      int64
+		Oldest *time.Time
+	}
+	q := s.read(ctx).Model(&OutboxMail{}).Where("sent_at IS NULL AND failed_at IS NULL")
+	if err := q.Select("COUNT(*) AS n").Scan(&row).Error; err != nil {
+		return 0, time.Time{}, fmt.Errorf("outbox depth: %w", err)
+	}
+	var oldest []time.Time
+	if err := s.read(ctx).Model(&OutboxMail{}).Where("sent_at IS NULL AND failed_at IS NULL AND next_attempt_at <= ?", now.UTC()).
+		Order("next_attempt_at").Limit(1).Pluck("next_attempt_at", &oldest).Error; err != nil {
+		return 0, time.Time{}, fmt.Errorf("outbox oldest: %w", err)
+	}
+	if len(oldest) == 0 {
+		return row.N, time.Time{}, nil
+	}
+	return row.N, oldest[0], nil
+}
+
 // KindWebhook is an outbox entry carrying an event to a webhook: To is
 // its URL, Text the JSON body, Ref the event id (the webhook-id).
 const KindWebhook = "webhook"
