@@ -74,6 +74,19 @@ func TestSIGHUPReloadsRealmYAML(t *testing.T) {
 		t.Fatalf("the new client after SIGHUP: %q %v", r.Err, r.Claims)
 	}
 
+	logins := 0
+	for _, line := range strings.Split(node.Logs(), "\n") {
+		if strings.Contains(line, `msg="login succeeded"`) {
+			logins++
+			if !strings.Contains(line, "request_id=") {
+				t.Errorf("a request's log line without its request_id: %s", line)
+			}
+		}
+	}
+	if logins == 0 {
+		t.Error("no login line in the log")
+	}
+
 	// A broken file changes nothing: the new client still logs in.
 	write(strings.Replace(added, "  - clientId: late\n", "  - clientID: late\n", 1))
 	node.Reload()

@@ -64,7 +64,7 @@ func (f Factory) approve(ctx context.Context, in *flows.Entry, l *Link, status, 
 				return flows.Entered{}, err
 			}
 			svc.observe(ctx, "rejected", RevokedWrongNumber, l)
-			svc.Log.Warn("magic link approval refused", "event", "link_rejected", "link_id", l.ID, "reason", RevokedWrongNumber,
+			svc.Log.WarnContext(ctx, "magic link approval refused", "event", "link_rejected", "link_id", l.ID, "reason", RevokedWrongNumber,
 				"user_id", l.UserID, "client_ip", in.ClientIP)
 			return answer(gone(flows.Show(PageNotice, NoticePage{Heading: flows.M("approve.wrongHeading"), Message: flows.M("approve.wrong")}))), nil
 		}
@@ -76,7 +76,7 @@ func (f Factory) approve(ctx context.Context, in *flows.Entry, l *Link, status, 
 		return flows.Entered{}, err
 	}
 	svc.observe(ctx, "approved", "", l)
-	svc.Log.Info("magic link approved on another device", "event", "link_approved", "link_id", l.ID, "user_id", l.UserID,
+	svc.Log.InfoContext(ctx, "magic link approved on another device", "event", "link_approved", "link_id", l.ID, "user_id", l.UserID,
 		"client_ip", in.ClientIP)
 	return answer(flows.Show(PageNotice, NoticePage{Heading: flows.M("approve.doneHeading"), Message: flows.M("approve.done")})), nil
 }
@@ -95,7 +95,7 @@ func (f Factory) decline(ctx context.Context, in *flows.Entry, l *Link, status, 
 		return flows.Entered{}, err
 	}
 	svc.observe(ctx, "declined", "", l)
-	svc.Log.Warn("magic link declined: the address holder did not ask to sign in", "event", "link_declined", "link_id", l.ID,
+	svc.Log.WarnContext(ctx, "magic link declined: the address holder did not ask to sign in", "event", "link_declined", "link_id", l.ID,
 		"user_id", l.UserID, "client_id", l.ClientID, "client_ip", in.ClientIP)
 	return answer(gone(flows.Show(PageNotice, NoticePage{Heading: flows.M("decline.heading"), Message: flows.M("decline.done")}))), nil
 }

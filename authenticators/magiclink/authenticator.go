@@ -253,7 +253,7 @@ func (a *Authenticator) send(ctx context.Context, c *flows.Context, email string
 			return flows.Result{}, err
 		}
 		if n > lim.max {
-			a.svc.Log.Warn("magic link rate limit reached", "event", "link_rate_limited", "limit", lim.name, "client_ip", c.ClientIP)
+			a.svc.Log.WarnContext(ctx, "magic link rate limit reached", "event", "link_rate_limited", "limit", lim.name, "client_ip", c.ClientIP)
 			c.Session.SetNote(noteEmail, email)
 			return flows.Show(PageSent, a.sentPage(c, email, flows.M("link.tooMany", "Wait", until.Sub(now).Round(time.Second)))), nil
 		}
@@ -317,7 +317,7 @@ func (a *Authenticator) user(ctx context.Context, c *flows.Context, email string
 	} else if err != nil {
 		return nil, err
 	}
-	a.svc.Log.Info("user created by magic link request", "event", "user_created", "user_id", u.ID)
+	a.svc.Log.InfoContext(ctx, "user created by magic link request", "event", "user_created", "user_id", u.ID)
 	return u, nil
 }
 

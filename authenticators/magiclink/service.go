@@ -264,7 +264,7 @@ func (s *Service) Issue(ctx context.Context, in Issue, now time.Time) (string, *
 		if err := s.Store.RehearseLink(ctx, link, mail); err != nil {
 			return "", nil, err
 		}
-		s.Log.Info("magic link requested for unknown address", "event", "link_requested", "sent", false)
+		s.Log.InfoContext(ctx, "magic link requested for unknown address", "event", "link_requested", "sent", false)
 		return "", nil, nil
 	}
 	if err := s.Store.CreateLink(ctx, link, mail); err != nil {
@@ -276,7 +276,7 @@ func (s *Service) Issue(ctx context.Context, in Issue, now time.Time) (string, *
 	if in.Send {
 		s.observe(ctx, "sent", in.Type, link)
 	}
-	s.Log.Info("magic link issued", "event", "link_requested", "link_id", link.ID, "type", in.Type,
+	s.Log.InfoContext(ctx, "magic link issued", "event", "link_requested", "link_id", link.ID, "type", in.Type,
 		"user_id", in.User.ID, "client_id", in.ClientID, "expires_at", link.ExpiresAt, "mail_queued", in.Send)
 	return u, link, nil
 }
@@ -324,11 +324,11 @@ func (s *Service) Opened(ctx context.Context, l *Link, userAgent string, now tim
 	first := l.OpenedAt == nil
 	if first {
 		if err := s.Store.MarkLinkOpened(ctx, l.ID, now); err != nil {
-			s.Log.Warn("mark link opened", "link_id", l.ID, "err", err)
+			s.Log.WarnContext(ctx, "mark link opened", "link_id", l.ID, "err", err)
 		}
 	}
 	s.observe(ctx, "opened", "", l)
-	s.Log.Info("magic link opened", "event", "link_opened", "link_id", l.ID, "status", l.Status(now),
+	s.Log.InfoContext(ctx, "magic link opened", "event", "link_opened", "link_id", l.ID, "status", l.Status(now),
 		"first_open", first, "user_agent", userAgent)
 }
 
@@ -339,7 +339,7 @@ func (s *Service) Consume(ctx context.Context, token string, now time.Time) (*Li
 		return nil, err
 	}
 	s.observe(ctx, "confirmed", "link", l)
-	s.Log.Info("magic link confirmed", "event", "link_confirmed", "link_id", l.ID, "user_id", l.UserID, "type", l.Type)
+	s.Log.InfoContext(ctx, "magic link confirmed", "event", "link_confirmed", "link_id", l.ID, "user_id", l.UserID, "type", l.Type)
 	return l, nil
 }
 
@@ -350,7 +350,7 @@ func (s *Service) Rejected(ctx context.Context, l *Link, reason string) {
 		id = l.ID
 	}
 	s.observe(ctx, "rejected", reason, l)
-	s.Log.Info("magic link rejected", "event", "link_rejected", "link_id", id, "reason", reason)
+	s.Log.InfoContext(ctx, "magic link rejected", "event", "link_rejected", "link_id", id, "reason", reason)
 }
 
 // statusOf is a link's status, "unknown" for no link.

@@ -41,7 +41,7 @@ func (a *Authenticator) waiting(ctx context.Context, c *flows.Context, email str
 			return flows.Result{}, err
 		}
 		a.svc.observe(ctx, "confirmed", "approval", l)
-		a.svc.Log.Info("magic link approval used", "event", "link_confirmed", "link_id", l.ID, "user_id", l.UserID, "method", "approval")
+		a.svc.Log.InfoContext(ctx, "magic link approval used", "event", "link_confirmed", "link_id", l.ID, "user_id", l.UserID, "method", "approval")
 		return a.accepted(ctx, c, l)
 	case l.RevokedReason == RevokedDeclined:
 		return gone(flows.Fail(flows.M("approve.declinedHere"))), nil
@@ -104,7 +104,7 @@ func (a *Authenticator) enterCode(ctx context.Context, c *flows.Context) (flows.
 			return flows.Result{}, err
 		}
 		a.svc.observe(ctx, "code_rejected", "", l)
-		a.svc.Log.Info("magic link code rejected", "event", "link_code_rejected", "link_id", l.ID, "failures", l2.CodeFailures,
+		a.svc.Log.InfoContext(ctx, "magic link code rejected", "event", "link_code_rejected", "link_id", l.ID, "failures", l2.CodeFailures,
 			"client_ip", c.ClientIP)
 		return a.wrongCode(p, l2.CodeFailures), nil
 	}
@@ -117,7 +117,7 @@ func (a *Authenticator) enterCode(ctx context.Context, c *flows.Context) (flows.
 		return flows.Result{}, err
 	}
 	a.svc.observe(ctx, "confirmed", "code", l)
-	a.svc.Log.Info("magic link code accepted", "event", "link_confirmed", "link_id", l.ID, "user_id", l.UserID, "method", "code")
+	a.svc.Log.InfoContext(ctx, "magic link code accepted", "event", "link_confirmed", "link_id", l.ID, "user_id", l.UserID, "method", "code")
 	return a.accepted(ctx, c, l)
 }
 

@@ -165,13 +165,13 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 	ctx = context.WithValue(ctx, oauth2.HTTPClient, &http.Client{Transport: inProcess{h.Provider}})
 	tok, err := h.oauth().Exchange(ctx, q.Get("code"), oauth2.VerifierOption(pl.Verifier))
 	if err != nil {
-		h.Log.Warn("account: code exchange", "err", err)
+		h.Log.WarnContext(ctx, "account: code exchange", "err", err)
 		h.fail(w, r, flows.M("account.notCompleted"))
 		return
 	}
 	p, err := h.userinfo(ctx, tok)
 	if err != nil {
-		h.Log.Warn("account: userinfo", "err", err)
+		h.Log.WarnContext(ctx, "account: userinfo", "err", err)
 		h.fail(w, r, flows.M("account.notCompleted"))
 		return
 	}

@@ -121,7 +121,7 @@ func (a *API) authenticate(r *http.Request) (caller, bool) {
 	}
 	client, roles, err := a.Tokens.ServiceAccount(r.Context(), raw, config.RealmManagementClient)
 	if err != nil {
-		a.Log.Debug("management API: bearer token refused", "err", err)
+		a.Log.DebugContext(r.Context(), "management API: bearer token refused", "err", err)
 		return caller{}, false
 	}
 	c := caller{name: "service-account:" + client}
@@ -140,13 +140,13 @@ func (a *API) guard(op string, h func(w http.ResponseWriter, r *http.Request, wh
 		w.Header().Set("Cache-Control", "no-store")
 		c, ok := a.authenticate(r)
 		if !ok {
-			a.Log.Warn("management API: unauthenticated request", "event", "api_unauthorized", "path", r.URL.Path, "client_ip", r.RemoteAddr)
+			a.Log.WarnContext(r.Context(), "management API: unauthenticated request", "event", "api_unauthorized", "path", r.URL.Path, "client_ip", r.RemoteAddr)
 			w.Header().Set("WWW-Authenticate", `Bearer realm="latchkey"`)
 			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "unauthorized"})
 			return
 		}
 		if !c.may(op) {
-			a.Log.Warn("management API: operation not allowed", "event", "api_forbidden", "caller", c.name, "operation", op, "path", r.URL.Path)
+			a.Log.WarnContext(r.Context(), "management API: operation not allowed", "event", "api_forbidden", "caller", c.name, "operation", op, "path", r.URL.Path)
 			writeJSON(w, http.StatusForbidden, map[string]string{"error": "forbidden", "message": c.name + " may not use " + op})
 			return
 		}
@@ -175,7 +175,7 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, ErrNotPending):
 		writeJSON(w, http.StatusConflict, map[string]string{"error": "conflict", "message": "the link is already used, expired or revoked"})
 	default:
-		a.Log.Error("management API", "path", r.URL.Path, "err", err)
+		a.Log.ErrorContext(r.Context(), "management API", "path", r.URL.Path, "err", err)
 		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "server_error"})
 	}
 }
@@ -191,7 +191,7 @@ func (a *API) create(w http.ResponseWriter, r *http.Request, who caller) {
 		a.fail(w, r, err)
 		return
 	}
-	a.Log.Info("magic link minted", "event", "link_minted", "link_id", res.ID, "caller", who.name, "client_id", req.ClientID, "sent", res.Sent)
+	a.Log.InfoContext(r.Context(), "magic link minted", "event", "link_minted", "link_id", res.ID, "caller", who.name, "client_id", req.ClientID, "sent", res.Sent)
 	writeJSON(w, http.StatusCreated, res)
 }
 
@@ -271,6 +271,6 @@ func (a *API) revoke(w http.ResponseWriter, r *http.Request, who caller) {
 		a.fail(w, r, err)
 		return
 	}
-	a.Log.Info("magic link revoked", "event", "link_revoked", "link_id", r.PathValue("id"), "caller", who.name)
+	a.Log.InfoContext(r.Context(), "magic link revoked", "event", "link_revoked", "link_id", r.PathValue("id"), "caller", who.name)
 	w.WriteHeader(http.StatusNoContent)
 }

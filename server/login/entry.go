@@ -133,7 +133,7 @@ func (h *Handler) resume(w http.ResponseWriter, r *http.Request, b browser, ente
 			v.Data = out.Data
 			h.Web.Page(w, http.StatusOK, out.Page, v)
 		default:
-			h.Log.Info("login resume refused", "event", "resume_refused", "reason", "not_consumed", "execution", entered.Execution)
+			h.Log.InfoContext(ctx, "login resume refused", "event", "resume_refused", "reason", "not_consumed", "execution", entered.Execution)
 			h.fail(w, c.Locale, http.StatusGone, flows.M("login.cannotTitle"), flows.M("link.movedOn"), "")
 		}
 		return

@@ -155,7 +155,7 @@ func (h *Handler) authorize(w http.ResponseWriter, r *http.Request) {
 		if errors.Is(err, oidc.ErrUnregisteredRedirect) {
 			msg = flows.M("login.unregisteredRedirect")
 		}
-		h.Log.Info("authorization request refused", "event", "authorize_error", "client_id", r.Form.Get("client_id"), "err", err)
+		h.Log.InfoContext(ctx, "authorization request refused", "event", "authorize_error", "client_id", r.Form.Get("client_id"), "err", err)
 		h.fail(w, h.locale(w, r, nil, nil), http.StatusBadRequest, flows.M("login.cannotTitle"), msg, "")
 		return
 	}
@@ -226,7 +226,7 @@ func (h *Handler) authorize(w http.ResponseWriter, r *http.Request) {
 		h.internal(w, r, c.Locale, err)
 		return
 	} else if n > h.Cfg.Sessions.AuthSessionsPerMinutePerIP {
-		h.Log.Warn("login attempts rate limited", "event", "auth_session_rate_limited", "client_ip", c.ClientIP)
+		h.Log.WarnContext(ctx, "login attempts rate limited", "event", "auth_session_rate_limited", "client_ip", c.ClientIP)
 		w.Header().Set("Retry-After", strconv.Itoa(max(1, int(time.Until(until).Seconds()+0.5))))
 		h.fail(w, c.Locale, http.StatusTooManyRequests, flows.M("login.tooManyTitle"), flows.M("login.tooMany"), "")
 		return
@@ -525,7 +525,7 @@ func (h *Handler) complete(w http.ResponseWriter, r *http.Request, st *state, c 
 	if fresh {
 		h.setSSOCookies(w, r, ssoID) // only once the session they name is committed
 	}
-	h.Log.Info("login succeeded", "event", "login", "user_id", c.User.ID, "client_id", st.Flow.ClientID,
+	h.Log.InfoContext(ctx, "login succeeded", "event", "login", "user_id", c.User.ID, "client_id", st.Flow.ClientID,
 		"methods", st.Flow.Methods, "sso_reused", !fresh)
 	h.counted(true, st.Flow.Methods)
 	h.OIDC.WriteAuthorize(ctx, w, ar, resp)
@@ -597,7 +597,7 @@ func (h *Handler) completeMinted(w http.ResponseWriter, r *http.Request, st *sta
 		return
 	}
 	h.setSSOCookies(w, r, ssoID)
-	h.Log.Info("login succeeded", "event", "login", "user_id", c.User.ID, "client_id", st.Flow.ClientID,
+	h.Log.InfoContext(r.Context(), "login succeeded", "event", "login", "user_id", c.User.ID, "client_id", st.Flow.ClientID,
 		"methods", st.Flow.Methods, "minted_link", true)
 	h.counted(true, st.Flow.Methods)
 	http.Redirect(w, r, st.Return, http.StatusSeeOther)

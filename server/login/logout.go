@@ -105,7 +105,7 @@ func (h *Logout) logout(w http.ResponseWriter, r *http.Request) {
 	}
 	h.Cookies.ClearSSO(w, r)
 	h.Cookies.RotateBrowser(w, r)
-	h.Log.Info("logout", "event", "logout", "client_id", clientID)
+	h.Log.InfoContext(r.Context(), "logout", "event", "logout", "client_id", clientID)
 	if redirect != "" {
 		u, _ := url.Parse(redirect)
 		if s := r.Form.Get("state"); s != "" {

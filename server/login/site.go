@@ -107,7 +107,7 @@ func (s Site) fail(w http.ResponseWriter, locale string, status int, title, msg 
 }
 
 func (s Site) internal(w http.ResponseWriter, r *http.Request, locale string, err error) {
-	s.Log.Error("login request failed", "path", r.URL.Path, "err", err)
+	s.Log.ErrorContext(r.Context(), "login request failed", "path", r.URL.Path, "err", err)
 	s.fail(w, locale, http.StatusInternalServerError, flows.M("page.failedTitle"), flows.M("page.failed"), "")
 }
 
