@@ -8,6 +8,7 @@
 //	latchkey users list|get|disable|enable|delete|logout --config FILE ...
 //	latchkey users set-password --config FILE --email ADDR [--create]   (password on stdin)
 //	latchkey users hash-password              (password on stdin; prints a bcrypt hash)
+//	latchkey events tail --config FILE [--follow]
 package main
 
 import (
@@ -51,12 +52,13 @@ const usage = `usage:
                              [--ttl 1h] [--send] [--type login|verify-email] [--force-create] [--update-profile]
   latchkey magic-link list --config FILE [--email ADDR] [--user-id ID] [--status pending|used|expired|revoked|approved]
   latchkey magic-link revoke --config FILE ID
+  latchkey events tail --config FILE [--type LOGIN,LOGIN_ERROR] [--user ID] [--max 20] [--follow]
 `
 
 // verbs are the commands latchkey knows.
 var verbs = []string{"serve", "check", "keys rotate", "users set-password", "users hash-password",
 	"users list", "users get", "users disable", "users enable", "users delete", "users logout",
-	"magic-link create", "magic-link list", "magic-link revoke"}
+	"magic-link create", "magic-link list", "magic-link revoke", "events tail"}
 
 // sectionsOf are the top-level realm.yaml sections a verb reads: only
 // their environment variables must be set (nil: every section).
@@ -64,7 +66,7 @@ func sectionsOf(cmd string) []string {
 	switch {
 	case cmd == "keys rotate":
 		return []string{"realm", "database", "tokens"}
-	case cmd == "magic-link list", cmd == "magic-link revoke", strings.HasPrefix(cmd, "users "):
+	case cmd == "magic-link list", cmd == "magic-link revoke", cmd == "events tail", strings.HasPrefix(cmd, "users "):
 		return []string{"realm", "database", "i18n"}
 	}
 	return nil
@@ -75,7 +77,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		cmd, args = args[0], args[1:]
 	}
-	if cmd == "keys" || cmd == "users" || cmd == "magic-link" {
+	if cmd == "keys" || cmd == "users" || cmd == "magic-link" || cmd == "events" {
 		if len(args) == 0 || strings.HasPrefix(args[0], "-") {
 			fmt.Fprint(stderr, usage)
 			return 2
@@ -107,6 +109,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	ml := magicLinkFlags(fs, strings.TrimPrefix(cmd, "magic-link "))
 	uf := userFlags(fs, strings.TrimPrefix(cmd, "users "))
+	ef := eventFlags(fs, cmd)
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: latchkey %s [flags]\n", cmd)
 		fs.PrintDefaults()
@@ -221,6 +224,12 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			return 0
 		case strings.HasPrefix(cmd, "magic-link "):
 			return magicLink(ctx, &admin.Service{Cfg: cfg, Store: st}, strings.TrimPrefix(cmd, "magic-link "), *email, ml, positional, stdout, stderr)
+		case cmd == "events tail":
+			if err := eventsTail(st, cfg.Realm, ef, stdout); err != nil {
+				fmt.Fprintln(stderr, "latchkey:", err)
+				return 1
+			}
+			return 0
 		}
 		return users(ctx, server.UserDirectory(cfg, st), strings.TrimPrefix(cmd, "users "), *email, uf, positional, stdin, stdout, stderr)
 	}

@@ -2,12 +2,18 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"latchkey/server"
+	"latchkey/server/store"
 )
 
 func TestBrokenRealmYAMLExits2AndServesNothing(t *testing.T) {
@@ -281,5 +287,42 @@ func TestThemeTemplateTypoIsAConfigError(t *testing.T) {
 				t.Errorf("%s with %s: exit %d, stderr:\n%s\nwant %q", cmd[0], tc.file, code, errb.String(), tc.want)
 			}
 		}
+	}
+}
+
+// events tail prints stored login events as JSON lines, oldest first.
+func TestEventsTail(t *testing.T) {
+	path, db := realmCopy(t, nil)
+	cfg, err := server.LoadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Database.DSN = db
+	st, err := server.OpenStore(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	for i, typ := range []string{"LOGIN", "LOGIN_ERROR", "LOGIN", "LOGOUT"} {
+		e := &store.Event{ID: fmt.Sprintf("e%d", i), Time: now.Add(time.Duration(i) * time.Second), Kind: "login", Type: typ, UserID: "u1"}
+		if err := st.RecordEvent(context.Background(), e, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st.Close()
+	var out, errb bytes.Buffer
+	if code := run([]string{"events", "tail", "--config", path, "--dsn", db, "--type", "LOGIN,LOGIN_ERROR", "--max", "2"}, strings.NewReader(""), &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	var ids []string
+	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		var e struct{ ID, Type, RealmID string }
+		if err := json.Unmarshal([]byte(line), &e); err != nil || e.RealmID != "demo" {
+			t.Fatalf("line %q: %v", line, err)
+		}
+		ids = append(ids, e.ID)
+	}
+	if strings.Join(ids, ",") != "e1,e2" {
+		t.Errorf("tail --max 2 of LOGIN and LOGIN_ERROR printed %v, want e1,e2 (the last two, oldest first)", ids)
 	}
 }
