@@ -129,29 +129,31 @@ func (a *API) createUser(w http.ResponseWriter, r *http.Request, who caller) {
 	w.WriteHeader(http.StatusCreated)
 }
 
-func (a *API) updateUser(w http.ResponseWriter, r *http.Request, who caller) {
-	var in UserInput
-	if err := decodeBody(r, &in); err != nil {
+// changed answers a change to a user that has committed (or its error): a
+// log line naming the caller, an admin event, 204.
+func (a *API) changed(w http.ResponseWriter, r *http.Request, who caller, err error, msg, event, op, sub string) {
+	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
-	if err := a.Users.Update(r.Context(), r.PathValue("id"), in); err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	a.Log.InfoContext(r.Context(), "user updated", "event", "user_updated", "user_id", r.PathValue("id"), "caller", who.name)
-	a.audit(r, who, "UPDATE", "users/"+r.PathValue("id")+"")
+	id := r.PathValue("id")
+	a.Log.InfoContext(r.Context(), msg, "event", event, "user_id", id, "caller", who.name)
+	a.audit(r, who, op, "users/"+id+sub)
 	w.WriteHeader(http.StatusNoContent)
 }
 
-func (a *API) deleteUser(w http.ResponseWriter, r *http.Request, who caller) {
-	if err := a.Users.Delete(r.Context(), r.PathValue("id")); err != nil {
-		a.fail(w, r, err)
-		return
+func (a *API) updateUser(w http.ResponseWriter, r *http.Request, who caller) {
+	var in UserInput
+	err := decodeBody(r, &in)
+	if err == nil {
+		err = a.Users.Update(r.Context(), r.PathValue("id"), in)
 	}
-	a.Log.InfoContext(r.Context(), "user deleted", "event", "user_deleted", "user_id", r.PathValue("id"), "caller", who.name)
-	a.audit(r, who, "DELETE", "users/"+r.PathValue("id")+"")
-	w.WriteHeader(http.StatusNoContent)
+	a.changed(w, r, who, err, "user updated", "user_updated", "UPDATE", "")
+}
+
+func (a *API) deleteUser(w http.ResponseWriter, r *http.Request, who caller) {
+	err := a.Users.Delete(r.Context(), r.PathValue("id"))
+	a.changed(w, r, who, err, "user deleted", "user_deleted", "DELETE", "")
 }
 
 func (a *API) userSessions(w http.ResponseWriter, r *http.Request, _ caller) {
@@ -164,28 +166,17 @@ func (a *API) userSessions(w http.ResponseWriter, r *http.Request, _ caller) {
 }
 
 func (a *API) logoutUser(w http.ResponseWriter, r *http.Request, who caller) {
-	if err := a.Users.Logout(r.Context(), r.PathValue("id")); err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	a.Log.InfoContext(r.Context(), "user logged out everywhere", "event", "user_logout", "user_id", r.PathValue("id"), "caller", who.name)
-	a.audit(r, who, "ACTION", "users/"+r.PathValue("id")+"/logout")
-	w.WriteHeader(http.StatusNoContent)
+	err := a.Users.Logout(r.Context(), r.PathValue("id"))
+	a.changed(w, r, who, err, "user logged out everywhere", "user_logout", "ACTION", "/logout")
 }
 
 func (a *API) resetPassword(w http.ResponseWriter, r *http.Request, who caller) {
 	var c CredentialInput
-	if err := decodeBody(r, &c); err != nil {
-		a.fail(w, r, err)
-		return
+	err := decodeBody(r, &c)
+	if err == nil {
+		err = a.Users.SetPassword(r.Context(), r.PathValue("id"), c)
 	}
-	if err := a.Users.SetPassword(r.Context(), r.PathValue("id"), c); err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	a.Log.InfoContext(r.Context(), "user password set", "event", "user_password_set", "user_id", r.PathValue("id"), "caller", who.name)
-	a.audit(r, who, "ACTION", "users/"+r.PathValue("id")+"/reset-password")
-	w.WriteHeader(http.StatusNoContent)
+	a.changed(w, r, who, err, "user password set", "user_password_set", "ACTION", "/reset-password")
 }
 
 func (a *API) executeActionsEmail(w http.ResponseWriter, r *http.Request, who caller) {
@@ -205,13 +196,7 @@ func (a *API) executeActionsEmail(w http.ResponseWriter, r *http.Request, who ca
 		lifespan = time.Duration(n) * time.Second
 	}
 	err := a.Users.ExecuteActionsEmail(r.Context(), r.PathValue("id"), actions, q.Get("client_id"), q.Get("redirect_uri"), lifespan, time.Now())
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	a.Log.InfoContext(r.Context(), "required actions mailed", "event", "user_actions_email", "user_id", r.PathValue("id"), "actions", actions, "caller", who.name)
-	a.audit(r, who, "ACTION", "users/"+r.PathValue("id")+"/execute-actions-email")
-	w.WriteHeader(http.StatusNoContent)
+	a.changed(w, r, who, err, "required actions mailed", "user_actions_email", "ACTION", "/execute-actions-email")
 }
 
 // roleRepresentation is Keycloak's RoleRepresentation of a declared role;

@@ -25,21 +25,27 @@ func (b BackchannelLogout) Send(ctx context.Context, m *store.OutboxMail) error 
 		return &PermanentError{fmt.Errorf("back-channel logout request: %w", err)}
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	client := b.Client
+	return post(b.Client, req, "back-channel logout to "+m.To, http.StatusBadRequest)
+}
+
+// post sends req and classifies the answer for the outbox: 2xx is
+// delivered, the permanent status stops retries, anything else (and a
+// connection error) is retried.
+func post(client *http.Client, req *http.Request, what string, permanent int) error {
 	if client == nil {
 		client = http.DefaultClient
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return fmt.Errorf("back-channel logout to %s: %w", m.To, err)
+		return fmt.Errorf("%s: %w", what, err)
 	}
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
 	switch {
 	case resp.StatusCode >= 200 && resp.StatusCode < 300:
 		return nil
-	case resp.StatusCode == http.StatusBadRequest:
-		return &PermanentError{fmt.Errorf("back-channel logout to %s: refused (400)", m.To)}
+	case resp.StatusCode == permanent:
+		return &PermanentError{fmt.Errorf("%s: refused (%d)", what, resp.StatusCode)}
 	}
-	return fmt.Errorf("back-channel logout to %s: status %d", m.To, resp.StatusCode)
+	return fmt.Errorf("%s: status %d", what, resp.StatusCode)
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"time"
 
@@ -51,21 +50,5 @@ func (wh Webhooks) Send(ctx context.Context, m *store.OutboxMail) error {
 	req.Header.Set("webhook-id", m.Ref)
 	req.Header.Set("webhook-timestamp", fmt.Sprint(now.Unix()))
 	req.Header.Set("webhook-signature", sig)
-	client := wh.Client
-	if client == nil {
-		client = http.DefaultClient
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return fmt.Errorf("webhook %s: %w", m.To, err)
-	}
-	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
-	switch {
-	case resp.StatusCode >= 200 && resp.StatusCode < 300:
-		return nil
-	case resp.StatusCode == http.StatusGone:
-		return &PermanentError{fmt.Errorf("webhook %s: gone (410)", m.To)}
-	}
-	return fmt.Errorf("webhook %s: status %d", m.To, resp.StatusCode)
+	return post(wh.Client, req, "webhook "+m.To, http.StatusGone)
 }
