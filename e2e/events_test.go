@@ -118,9 +118,9 @@ func TestWebhookGetsSignedLoginEventAfterAnOutage(t *testing.T) {
 
 // TestEventsRecordMagicLinksAndAdminChanges: a magic-link login leaves
 // MAGIC_LINK_SENT, _OPENED, _CONFIRMED and LOGIN; a wrong link leaves
-// MAGIC_LINK_REJECTED; a users API change is an admin event naming its caller.
+// MAGIC_LINK_REJECTED; an account the step creates is REGISTER; a users API change is an admin event naming its caller.
 func TestEventsRecordMagicLinksAndAdminChanges(t *testing.T) {
-	s := start(t, magic(nil))
+	s := start(t, magic(map[string]string{"forceCreateUser": "true"}))
 	c := testkit.NewClient(t)
 	s.requestLink(t, c, "alice@example.com")
 	msg := s.SMTP.WaitFor(t, "alice@example.com", 1, 10*time.Second)[0]
@@ -142,6 +142,12 @@ func TestEventsRecordMagicLinksAndAdminChanges(t *testing.T) {
 	}
 	if !strings.HasPrefix(seen, "MAGIC_LINK_REJECTED") {
 		t.Errorf("events are not newest first: %s", seen)
+	}
+	// An address without an account gets one (forceCreateUser): REGISTER.
+	s.requestLink(t, testkit.NewClient(t), "gus@example.com")
+	code, evs = apiList(t, s, "/admin/realms/test/events?type=REGISTER", peopleKey)
+	if code != 200 || len(evs) != 1 || evs[0]["clientId"] != "app" || evs[0]["userId"] == "" {
+		t.Errorf("REGISTER events: %d %v", code, evs)
 	}
 	if code, _, body := adminCall(t, s, "POST", "/users", peopleKey, `{"email":"fay@example.com"}`); code != 201 {
 		t.Fatalf("create: %d %s", code, body)

@@ -503,8 +503,11 @@ func (s *Server) Reload(ctx context.Context, next *config.Config) (needRestart [
 
 // linkEvent is a magic link's event as a login event: MAGIC_LINK_SENT,
 // _OPENED, _CONFIRMED, _REJECTED (error: the reason), _APPROVED,
-// _DECLINED, _CODE_REJECTED.
+// _DECLINED, _CODE_REJECTED; and REGISTER for an account it created.
 func linkEvent(e magiclink.LinkEvent) events.Event {
+	if e.Event == "registered" { // Keycloak's REGISTER, by the magic-link step
+		return events.Event{Type: "REGISTER", ClientID: e.Link.ClientID, UserID: e.Link.UserID, Details: map[string]string{"register_method": "magic-link"}}
+	}
 	out := events.Event{Type: "MAGIC_LINK_" + strings.ToUpper(e.Event), Details: map[string]string{}}
 	if l := e.Link; l != nil {
 		out.ClientID, out.UserID = l.ClientID, l.UserID

@@ -318,6 +318,7 @@ func (a *Authenticator) user(ctx context.Context, c *flows.Context, email string
 		return nil, err
 	}
 	a.svc.Log.InfoContext(ctx, "user created by magic link request", "event", "user_created", "user_id", u.ID)
+	a.svc.observe(ctx, "registered", "", &Link{UserID: u.ID, ClientID: c.Session.ClientID})
 	return u, nil
 }
 

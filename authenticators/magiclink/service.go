@@ -151,7 +151,9 @@ type Service struct {
 	CodeKey []byte
 	// Observe, when set, hears of link events (metrics, audit events):
 	// sent (reason: link type), opened, confirmed (reason: link, code or
-	// approval), rejected (reason), approved, declined, code_rejected.
+	// approval), rejected (reason), approved, declined, code_rejected;
+	// registered (an account created for the address; Link carries only
+	// the user and client).
 	Observe func(ctx context.Context, e LinkEvent)
 }
 
