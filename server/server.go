@@ -438,7 +438,8 @@ func (s *Server) realm(ctx context.Context, cfg *config.Config) (*realmState, er
 	mux.HandleFunc("GET /healthz", health(st))
 	(&login.Handler{Site: site, Store: st, Engine: engine, OIDC: provider, Cookies: cookies, Entries: reg.EntryPoints(),
 		ClientIP: ips, Counter: counter, Credentials: CredentialStore{S: st, Sealer: sealer}, Logins: metrics, Events: rec}).Routes(mux)
-	(&login.Logout{Site: site, Store: st, OIDC: provider, Cookies: cookies, Sealer: sealer, Wake: sender.Wake, Events: rec}).Routes(mux)
+	logout := &login.Logout{Site: site, Store: st, OIDC: provider, Cookies: cookies, Sealer: sealer, Wake: sender.Wake, Events: rec}
+	logout.Routes(mux)
 	(&login.KeycloakJS{Cfg: cfg, Cookies: cookies}).Routes(mux)
 	if cfg.SMTP.DevMailbox {
 		(&login.DevMailbox{Site: site, Store: st, Sealer: sealer}).Routes(mux)
@@ -448,6 +449,7 @@ func (s *Server) realm(ctx context.Context, cfg *config.Config) (*realmState, er
 	api.Tokens = provider
 	api.Users = UserDirectory(cfg, st)
 	api.Users.Links = adm
+	api.Users.Ender = logout
 	api.Events, api.Audit = st, rec
 	api.Routes(mux, cfg.Realm)
 	(&account.Handler{

@@ -40,6 +40,21 @@ type Users struct {
 	HashPassword func(string) (string, error)
 	// Actions are the required actions the realm knows, by id.
 	Actions []string
+	// Ender ends a user's sessions as logout does (back-channel logout
+	// included); nil: the store's EndUserSessions (sessions and tokens only).
+	Ender SessionEnder
+}
+
+// SessionEnder ends every SSO session of a user and revokes their tokens.
+type SessionEnder interface {
+	EndUserSessions(ctx context.Context, userID string) error
+}
+
+func (us *Users) endSessions(ctx context.Context, id string) error {
+	if us.Ender != nil {
+		return us.Ender.EndUserSessions(ctx, id)
+	}
+	return us.endSessions(ctx, id)
 }
 
 // UserRepresentation is Keycloak's, as Latchkey answers it.
@@ -238,7 +253,7 @@ func (us *Users) Update(ctx context.Context, id string, in UserInput) error {
 			return err
 		}
 		if u.Disabled && !wasDisabled {
-			return us.Store.EndUserSessions(ctx, u.ID)
+			return us.endSessions(ctx, u.ID)
 		}
 		return nil
 	})
@@ -251,7 +266,13 @@ func (us *Users) SetEnabled(ctx context.Context, id string, enabled bool) error 
 
 // Delete answers DELETE /users/{id}.
 func (us *Users) Delete(ctx context.Context, id string) error {
-	if err := us.Store.DeleteUser(ctx, id); errors.Is(err, flows.ErrUserNotFound) {
+	err := us.Store.InTx(ctx, func(ctx context.Context) error {
+		if err := us.endSessions(ctx, id); err != nil {
+			return err
+		}
+		return us.Store.DeleteUser(ctx, id)
+	})
+	if errors.Is(err, flows.ErrUserNotFound) {
 		return ErrNoUser
 	} else if err != nil {
 		return err
@@ -265,7 +286,7 @@ func (us *Users) Logout(ctx context.Context, id string) error {
 	if _, err := us.byID(ctx, id); err != nil {
 		return err
 	}
-	return us.Store.EndUserSessions(ctx, id)
+	return us.endSessions(ctx, id)
 }
 
 // Sessions answers GET /users/{id}/sessions.

@@ -191,6 +191,25 @@ func (h *Logout) endSession(ctx context.Context, ssoID string, hint oidc.Hint) e
 	return err
 }
 
+// EndUserSessions ends every SSO session of a user as a logout ends one
+// (LOGOUT events, the session's tokens revoked, back-channel logout tokens
+// queued for its clients), then revokes every other token of the user: an
+// admin's logout, disable or delete. In the caller's transaction if any.
+func (h *Logout) EndUserSessions(ctx context.Context, userID string) error {
+	return h.Store.InTx(ctx, func(ctx context.Context) error {
+		sessions, err := h.Store.SSOSessionsOf(ctx, userID, time.Now())
+		if err != nil {
+			return err
+		}
+		for _, sso := range sessions {
+			if err := h.endSession(ctx, sso.ID, oidc.Hint{}); err != nil {
+				return err
+			}
+		}
+		return h.Store.EndUserSessions(ctx, userID)
+	})
+}
+
 // hintMatchesSSO reports whether an id_token_hint names this browser's SSO
 // session: the same user and, when the hint has one, the same sid. Without
 // an SSO session there is nothing to end, and nothing to ask.

@@ -69,6 +69,18 @@ func (m *ssoStore) EnqueueMail(_ context.Context, e *store.OutboxMail) error {
 	m.queued = append(m.queued, *e)
 	return nil
 }
+func (m *ssoStore) SSOSessionsOf(_ context.Context, userID string, _ time.Time) ([]store.SSOSession, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []store.SSOSession
+	for _, s := range m.sso {
+		if s.UserID == userID {
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
+func (m *ssoStore) EndUserSessions(context.Context, string) error { return nil }
 
 // hints reads an id_token_hint written as "client sub sid" and issues
 // logout tokens as "logout-token sub sid".
@@ -228,4 +240,34 @@ func cleared(w *httptest.ResponseRecorder, name string) bool {
 		}
 	}
 	return false
+}
+
+// An admin ending a user's sessions (logout, disable, delete) tells each
+// session's clients by back-channel logout, as a user's own logout does,
+// and leaves other users' sessions alone.
+func TestEndUserSessionsTellsEachSessionsClients(t *testing.T) {
+	hs := newLogoutHarness(t)
+	_, sid1 := hs.signedIn(t, "sso-1", "alice", "app")
+	_, sid2 := hs.signedIn(t, "sso-2", "alice", "app", "quiet")
+	hs.signedIn(t, "sso-3", "bob", "app")
+	if err := hs.h.EndUserSessions(context.Background(), "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := hs.st.sso["sso-3"]; !ok || len(hs.st.sso) != 1 {
+		t.Fatalf("sessions left: %v (want only bob's)", hs.st.sso)
+	}
+	var tokens []string
+	for _, m := range hs.st.queued {
+		tok, err := hs.h.Sealer.Open(m.Text)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tokens = append(tokens, m.To+" "+tok)
+	}
+	slices.Sort(tokens)
+	want := []string{"https://app.example/backchannel logout-token alice " + sid1, "https://app.example/backchannel logout-token alice " + sid2}
+	slices.Sort(want)
+	if !slices.Equal(tokens, want) {
+		t.Errorf("queued %v, want %v", tokens, want)
+	}
 }

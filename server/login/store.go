@@ -46,4 +46,7 @@ type LogoutStore interface {
 	RevokeSession(ctx context.Context, ref string) error
 	SessionClients(ctx context.Context, ref string) ([]string, error)
 	EnqueueMail(ctx context.Context, m *store.OutboxMail) error
+	// For ending all of a user's sessions (admin logout, disable, delete).
+	SSOSessionsOf(ctx context.Context, userID string, now time.Time) ([]store.SSOSession, error)
+	EndUserSessions(ctx context.Context, userID string) error
 }
