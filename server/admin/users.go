@@ -54,7 +54,7 @@ func (us *Users) endSessions(ctx context.Context, id string) error {
 	if us.Ender != nil {
 		return us.Ender.EndUserSessions(ctx, id)
 	}
-	return us.endSessions(ctx, id)
+	return us.Store.EndUserSessions(ctx, id)
 }
 
 // UserRepresentation is Keycloak's, as Latchkey answers it.
