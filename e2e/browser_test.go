@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"net/url"
 	"strings"
 	"testing"
@@ -21,9 +23,17 @@ func do(t *testing.T, ctx context.Context, steps ...chromedp.Action[chromedp.Voi
 	}
 }
 
+// text is the visible text (innerText) of the first element sel matches,
+// once there is one. It reads through JavaScript, not DOM node ids: a node
+// id chromedp holds can go stale when the document is swapped under it
+// right after a form post ("No node with given id found").
 func text(t *testing.T, ctx context.Context, sel string) string {
 	t.Helper()
-	s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
+	q, _ := json.Marshal(sel)
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](fmt.Sprintf("document.querySelector(%s) !== null", q), chromedp.WithPollingTimeout(10*time.Second))); err != nil {
+		t.Fatalf("no %s: %v", sel, err)
+	}
+	s, err := chromedp.Run(ctx, chromedp.Evaluate[string](fmt.Sprintf("document.querySelector(%s).innerText", q)))
 	if err != nil {
 		t.Fatal(err)
 	}
