@@ -16,6 +16,7 @@ func TestSmoke(t *testing.T) {
 	rep, err := run(context.Background(), options{
 		concurrency: 2, duration: 2 * time.Second, users: 20, newUsers: 0.2, conns: 8,
 		refreshFor: 500 * time.Millisecond, discoveryFor: 500 * time.Millisecond, quietServer: true,
+		serverCPUs: "0", // the server pinned (the test process itself is left alone)
 	}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
@@ -24,7 +25,23 @@ func TestSmoke(t *testing.T) {
 		rep.Discovery.Completed == 0 || rep.Discovery.Errors != 0 {
 		t.Fatalf("smoke run: logins %+v refresh %+v discovery %+v errors %v", rep.Logins, rep.Refresh, rep.Discovery, rep.ErrorsByKind)
 	}
+	if rep.Server.ServerCores != 1 || rep.Server.LoginsPerSecondPerServerCore <= 0 || rep.Server.CoreCapacityLoginsPerSecond <= 0 {
+		t.Errorf("pinned figures: %+v", rep.Server)
+	}
 	if rep.Steps["total"].P50 <= 0 || rep.Server.PeakRSSMB <= 0 {
 		t.Fatalf("figures missing: %+v %+v", rep.Steps["total"], rep.Server)
+	}
+}
+
+func TestCPUSet(t *testing.T) {
+	for list, want := range map[string]int{"0": 1, "0,1": 2, "0-1": 2, "1,1": 1} {
+		if _, n, err := cpuSet(list); err != nil || n != want {
+			t.Errorf("cpuSet(%q) = %d, %v; want %d", list, n, err, want)
+		}
+	}
+	for _, bad := range []string{"", "x", "-1", "1-0", "99999"} {
+		if _, _, err := cpuSet(bad); err == nil {
+			t.Errorf("cpuSet(%q) accepted", bad)
+		}
 	}
 }

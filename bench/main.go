@@ -53,6 +53,9 @@ type options struct {
 	keep         bool
 	genProfile   string
 	signingAlg   string
+	// serverCPUs and generatorCPUs pin the two to their own cores
+	// (CPU lists like "0" and "1"); empty: unpinned.
+	serverCPUs, generatorCPUs string
 }
 
 func main() {
@@ -73,6 +76,8 @@ func main() {
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary folder (database, server log)")
 	flag.StringVar(&o.signingAlg, "signing-alg", "RS256", "the realm's tokens.signingAlgorithm (RS256, ES256, EdDSA)")
 	flag.StringVar(&o.genProfile, "gen-cpuprofile", "", "write the generator's own CPU profile during the login phase to this file")
+	flag.StringVar(&o.serverCPUs, "server-cpus", "", `pin the server to these CPUs ("0"); with -generator-cpus: "pinned mode", reporting logins/s per server core`)
+	flag.StringVar(&o.generatorCPUs, "generator-cpus", "", `pin the generator to these CPUs ("1")`)
 	flag.Parse()
 	if o.smoke {
 		o.concurrency, o.duration, o.users, o.refreshFor, o.discoveryFor = 2, 3*time.Second, 50, time.Second, time.Second
@@ -127,8 +132,14 @@ type ServerFigures struct {
 	// the measured rate is to be read against.
 	CPUBoundLoginsPerSecond float64 `json:"cpuBoundLoginsPerSecond"`
 	PeakRSSMB               float64 `json:"peakRssMB"`
-	DBSizeBeforeMB          float64 `json:"dbSizeBeforeMB"`
-	DBSizeAfterMB           float64 `json:"dbSizeAfterMB"`
+	// Pinned mode (-server-cpus, -generator-cpus): the server's cores, the
+	// measured logins/s per server core, and what one core does at the
+	// measured CPU per login (1 / CPU per login).
+	ServerCores                  int     `json:"serverCores,omitempty"`
+	LoginsPerSecondPerServerCore float64 `json:"loginsPerSecondPerServerCore,omitempty"`
+	CoreCapacityLoginsPerSecond  float64 `json:"coreCapacityLoginsPerSecond,omitempty"`
+	DBSizeBeforeMB               float64 `json:"dbSizeBeforeMB"`
+	DBSizeAfterMB                float64 `json:"dbSizeAfterMB"`
 }
 
 type recorder struct {
@@ -174,6 +185,19 @@ func run(ctx context.Context, o options, out io.Writer) (*Report, error) {
 		defer t.stop()
 		issuer = t.Issuer
 	}
+	serverCores := 0
+	if o.serverCPUs != "" {
+		_, serverCores, _ = cpuSet(o.serverCPUs) // launch checked it
+	}
+	if o.generatorCPUs != "" {
+		set, n, err := cpuSet(o.generatorCPUs)
+		if err != nil {
+			return nil, fmt.Errorf("-generator-cpus: %w", err)
+		}
+		if err := pinSelf(set, n); err != nil {
+			return nil, err
+		}
+	}
 	r, err := newRP(ctx, issuer, sink, o.concurrency)
 	if err != nil {
 		return nil, err
@@ -181,7 +205,7 @@ func run(ctx context.Context, o options, out io.Writer) (*Report, error) {
 	rep := &Report{
 		Machine: fmt.Sprintf("%s/%s, %d CPUs, %s", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version()),
 		Options: map[string]any{"concurrency": o.concurrency, "duration": o.duration.String(), "users": o.users,
-			"newUsers": o.newUsers, "signingAlgorithm": o.signingAlg, "database": map[bool]string{true: "postgres", false: "sqlite"}[o.postgres != ""]},
+			"newUsers": o.newUsers, "signingAlgorithm": o.signingAlg, "serverCPUs": o.serverCPUs, "generatorCPUs": o.generatorCPUs, "database": map[bool]string{true: "postgres", false: "sqlite"}[o.postgres != ""]},
 		Steps: map[string]Latency{}, ErrorsByKind: map[string]int64{},
 	}
 	if t != nil {
@@ -249,6 +273,13 @@ func run(ctx context.Context, o options, out io.Writer) (*Report, error) {
 		rep.Server.GeneratorCPUSecondsPerLogin = (selfCPU() - gen0) / float64(done.Load())
 		if per := rep.Server.CPUSecondsPerLogin + rep.Server.GeneratorCPUSecondsPerLogin; t != nil && per > 0 {
 			rep.Server.CPUBoundLoginsPerSecond = float64(runtime.NumCPU()) / per
+		}
+	}
+	if serverCores > 0 && t != nil {
+		rep.Server.ServerCores = serverCores
+		rep.Server.LoginsPerSecondPerServerCore = rep.Logins.PerSecond / float64(serverCores)
+		if c := rep.Server.CPUSecondsPerLogin; c > 0 {
+			rep.Server.CoreCapacityLoginsPerSecond = 1 / c
 		}
 	}
 	for _, s := range steps {
@@ -414,6 +445,10 @@ func printReport(w io.Writer, r *Report, sink *mailSink) {
 	if b := r.Server.CPUBoundLoginsPerSecond; b > 0 {
 		fmt.Fprintf(w, "CPU bound: %.0f logins/s would keep all %d cores busy at these costs; measured %.0f%% of it\n",
 			b, runtime.NumCPU(), 100*r.Logins.PerSecond/b)
+	}
+	if r.Server.ServerCores > 0 {
+		fmt.Fprintf(w, "pinned: %.1f logins/s per server core (%d core(s)); one core at %.2f ms per login would do %.0f/s\n",
+			r.Server.LoginsPerSecondPerServerCore, r.Server.ServerCores, r.Server.CPUSecondsPerLogin*1000, r.Server.CoreCapacityLoginsPerSecond)
 	}
 	fmt.Fprintf(w, "mail received: %d (unclaimed %d)\n", sink.received.Load(), sink.orphans.Load())
 	if len(r.ErrorsByKind) > 0 {

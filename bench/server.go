@@ -126,7 +126,15 @@ func launch(ctx context.Context, o options, smtpPort string, dir string) (*targe
 		}
 		t.cmd.Env = append(t.cmd.Env, "LATCHKEY_PPROF="+t.pprof)
 	}
-	if err := t.cmd.Start(); err != nil {
+	startServer := t.cmd.Start
+	if o.serverCPUs != "" {
+		set, _, err := cpuSet(o.serverCPUs)
+		if err != nil {
+			return nil, fmt.Errorf("-server-cpus: %w", err)
+		}
+		startServer = func() error { return startPinned(set, t.cmd.Start) }
+	}
+	if err := startServer(); err != nil {
 		return nil, err
 	}
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
