@@ -204,7 +204,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			return 1
 		}
 		defer srv.Close()
-		return magicLink(ctx, srv.Admin, "create", *email, ml, positional, stdout, stderr)
+		return magicLink(ctx, srv.Admin(), "create", *email, ml, positional, stdout, stderr)
 	default: // verbs that need only the database
 		ctx := context.Background()
 		st, err := server.OpenStore(cfg)

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net"
@@ -13,6 +14,7 @@ import (
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"latchkey/e2e/testkit"
+	"latchkey/server/store"
 )
 
 const hookSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -100,6 +102,11 @@ func TestWebhookGetsSignedLoginEventAfterAnOutage(t *testing.T) {
 	}
 	if d.headers.Get("webhook-id") != msg.Data.ID {
 		t.Errorf("webhook-id %q, event id %q", d.headers.Get("webhook-id"), msg.Data.ID)
+	}
+
+	// types: [LOGIN]: the login's other events (CODE_TO_TOKEN) were not queued for it.
+	if hooks, err := s.LK.Server.Store.OutboxByKind(context.Background(), store.KindWebhook); err != nil || len(hooks) != 1 || hooks[0].Subject != "LOGIN" {
+		t.Errorf("webhook deliveries queued: %d %v, want the one LOGIN", len(hooks), err)
 	}
 
 	// The same event through Keycloak's events API.

@@ -116,6 +116,11 @@ func TestKeycloakAdminClientManagesUsers(t *testing.T) {
 	if _, err := refresh(t, s, tok.RefreshToken); err == nil {
 		t.Fatal("the disabled user's refresh token still works")
 	}
+	// The disable ended alice's session as a logout does (Logout.EndUserSessions).
+	if code, evs := apiList(t, s, "/admin/realms/test/events?type=LOGOUT&user="+got.Found[0].ID, peopleKey); code != 200 || len(evs) != 1 ||
+		evs[0]["sessionId"] != s.App.Last().Claims["sid"] {
+		t.Errorf("LOGOUT events of alice after the disable: %d %v", code, evs)
+	}
 	if !strings.Contains(s.LK.Logs(), "caller=service-account:admin-tool") {
 		t.Error("the log does not name the service account that changed users")
 	}

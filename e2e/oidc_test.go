@@ -183,7 +183,7 @@ func TestDiscoveryJWKSAndKeyRotation(t *testing.T) {
 		return out
 	}
 	before := kids()
-	kid, err := s.LK.Server.Keys.Rotate(context.Background())
+	kid, err := s.LK.Server.Keys().Rotate(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -63,7 +63,7 @@ func TestJWTAccessTokens(t *testing.T) {
 	}
 
 	// A key rotation does not end tokens signed with the old key.
-	if _, err := s.LK.Server.Keys.Rotate(ctx); err != nil {
+	if _, err := s.LK.Server.Keys().Rotate(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.App.Provider().UserInfo(ctx, oauth2.StaticTokenSource(tok)); err != nil {

@@ -141,15 +141,12 @@ func renderOptions(cfg *config.Config) web.Options {
 
 // Server is one running realm.
 type Server struct {
-	Cfg     *config.Config
 	Store   *store.Store
 	Handler http.Handler
 	// Management serves /metrics and /health/{live,ready}, for the
 	// management listener (server.managementListen).
 	Management http.Handler
 	Metrics    *observe.Metrics
-	Keys       *oidc.KeySet
-	Admin      *admin.Service
 	sender     *mail.Sender
 	// counters are a single node's in-memory rate counters (nil with
 	// PostgreSQL, whose counters live in the database); saved every
@@ -339,7 +336,7 @@ func build(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.L
 			return nil, fmt.Errorf("metrics: %w", err)
 		}
 	}
-	s := &Server{Cfg: cfg, Store: st, Metrics: metrics, counters: mem, log: log, derive: derive, sealer: sealer, counter: counter}
+	s := &Server{Store: st, Metrics: metrics, counters: mem, log: log, derive: derive, sealer: sealer, counter: counter}
 	if s.sender, err = newSender(cfg, st, sealer, s.webhookSecret, log); err != nil {
 		return nil, err
 	}
@@ -352,11 +349,10 @@ func build(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.L
 		return nil, err
 	}
 	s.current.Store(rs)
-	s.Keys, s.Admin = rs.keys, rs.admin
 	s.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.current.Load().handler.ServeHTTP(w, r) })
 	management := http.NewServeMux()
 	management.Handle("GET /metrics", metrics.Handler())
-	health := observe.Health(log, readiness(st, func() *oidc.KeySet { return s.current.Load().keys }, s.sender)...)
+	health := observe.Health(log, readiness(st, s.Keys, s.sender)...)
 	management.Handle("/health", health)
 	management.Handle("/health/", health)
 	s.Management = management
@@ -374,6 +370,12 @@ type realmState struct {
 
 // Config is the configuration the server runs now (after any reload).
 func (s *Server) Config() *config.Config { return s.current.Load().cfg }
+
+// Keys are the running realm's signing keys.
+func (s *Server) Keys() *oidc.KeySet { return s.current.Load().keys }
+
+// Admin is the running realm's magic-link management service.
+func (s *Server) Admin() *admin.Service { return s.current.Load().admin }
 
 // webhookSecret finds a webhook's secret by its URL in the running
 // configuration (a reload may have added, changed or removed it).

@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -213,6 +214,34 @@ func decodeBody(r *http.Request, v any) error {
 	return nil
 }
 
+// queryInts reads whole-number query parameters into dsts; an absent one
+// leaves its destination as it is.
+func queryInts(q url.Values, dsts map[string]*int) error {
+	for name, dst := range dsts {
+		if v := q.Get(name); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				return bad(name, "must be a whole number")
+			}
+			*dst = n
+		}
+	}
+	return nil
+}
+
+// queryBool reads an optional true/false query parameter (nil: absent).
+func queryBool(q url.Values, name string) (*bool, error) {
+	v := q.Get(name)
+	if v == "" {
+		return nil, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return nil, bad(name, "must be true or false")
+	}
+	return &b, nil
+}
+
 // jsonField names the field a decoding error is about.
 func jsonField(err error) string {
 	var te *json.UnmarshalTypeError
@@ -239,15 +268,9 @@ func jsonProblem(err error) string {
 func (a *API) list(w http.ResponseWriter, r *http.Request, _ caller) {
 	q := r.URL.Query()
 	req := ListRequest{UserID: q.Get("userId"), Email: q.Get("email"), Status: q.Get("status")}
-	for field, dst := range map[string]*int{"limit": &req.Limit, "offset": &req.Offset} {
-		if v := q.Get(field); v != "" {
-			n, err := strconv.Atoi(v)
-			if err != nil {
-				a.fail(w, r, bad(field, "must be a whole number"))
-				return
-			}
-			*dst = n
-		}
+	if err := queryInts(q, map[string]*int{"limit": &req.Limit, "offset": &req.Offset}); err != nil {
+		a.fail(w, r, err)
+		return
 	}
 	res, err := a.Service.List(r.Context(), req, time.Now())
 	if err != nil {

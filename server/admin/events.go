@@ -64,14 +64,11 @@ func eventFilter(q url.Values, kind string) (store.EventFilter, error) {
 		}
 		*dst = d
 	}
-	for name, dst := range map[string]*int{"first": &f.First, "max": &f.Max} {
-		if v := q.Get(name); v != "" {
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 0 {
-				return f, bad(name, "must be a whole number")
-			}
-			*dst = n
-		}
+	if err := queryInts(q, map[string]*int{"first": &f.First, "max": &f.Max}); err != nil {
+		return f, err
+	}
+	if f.First < 0 || f.Max < 0 {
+		return f, bad("first", "first and max must not be negative")
 	}
 	if f.Max > MaxPage {
 		return f, bad("max", "must be at most %d", MaxPage)

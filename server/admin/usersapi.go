@@ -51,32 +51,19 @@ func userFilter(q url.Values) (store.UserFilter, error) {
 		}
 		f.Email = v
 	}
-	for name, dst := range map[string]**bool{"enabled": &f.Enabled, "emailVerified": &f.EmailVerified} {
-		if v := q.Get(name); v != "" {
-			b, err := strconv.ParseBool(v)
-			if err != nil {
-				return f, bad(name, "must be true or false")
-			}
-			*dst = &b
-		}
+	var err error
+	if f.Enabled, err = queryBool(q, "enabled"); err != nil {
+		return f, err
 	}
-	if v := q.Get("exact"); v != "" {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			return f, bad("exact", "must be true or false")
-		}
-		f.Exact = b
+	if f.EmailVerified, err = queryBool(q, "emailVerified"); err != nil {
+		return f, err
 	}
-	for name, dst := range map[string]*int{"first": &f.First, "max": &f.Max} {
-		if v := q.Get(name); v != "" {
-			n, err := strconv.Atoi(v)
-			if err != nil {
-				return f, bad(name, "must be a whole number")
-			}
-			*dst = n
-		}
+	exact, err := queryBool(q, "exact")
+	if err != nil {
+		return f, err
 	}
-	return f, nil
+	f.Exact = exact != nil && *exact
+	return f, queryInts(q, map[string]*int{"first": &f.First, "max": &f.Max})
 }
 
 func (a *API) listUsers(w http.ResponseWriter, r *http.Request, who caller) {
