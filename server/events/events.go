@@ -99,15 +99,19 @@ func (r *Recorder) Try(ctx context.Context, e Event) {
 
 func (r *Recorder) store(ctx context.Context, row *store.Event, typ string, rep any) error {
 	var deliveries []store.OutboxMail
+	var sealed string // the body, made once for every webhook that wants it
 	for _, w := range r.Webhooks {
 		if !w.Wants(typ) {
 			continue
 		}
-		body, err := json.Marshal(map[string]any{"type": typ, "timestamp": row.Time.Format(time.RFC3339Nano), "data": rep})
-		if err != nil {
-			return fmt.Errorf("webhook body: %w", err)
+		if sealed == "" {
+			body, err := json.Marshal(map[string]any{"type": typ, "timestamp": row.Time.Format(time.RFC3339Nano), "data": rep})
+			if err != nil {
+				return fmt.Errorf("webhook body: %w", err)
+			}
+			sealed = r.Seal(string(body))
 		}
-		deliveries = append(deliveries, store.OutboxMail{Kind: store.KindWebhook, To: w.URL, Subject: typ, Text: r.Seal(string(body)), Ref: row.ID})
+		deliveries = append(deliveries, store.OutboxMail{Kind: store.KindWebhook, To: w.URL, Subject: typ, Text: sealed, Ref: row.ID})
 	}
 	if err := r.Store.RecordEvent(ctx, row, deliveries); err != nil {
 		return err
