@@ -104,14 +104,14 @@ func openGorm(dial gorm.Dialector, opts Options) (*gorm.DB, error) {
 const sqliteDriver = "sqlite3-latchkey"
 
 func init() {
-	sql.Register(sqliteDriver, &sqlite3.SQLiteDriver{ConnectHook: func(c *sqlite3.SQLiteConn) error {
+	sql.Register(sqliteDriver, stmtCachingDriver{&sqlite3.SQLiteDriver{ConnectHook: func(c *sqlite3.SQLiteConn) error {
 		// Copy the WAL back into the database every 10,000 pages (~40 MB)
 		// rather than SQLite's 1,000: a page written by many commits is
 		// copied (and fsynced) once per checkpoint, so a larger interval
 		// writes less. The WAL file is reused, not grown, after each one.
 		_, err := c.Exec("PRAGMA wal_autocheckpoint = 10000", nil)
 		return err
-	}})
+	}}})
 }
 
 // sqliteDSN adds the pragmas Latchkey relies on: WAL so readers do not block
