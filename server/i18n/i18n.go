@@ -50,6 +50,11 @@ type Catalog struct {
 
 	mu      sync.Mutex
 	missing map[string]bool // "locale id" asked for and not found
+
+	// plain holds the rendered text of messages without arguments by
+	// "locale\x00id": a page renders dozens, and go-i18n executes a
+	// template for each. A catalog never changes (a reload builds anew).
+	plain sync.Map
 }
 
 // New loads the built-in catalogs, then the theme's: a theme message
@@ -233,7 +238,17 @@ func (c *Catalog) Text(locale string, m flows.Msg) string {
 	if m.ID == "" {
 		return m.Text
 	}
+	var key string
+	if len(m.Args) == 0 {
+		key = c.Locale(locale) + "\x00" + m.ID // bounded: supported locales, known ids
+		if out, ok := c.plain.Load(key); ok {
+			return out.(string)
+		}
+	}
 	out, err := c.localize(locale, m.ID, m.Args)
+	if err == nil && key != "" {
+		c.plain.Store(key, out)
+	}
 	if err != nil {
 		c.mu.Lock()
 		c.missing[c.Locale(locale)+" "+m.ID] = true

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	texttemplate "text/template"
 	"time"
 
@@ -71,6 +72,15 @@ type Renderer struct {
 	// pages are parsed once per locale: msg is bound to the locale.
 	pages map[string]map[string]*htmltemplate.Template
 	cat   *i18n.Catalog
+	// mails holds parsed mails by "locale\x00name", parsed on first use
+	// (a mail's templates may come from a step's files only).
+	mails sync.Map
+}
+
+// mailTemplates are one mail's parsed text (with its subject) and HTML.
+type mailTemplates struct {
+	text *texttemplate.Template
+	html *htmltemplate.Template
 }
 
 // NewRenderer collects the templates of the core and of every step, lets
@@ -328,40 +338,54 @@ func (r *Renderer) switcher(v View) []LocaleLink {
 // in a locale.
 func (r *Renderer) Mail(locale, name string, data any) (subject, text, html string, err error) {
 	locale = r.cat.Locale(locale)
-	src, err := r.read(name + ".txt")
-	if err != nil {
-		return "", "", "", err
-	}
-	tt, err := texttemplate.New(name).Funcs(r.funcs(locale)).Parse(src)
+	m, err := r.mail(locale, name)
 	if err != nil {
 		return "", "", "", err
 	}
 	var sb, tb, hb bytes.Buffer
-	if err := tt.ExecuteTemplate(&sb, "subject", data); err != nil {
+	if err := m.text.ExecuteTemplate(&sb, "subject", data); err != nil {
 		return "", "", "", err
 	}
-	if err := tt.Execute(&tb, data); err != nil {
+	if err := m.text.Execute(&tb, data); err != nil {
 		return "", "", "", err
+	}
+	if err := m.html.Execute(&hb, data); err != nil {
+		return "", "", "", err
+	}
+	return strings.TrimSpace(sb.String()), tb.String(), hb.String(), nil
+}
+
+// mail returns a mail's templates in a locale, parsing them once.
+func (r *Renderer) mail(locale, name string) (*mailTemplates, error) {
+	key := locale + "\x00" + name
+	if m, ok := r.mails.Load(key); ok {
+		return m.(*mailTemplates), nil
+	}
+	src, err := r.read(name + ".txt")
+	if err != nil {
+		return nil, err
+	}
+	tt, err := texttemplate.New(name).Funcs(r.funcs(locale)).Parse(src)
+	if err != nil {
+		return nil, err
 	}
 	hsrc, err := r.read(name + ".html")
 	if err != nil {
-		return "", "", "", err
+		return nil, err
 	}
 	ht, err := htmltemplate.New(name).Funcs(r.funcs(locale)).Parse(hsrc)
 	if err != nil {
-		return "", "", "", err
+		return nil, err
 	}
 	// mail-layout.html, when a step brings one, holds the blocks its HTML
 	// mails share (only {{define}}s: it never replaces the mail's body).
 	if layout, err := r.read("mail-layout.html"); err == nil {
 		if _, err := ht.Parse(layout); err != nil {
-			return "", "", "", fmt.Errorf("mail-layout.html: %w", err)
+			return nil, fmt.Errorf("mail-layout.html: %w", err)
 		}
 	}
-	if err := ht.Execute(&hb, data); err != nil {
-		return "", "", "", err
-	}
-	return strings.TrimSpace(sb.String()), tb.String(), hb.String(), nil
+	m, _ := r.mails.LoadOrStore(key, &mailTemplates{text: tt, html: ht})
+	return m.(*mailTemplates), nil
 }
 
 // Static serves CSS and images, theme files first.
