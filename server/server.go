@@ -412,10 +412,11 @@ func (s *Server) realm(ctx context.Context, cfg *config.Config) (*realmState, er
 		Queued:  sender.Wake,
 	}
 	rec := events.New(cfg, st, sealer.Seal, sender.Wake, log)
-	links.Observe = func(ctx context.Context, e magiclink.LinkEvent) {
+	links.Observe = func(ctx context.Context, e magiclink.LinkEvent) error {
 		metrics.LinkEvent(e.Event, e.Reason)
-		rec.Try(ctx, linkEvent(e))
+		return rec.Record(ctx, linkEvent(e))
 	}
+	links.Atomic = st.InTx
 	provider.Events = rec
 	reg := Registry(Deps{Counter: counter, Links: links, Log: log})
 	engine, err := flows.NewEngine(cfg.FlowDefs, cfg.Bindings, reg, RequiredActions(reg))

@@ -154,7 +154,11 @@ type Service struct {
 	// approval), rejected (reason), approved, declined, code_rejected;
 	// registered (an account created for the address; Link carries only
 	// the user and client).
-	Observe func(ctx context.Context, e LinkEvent)
+	Observe func(ctx context.Context, e LinkEvent) error
+	// Atomic, when set, runs fn in one transaction of the Store: a link's
+	// change and the event Observe records of it commit together (one
+	// commit, not two, and never one without the other).
+	Atomic func(ctx context.Context, fn func(ctx context.Context) error) error
 }
 
 // LinkEvent is something that happened to a link; Link is nil when the
@@ -164,10 +168,40 @@ type LinkEvent struct {
 	Link          *Link
 }
 
+// observe records an event that changed nothing (or whose change is
+// already committed); a failure is logged.
 func (s *Service) observe(ctx context.Context, event, reason string, l *Link) {
-	if s.Observe != nil {
-		s.Observe(ctx, LinkEvent{Event: event, Reason: reason, Link: l})
+	if s.Observe == nil {
+		return
 	}
+	if err := s.Observe(ctx, LinkEvent{Event: event, Reason: reason, Link: l}); err != nil {
+		s.Log.ErrorContext(ctx, "link event not recorded", "event", event, "err", err)
+	}
+}
+
+// observed makes a change to a link and records its event in one
+// transaction; the event is recorded only if change succeeds.
+func (s *Service) observed(ctx context.Context, event, reason string, change func(ctx context.Context) (*Link, error)) (*Link, error) {
+	var out *Link
+	err := s.atomic(ctx, func(ctx context.Context) error {
+		l, err := change(ctx)
+		if err != nil {
+			return err
+		}
+		out = l
+		if s.Observe == nil {
+			return nil
+		}
+		return s.Observe(ctx, LinkEvent{Event: event, Reason: reason, Link: l})
+	})
+	return out, err
+}
+
+func (s *Service) atomic(ctx context.Context, fn func(ctx context.Context) error) error {
+	if s.Atomic == nil {
+		return fn(ctx)
+	}
+	return s.Atomic(ctx, fn)
 }
 
 // MailData is what the link mail templates see.
@@ -269,14 +303,18 @@ func (s *Service) Issue(ctx context.Context, in Issue, now time.Time) (string, *
 		s.Log.InfoContext(ctx, "magic link requested for unknown address", "event", "link_requested", "sent", false)
 		return "", nil, nil
 	}
-	if err := s.Store.CreateLink(ctx, link, mail); err != nil {
+	create := func(ctx context.Context) (*Link, error) { return link, s.Store.CreateLink(ctx, link, mail) }
+	var err error
+	if in.Send {
+		_, err = s.observed(ctx, "sent", in.Type, create)
+	} else {
+		_, err = create(ctx)
+	}
+	if err != nil {
 		return "", nil, err
 	}
 	if mail != nil && s.Queued != nil {
 		s.Queued()
-	}
-	if in.Send {
-		s.observe(ctx, "sent", in.Type, link)
 	}
 	s.Log.InfoContext(ctx, "magic link issued", "event", "link_requested", "link_id", link.ID, "type", in.Type,
 		"user_id", in.User.ID, "client_id", in.ClientID, "expires_at", link.ExpiresAt, "mail_queued", in.Send)
@@ -325,22 +363,27 @@ func (s *Service) Inspect(ctx context.Context, token string) (*Link, error) {
 func (s *Service) Opened(ctx context.Context, l *Link, userAgent string, now time.Time) {
 	first := l.OpenedAt == nil
 	if first {
-		if err := s.Store.MarkLinkOpened(ctx, l.ID, now); err != nil {
+		_, err := s.observed(ctx, "opened", "", func(ctx context.Context) (*Link, error) {
+			return l, s.Store.MarkLinkOpened(ctx, l.ID, now)
+		})
+		if err != nil {
 			s.Log.WarnContext(ctx, "mark link opened", "link_id", l.ID, "err", err)
 		}
+	} else {
+		s.observe(ctx, "opened", "", l)
 	}
-	s.observe(ctx, "opened", "", l)
 	s.Log.InfoContext(ctx, "magic link opened", "event", "link_opened", "link_id", l.ID, "status", l.Status(now),
 		"first_open", first, "user_agent", userAgent)
 }
 
 // Consume redeems a link: of concurrent attempts exactly one succeeds.
 func (s *Service) Consume(ctx context.Context, token string, now time.Time) (*Link, error) {
-	l, err := s.Store.ConsumeLink(ctx, HashToken(token), now)
+	l, err := s.observed(ctx, "confirmed", "link", func(ctx context.Context) (*Link, error) {
+		return s.Store.ConsumeLink(ctx, HashToken(token), now)
+	})
 	if err != nil {
 		return nil, err
 	}
-	s.observe(ctx, "confirmed", "link", l)
 	s.Log.InfoContext(ctx, "magic link confirmed", "event", "link_confirmed", "link_id", l.ID, "user_id", l.UserID, "type", l.Type)
 	return l, nil
 }

@@ -33,14 +33,15 @@ func (a *Authenticator) waiting(ctx context.Context, c *flows.Context, email str
 	}
 	switch {
 	case l.ApprovedAt != nil && l.UsedAt == nil && l.RevokedAt == nil:
-		l, err := a.svc.Store.ClaimApprovedLink(ctx, l.ID, c.Time())
+		l, err := a.svc.observed(ctx, "confirmed", "approval", func(ctx context.Context) (*Link, error) {
+			return a.svc.Store.ClaimApprovedLink(ctx, l.ID, c.Time())
+		})
 		if errors.Is(err, ErrUnavailable) {
 			return flows.Show(PageSent, p), nil // declined meanwhile, or claimed by another tab
 		}
 		if err != nil {
 			return flows.Result{}, err
 		}
-		a.svc.observe(ctx, "confirmed", "approval", l)
 		a.svc.Log.InfoContext(ctx, "magic link approval used", "event", "link_confirmed", "link_id", l.ID, "user_id", l.UserID, "method", "approval")
 		return a.accepted(ctx, c, l)
 	case l.RevokedReason == RevokedDeclined:
@@ -108,7 +109,9 @@ func (a *Authenticator) enterCode(ctx context.Context, c *flows.Context) (flows.
 			"client_ip", c.ClientIP)
 		return a.wrongCode(p, l2.CodeFailures), nil
 	}
-	l, err = a.svc.Store.ConsumeLinkByID(ctx, l.ID, now)
+	l, err = a.svc.observed(ctx, "confirmed", "code", func(ctx context.Context) (*Link, error) {
+		return a.svc.Store.ConsumeLinkByID(ctx, l.ID, now)
+	})
 	if errors.Is(err, ErrUnavailable) {
 		p.CodeError = flows.M("code.used")
 		return flows.Show(PageSent, p), nil
@@ -116,7 +119,6 @@ func (a *Authenticator) enterCode(ctx context.Context, c *flows.Context) (flows.
 	if err != nil {
 		return flows.Result{}, err
 	}
-	a.svc.observe(ctx, "confirmed", "code", l)
 	a.svc.Log.InfoContext(ctx, "magic link code accepted", "event", "link_confirmed", "link_id", l.ID, "user_id", l.UserID, "method", "code")
 	return a.accepted(ctx, c, l)
 }
