@@ -27,7 +27,7 @@ func (noLinks) RehearseLink(context.Context, *magiclink.Link, *magiclink.Mail) e
 func (noLinks) LinkByHash(context.Context, string) (*magiclink.Link, error) {
 	return nil, magiclink.ErrNotFound
 }
-func (noLinks) ConsumeLink(context.Context, string, time.Time) (*magiclink.Link, error) {
+func (noLinks) ConsumeLink(context.Context, string, magiclink.Owner, time.Time) (*magiclink.Link, error) {
 	return nil, magiclink.ErrNotFound
 }
 func (noLinks) MarkLinkOpened(context.Context, string, time.Time) error { return nil }

@@ -713,8 +713,8 @@ func (a LinkStore) LinkByHash(ctx context.Context, hash string) (*magiclink.Link
 	return convertLink(row, err)
 }
 
-func (a LinkStore) ConsumeLink(ctx context.Context, hash string, now time.Time) (*magiclink.Link, error) {
-	row, err := a.S.ConsumeMagicLink(ctx, hash, now)
+func (a LinkStore) ConsumeLink(ctx context.Context, hash string, owner magiclink.Owner, now time.Time) (*magiclink.Link, error) {
+	row, err := a.S.ConsumeMagicLink(ctx, hash, &store.LinkOwner{AuthSessionID: owner.AuthSessionID, Execution: owner.Execution, Type: owner.Type}, now)
 	return convertLink(row, err)
 }
 

@@ -357,23 +357,20 @@ func why(err error) flows.Msg {
 // marks the address verified. Errors of type userError are safe to show.
 func redeem(ctx context.Context, svc *Service, c *flows.Context, token, typ string) (*flows.User, error) {
 	now := c.Time()
-	l, err := svc.Inspect(ctx, token)
-	if err != nil {
-		svc.Rejected(ctx, nil, "unknown")
-		return nil, userError{Explain(nil, now)}
-	}
-	if l.AuthSessionID != c.Session.ID || l.Execution != c.Execution || l.Type != typ {
-		svc.Rejected(ctx, l, "other_login")
-		return nil, userError{flows.M("link.otherLogin")}
-	}
-	l, err = svc.Consume(ctx, token, now)
+	owner := Owner{AuthSessionID: c.Session.ID, Execution: c.Execution, Type: typ}
+	l, err := svc.Consume(ctx, token, owner, now)
 	if errors.Is(err, ErrUnavailable) {
+		// Only a refusal reads the link, to say why.
 		l2, _ := svc.Inspect(ctx, token)
-		reason := "unavailable"
-		if l2 != nil {
-			reason = l2.Status(now)
+		switch {
+		case l2 == nil:
+			svc.Rejected(ctx, nil, "unknown")
+			return nil, userError{Explain(nil, now)}
+		case l2.Of() != owner:
+			svc.Rejected(ctx, l2, "other_login")
+			return nil, userError{flows.M("link.otherLogin")}
 		}
-		svc.Rejected(ctx, l2, reason)
+		svc.Rejected(ctx, l2, l2.Status(now))
 		return nil, userError{Explain(l2, now)}
 	}
 	if err != nil {

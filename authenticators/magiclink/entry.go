@@ -167,7 +167,7 @@ func (f Factory) enterMinted(ctx context.Context, in *flows.Entry, l *Link, toke
 		svc.Rejected(ctx, l, "no_magic_link_step")
 		return answer(flows.Fail(flows.M("link.disabled"))), nil
 	}
-	l, err := svc.Consume(ctx, token, now)
+	l, err := svc.Consume(ctx, token, l.Of(), now)
 	if errors.Is(err, ErrUnavailable) {
 		l2, _ := svc.Inspect(ctx, token)
 		return f.invalid(ctx, in, l2, statusOf(l2, now), token, now)

@@ -110,7 +110,8 @@ type Store interface {
 	LinkByHash(ctx context.Context, hash string) (*Link, error)
 	// LinkForLogin is the newest link issued for a login attempt.
 	LinkForLogin(ctx context.Context, authSessionID string) (*Link, error)
-	ConsumeLink(ctx context.Context, hash string, now time.Time) (*Link, error)
+	// ConsumeLink consumes a pending link that belongs to owner.
+	ConsumeLink(ctx context.Context, hash string, owner Owner, now time.Time) (*Link, error)
 	ConsumeLinkByID(ctx context.Context, id string, now time.Time) (*Link, error)
 	// FailLinkCode counts a wrong code; the max-th revokes the link.
 	FailLinkCode(ctx context.Context, id string, max int, now time.Time) (*Link, error)
@@ -120,6 +121,16 @@ type Store interface {
 	MarkLinkOpened(ctx context.Context, id string, now time.Time) error
 	// RehearseLink does CreateLink's writes and rolls them back.
 	RehearseLink(ctx context.Context, l *Link, m *Mail) error
+}
+
+// Owner is the login (and the step in it) a link belongs to, and its type.
+type Owner struct {
+	AuthSessionID, Execution, Type string
+}
+
+// Of is the owner of l.
+func (l *Link) Of() Owner {
+	return Owner{AuthSessionID: l.AuthSessionID, Execution: l.Execution, Type: l.Type}
 }
 
 // Counter counts events in a fixed window (rate limits).
@@ -376,10 +387,11 @@ func (s *Service) Opened(ctx context.Context, l *Link, userAgent string, now tim
 		"first_open", first, "user_agent", userAgent)
 }
 
-// Consume redeems a link: of concurrent attempts exactly one succeeds.
-func (s *Service) Consume(ctx context.Context, token string, now time.Time) (*Link, error) {
+// Consume redeems a pending link that belongs to owner: of concurrent
+// attempts exactly one succeeds. ErrUnavailable: no such link for owner.
+func (s *Service) Consume(ctx context.Context, token string, owner Owner, now time.Time) (*Link, error) {
 	l, err := s.observed(ctx, "confirmed", "link", func(ctx context.Context) (*Link, error) {
-		return s.Store.ConsumeLink(ctx, HashToken(token), now)
+		return s.Store.ConsumeLink(ctx, HashToken(token), owner, now)
 	})
 	if err != nil {
 		return nil, err

@@ -43,7 +43,7 @@ func (f *fakeStore) RehearseLink(context.Context, *magiclink.Link, *magiclink.Ma
 func (f *fakeStore) LinkByHash(context.Context, string) (*magiclink.Link, error) {
 	return nil, magiclink.ErrNotFound
 }
-func (f *fakeStore) ConsumeLink(context.Context, string, time.Time) (*magiclink.Link, error) {
+func (f *fakeStore) ConsumeLink(context.Context, string, magiclink.Owner, time.Time) (*magiclink.Link, error) {
 	return nil, magiclink.ErrNotFound
 }
 func (f *fakeStore) MarkLinkOpened(context.Context, string, time.Time) error { return nil }

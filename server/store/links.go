@@ -110,13 +110,24 @@ func (s *Store) MagicLinkByID(ctx context.Context, id string) (*MagicLink, error
 // expired.
 const pendingLink = "used_at IS NULL AND revoked_at IS NULL AND approved_at IS NULL AND expires_at > ?"
 
+// LinkOwner is what a link must belong to for a login to consume it.
+type LinkOwner struct {
+	AuthSessionID, Execution, Type string
+}
+
 // ConsumeMagicLink marks the link used and returns it. One UPDATE decides,
 // so of any number of concurrent attempts exactly one wins; the others get
-// ErrLinkUnavailable.
-func (s *Store) ConsumeMagicLink(ctx context.Context, hash string, now time.Time) (*MagicLink, error) {
+// ErrLinkUnavailable. With an owner, a link of another login (or type) is
+// unavailable too: the login need not read the link before consuming it.
+func (s *Store) ConsumeMagicLink(ctx context.Context, hash string, owner *LinkOwner, now time.Time) (*MagicLink, error) {
 	now = now.UTC()
-	return s.updateLink(ctx, "consume magic link", `UPDATE magic_links SET used_at = ?
+	if owner == nil {
+		return s.updateLink(ctx, "consume magic link", `UPDATE magic_links SET used_at = ?
 WHERE token_hash = ? AND `+pendingLink+` RETURNING *`, now, hash, now)
+	}
+	return s.updateLink(ctx, "consume magic link", `UPDATE magic_links SET used_at = ?
+WHERE token_hash = ? AND auth_session_id = ? AND execution = ? AND type = ? AND `+pendingLink+` RETURNING *`,
+		now, hash, owner.AuthSessionID, owner.Execution, owner.Type, now)
 }
 
 // ConsumeMagicLinkByID is ConsumeMagicLink for a link found by its login
