@@ -236,7 +236,10 @@ func (s *Store) GetAuthorizeCodeSession(ctx context.Context, code string, sessio
 // so of two concurrent redemptions exactly one succeeds.
 // Redeeming the code also ends its PKCE record (see DeletePKCERequestSession).
 func (s *Store) InvalidateAuthorizeCodeSession(ctx context.Context, code string) error {
-	res := s.db(ctx).Model(&OAuthRecord{}).Where("kind = ? AND signature = ? AND active", kindCode, code).Update("active", false)
+	// The used code keeps only what reuse detection needs (its grant and
+	// client, as a rotated refresh token does): the tokens were made from
+	// the request read before this.
+	res := s.db(ctx).Model(&OAuthRecord{}).Where("kind = ? AND signature = ? AND active", kindCode, code).Updates(deactivated)
 	if res.Error != nil {
 		return fmt.Errorf("invalidate code: %w", res.Error)
 	}
