@@ -413,8 +413,11 @@ func (s *Server) realm(ctx context.Context, cfg *config.Config) (*realmState, er
 	}
 	rec := events.New(cfg, st, sealer.Seal, sender.Wake, log)
 	links.Observe = func(ctx context.Context, e magiclink.LinkEvent) error {
+		if err := rec.Record(ctx, linkEvent(e)); err != nil {
+			return err // the change is rolled back: nothing to count
+		}
 		metrics.LinkEvent(e.Event, e.Reason)
-		return rec.Record(ctx, linkEvent(e))
+		return nil
 	}
 	links.Atomic = st.InTx
 	provider.Events = rec
@@ -714,7 +717,7 @@ func (a LinkStore) LinkByHash(ctx context.Context, hash string) (*magiclink.Link
 }
 
 func (a LinkStore) ConsumeLink(ctx context.Context, hash string, owner magiclink.Owner, now time.Time) (*magiclink.Link, error) {
-	row, err := a.S.ConsumeMagicLink(ctx, hash, &store.LinkOwner{AuthSessionID: owner.AuthSessionID, Execution: owner.Execution, Type: owner.Type}, now)
+	row, err := a.S.ConsumeMagicLink(ctx, hash, store.LinkOwner(owner), now)
 	return convertLink(row, err)
 }
 

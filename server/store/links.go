@@ -115,16 +115,17 @@ type LinkOwner struct {
 	AuthSessionID, Execution, Type string
 }
 
+// Owner is the login, step and type l belongs to.
+func (l *MagicLink) Owner() LinkOwner {
+	return LinkOwner{AuthSessionID: l.AuthSessionID, Execution: l.Execution, Type: l.Type}
+}
+
 // ConsumeMagicLink marks the link used and returns it. One UPDATE decides,
 // so of any number of concurrent attempts exactly one wins; the others get
-// ErrLinkUnavailable. With an owner, a link of another login (or type) is
+// ErrLinkUnavailable. A link of another owner (login, step or type) is
 // unavailable too: the login need not read the link before consuming it.
-func (s *Store) ConsumeMagicLink(ctx context.Context, hash string, owner *LinkOwner, now time.Time) (*MagicLink, error) {
+func (s *Store) ConsumeMagicLink(ctx context.Context, hash string, owner LinkOwner, now time.Time) (*MagicLink, error) {
 	now = now.UTC()
-	if owner == nil {
-		return s.updateLink(ctx, "consume magic link", `UPDATE magic_links SET used_at = ?
-WHERE token_hash = ? AND `+pendingLink+` RETURNING *`, now, hash, now)
-	}
 	return s.updateLink(ctx, "consume magic link", `UPDATE magic_links SET used_at = ?
 WHERE token_hash = ? AND auth_session_id = ? AND execution = ? AND type = ? AND `+pendingLink+` RETURNING *`,
 		now, hash, owner.AuthSessionID, owner.Execution, owner.Type, now)

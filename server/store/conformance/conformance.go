@@ -440,7 +440,7 @@ func testMagicLinks(t *testing.T, s Store) {
 	must(t, s.CreateMagicLink(ctx, l1, &store.OutboxMail{To: "a@example.com", Subject: "link 1"}))
 	l2 := &store.MagicLink{TokenHash: "h2", Type: "login", Email: "a@example.com", AuthSessionID: "as", ExpiresAt: now.Add(15 * time.Minute)}
 	must(t, s.CreateMagicLink(ctx, l2, &store.OutboxMail{To: "a@example.com", Subject: "link 2"}))
-	if _, err := s.ConsumeMagicLink(ctx, "h1", nil, now); !errors.Is(err, store.ErrLinkUnavailable) {
+	if _, err := s.ConsumeMagicLink(ctx, "h1", l1.Owner(), now); !errors.Is(err, store.ErrLinkUnavailable) {
 		t.Fatalf("older link still works after a newer one: err = %v", err)
 	}
 	old, err := s.MagicLinkByHash(ctx, "h1")
@@ -455,21 +455,21 @@ func testMagicLinks(t *testing.T, s Store) {
 	}
 	// A login consumes only a link of its own, of the type its step sends.
 	for _, other := range []store.LinkOwner{{AuthSessionID: "other"}, {AuthSessionID: "as", Type: "verify-email"}, {AuthSessionID: "as", Execution: "x", Type: "login"}} {
-		if _, err := s.ConsumeMagicLink(ctx, "h2", &other, now); !errors.Is(err, store.ErrLinkUnavailable) {
+		if _, err := s.ConsumeMagicLink(ctx, "h2", other, now); !errors.Is(err, store.ErrLinkUnavailable) {
 			t.Fatalf("link consumed by %+v: err = %v", other, err)
 		}
 	}
-	got, err := s.ConsumeMagicLink(ctx, "h2", &store.LinkOwner{AuthSessionID: "as", Type: "login"}, now)
+	got, err := s.ConsumeMagicLink(ctx, "h2", l2.Owner(), now)
 	must(t, err)
 	if got.ID != l2.ID || got.Status(now) != "used" {
 		t.Fatalf("consumed link = %+v", got)
 	}
-	if _, err := s.ConsumeMagicLink(ctx, "h2", nil, now); !errors.Is(err, store.ErrLinkUnavailable) {
+	if _, err := s.ConsumeMagicLink(ctx, "h2", l2.Owner(), now); !errors.Is(err, store.ErrLinkUnavailable) {
 		t.Fatalf("second use: err = %v", err)
 	}
 	l3 := &store.MagicLink{TokenHash: "h3", Type: "login", ExpiresAt: now.Add(time.Minute)}
 	must(t, s.CreateMagicLink(ctx, l3, nil))
-	if _, err := s.ConsumeMagicLink(ctx, "h3", nil, now.Add(2*time.Minute)); !errors.Is(err, store.ErrLinkUnavailable) {
+	if _, err := s.ConsumeMagicLink(ctx, "h3", l3.Owner(), now.Add(2*time.Minute)); !errors.Is(err, store.ErrLinkUnavailable) {
 		t.Fatalf("expired link consumed: err = %v", err)
 	}
 	ok, err := s.RevokeMagicLink(ctx, l3.ID, "admin", now)
@@ -486,9 +486,10 @@ func testMagicLinks(t *testing.T, s Store) {
 }
 
 func testMagicLinkConcurrent(t *testing.T, s Store) {
-	must(t, s.CreateMagicLink(ctx, &store.MagicLink{TokenHash: "race", Type: "login", ExpiresAt: time.Now().Add(time.Hour)}, nil))
+	l := &store.MagicLink{TokenHash: "race", Type: "login", ExpiresAt: time.Now().Add(time.Hour)}
+	must(t, s.CreateMagicLink(ctx, l, nil))
 	exactlyOneWins(t, "consumptions", func() bool {
-		_, err := s.ConsumeMagicLink(ctx, "race", nil, time.Now())
+		_, err := s.ConsumeMagicLink(ctx, "race", l.Owner(), time.Now())
 		return err == nil
 	})
 }
@@ -541,7 +542,7 @@ func testMagicLinkApproval(t *testing.T, s Store) {
 		_, err := s.ApproveMagicLink(ctx, l.ID, time.Now())
 		return err == nil
 	})
-	if _, err := s.ConsumeMagicLink(ctx, "appr", nil, now); !errors.Is(err, store.ErrLinkUnavailable) {
+	if _, err := s.ConsumeMagicLink(ctx, "appr", l.Owner(), now); !errors.Is(err, store.ErrLinkUnavailable) {
 		t.Fatalf("an approved link's token signed in: %v", err)
 	}
 	if _, err := s.ConsumeMagicLinkByID(ctx, l.ID, now); !errors.Is(err, store.ErrLinkUnavailable) {
@@ -770,7 +771,7 @@ func testMagicLinkListing(t *testing.T, s Store) {
 	used := mk("uu", "u1", time.Hour)
 	rev := mk("rrr", "u2", time.Hour)
 	mk("eeee", "u2", -time.Minute)
-	_, err := s.ConsumeMagicLink(ctx, used.TokenHash, nil, now)
+	_, err := s.ConsumeMagicLink(ctx, used.TokenHash, used.Owner(), now)
 	must(t, err)
 	_, err = s.RevokeMagicLink(ctx, rev.ID, "admin", now)
 	must(t, err)

@@ -49,7 +49,7 @@ type Store interface {
 	CreateMagicLink(ctx context.Context, l *store.MagicLink, m *store.OutboxMail) error
 	MagicLinkByHash(ctx context.Context, hash string) (*store.MagicLink, error)
 	MagicLinkByID(ctx context.Context, id string) (*store.MagicLink, error)
-	ConsumeMagicLink(ctx context.Context, hash string, owner *store.LinkOwner, now time.Time) (*store.MagicLink, error)
+	ConsumeMagicLink(ctx context.Context, hash string, owner store.LinkOwner, now time.Time) (*store.MagicLink, error)
 	ConsumeMagicLinkByID(ctx context.Context, id string, now time.Time) (*store.MagicLink, error)
 	FailMagicLinkCode(ctx context.Context, id string, max int, now time.Time) (*store.MagicLink, error)
 	ApproveMagicLink(ctx context.Context, id string, now time.Time) (*store.MagicLink, error)
