@@ -135,7 +135,7 @@ func New(cfg *config.Config, st Store, keys *KeySet, hmacSecret, refreshKey []by
 		OpenIDConnectTokenStrategy: idTokens{compose.NewOpenIDConnectStrategy(keys.IDTokenKey, fc)},
 		Signer:                     &jwt.DefaultSigner{GetPrivateKey: keys.PrivateKey},
 	}
-	p.oauth2 = compose.Compose(fc, &fositeStorage{Store: st, p: p}, strategy,
+	p.oauth2 = compose.Compose(fc, &fositeStorage{Store: recordingStorage{st}, p: p}, strategy,
 		compose.OAuth2AuthorizeExplicitFactory,
 		compose.OAuth2ClientCredentialsGrantFactory,
 		compose.OAuth2RefreshTokenGrantFactory,

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	gooidc "github.com/coreos/go-oidc/v3/oidc"
+	"github.com/ory/fosite"
 	"golang.org/x/oauth2"
 
 	"latchkey/flows"
@@ -198,5 +199,61 @@ func TestProviderServesEveryGrantOverItsStore(t *testing.T) {
 	}
 	if _, err := rp.UserInfo(ctx, oauth2.StaticTokenSource(first)); err == nil {
 		t.Fatal("the tokens of a replayed code still work")
+	}
+}
+
+// A token's row keeps who and until when, not a copy of the user's
+// profile: access and refresh rows read back without the user's claims,
+// and a refreshed ID token still carries them (renewed from the user).
+func TestTokenRowsKeepNoCopyOfTheProfile(t *testing.T) {
+	ctx := context.Background()
+	p, _, u := testProvider(t)
+	rp, err := gooidc.NewProvider(ctx, p.cfg.Issuer())
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := oauth2.Config{ClientID: "app", Endpoint: rp.Endpoint(), RedirectURL: "http://127.0.0.1/cb",
+		Scopes: []string{"openid", "email", "profile", "offline_access"}}
+	verifier := oauth2.GenerateVerifier()
+	authURL, _ := url.Parse(conf.AuthCodeURL("st-1", oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("nonce", "n-1")))
+	tok, err := conf.Exchange(ctx, code(t, p, authURL.Query(), u), oauth2.VerifierOption(verifier))
+	if err != nil {
+		t.Fatal(err)
+	}
+	signature := func(jwt string) string { return jwt[strings.LastIndexByte(jwt, '.')+1:] }
+	st := p.store.(onlyStore).Store
+
+	access := NewSession()
+	if _, err := st.GetAccessTokenSession(ctx, signature(tok.AccessToken), access); err != nil {
+		t.Fatal(err)
+	}
+	if access.Subject != u.ID || access.Username != u.Email || access.SessionRef() != "sid-1" ||
+		access.GetExpiresAt(fosite.AccessToken).IsZero() || len(access.Claims.Extra) != 1 || access.Access != nil {
+		t.Fatalf("access row keeps %+v, claims %+v, access claims %+v", access.DefaultSession, access.Claims, access.Access)
+	}
+	refresh := NewSession()
+	if _, err := st.GetRefreshTokenSession(ctx, signature(tok.RefreshToken), refresh); err != nil {
+		t.Fatal(err)
+	}
+	if refresh.Subject != u.ID || refresh.SessionRef() != "sid-1" || len(refresh.Claims.Extra) != 1 ||
+		refresh.Claims.AuthTime.IsZero() || refresh.Access != nil {
+		t.Fatalf("refresh row keeps claims %+v, access claims %+v", refresh.Claims, refresh.Access)
+	}
+
+	refreshed, err := conf.TokenSource(ctx, &oauth2.Token{RefreshToken: tok.RefreshToken}).Token()
+	if err != nil {
+		t.Fatal(err)
+	}
+	idt, err := rp.Verifier(&gooidc.Config{ClientID: "app"}).Verify(ctx, refreshed.Extra("id_token").(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var claims struct {
+		Email string `json:"email"`
+		Name  string `json:"name"`
+		Sid   string `json:"sid"`
+	}
+	if err := idt.Claims(&claims); err != nil || claims.Email != u.Email || claims.Name != "Ada Lovelace" || claims.Sid != "sid-1" {
+		t.Fatalf("refreshed ID token claims %+v, %v", claims, err)
 	}
 }
