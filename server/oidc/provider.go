@@ -117,6 +117,10 @@ func New(cfg *config.Config, st Store, keys *KeySet, hmacSecret, refreshKey []by
 		// none of this entropy (a missing state is handled in ParseAuthorize).
 		MinParameterEntropy:  1,
 		FormPostHTMLTemplate: formPostTemplate(cfg.Issuer()),
+		// What a code's record keeps of the authorization request's form:
+		// fosite's own (code, redirect_uri) and the PKCE challenge, which the
+		// code's record holds instead of a record of its own (records.go).
+		SanitationWhiteList: []string{"code", "redirect_uri", "code_challenge", "code_challenge_method"},
 	}
 	var core oauth2.CoreStrategy = compose.NewOAuth2HMACStrategy(fc)
 	if p.jwtAccessTokens {
@@ -371,7 +375,15 @@ func (p *Provider) Authorize(ctx context.Context, ar fosite.AuthorizeRequester, 
 		}
 	}
 	ar.GrantAudience(ar.GetClient().GetID()) // the aud of JWT access tokens
-	resp, err := p.oauth2.NewAuthorizeResponse(ctx, ar, p.session(ar.GetClient().GetID(), ar.GetGrantedScopes(), id))
+	sess := p.session(ar.GetClient().GetID(), ar.GetGrantedScopes(), id)
+	// The code's session carries what the ID token needs of the request
+	// (the code's record keeps no copy of its form): the nonce, and acr "0"
+	// (least confidence, as fosite answers) when acr_values were asked for.
+	sess.Claims.Nonce = ar.GetRequestForm().Get("nonce")
+	if ar.GetRequestForm().Get("acr_values") != "" && sess.Claims.AuthenticationContextClassReference == "" {
+		sess.Claims.AuthenticationContextClassReference = "0"
+	}
+	resp, err := p.oauth2.NewAuthorizeResponse(ctx, ar, sess)
 	if err != nil {
 		return nil, err
 	}

@@ -3,6 +3,7 @@ package oidc
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 
 	gooidc "github.com/coreos/go-oidc/v3/oidc"
 	"github.com/ory/fosite"
+	"github.com/ory/fosite/handler/openid"
 	"golang.org/x/oauth2"
 
 	"latchkey/flows"
@@ -249,11 +251,42 @@ func TestTokenRowsKeepNoCopyOfTheProfile(t *testing.T) {
 		t.Fatal(err)
 	}
 	var claims struct {
-		Email string `json:"email"`
-		Name  string `json:"name"`
-		Sid   string `json:"sid"`
+		Email string  `json:"email"`
+		Name  string  `json:"name"`
+		Sid   string  `json:"sid"`
+		Nonce *string `json:"nonce"`
 	}
-	if err := idt.Claims(&claims); err != nil || claims.Email != u.Email || claims.Name != "Ada Lovelace" || claims.Sid != "sid-1" {
+	if err := idt.Claims(&claims); err != nil || claims.Email != u.Email || claims.Name != "Ada Lovelace" || claims.Sid != "sid-1" || claims.Nonce != nil {
 		t.Fatalf("refreshed ID token claims %+v, %v", claims, err)
+	}
+}
+
+// A code issued before codes carried their nonce has fosite's own OpenID
+// Connect record (an upgrade within the code's minute of life): its nonce is
+// read from there.
+func TestCodeFromBeforeTheUpgradeKeepsItsNonce(t *testing.T) {
+	ctx := context.Background()
+	p, _, u := testProvider(t)
+	st := p.store.(onlyStore).Store
+	client, _ := p.GetClient(ctx, "app")
+	old := &fosite.Request{ID: "grant-1", Client: client, GrantedScope: fosite.Arguments{"openid"},
+		Form: url.Values{"nonce": {"old-nonce"}}, Session: NewSession()}
+	if err := st.CreateOpenIDConnectSession(ctx, "the-code", old); err != nil {
+		t.Fatal(err)
+	}
+	sess := p.session("app", fosite.Arguments{"openid"}, Identity{User: u, AuthTime: time.Now()})
+	tokenRequest := &fosite.Request{ID: "grant-1", Client: client, GrantedScope: fosite.Arguments{"openid"}, Form: url.Values{}, Session: sess}
+	got, err := recordingStorage{st}.GetOpenIDConnectSession(ctx, "the-code", tokenRequest)
+	if err != nil || got.GetRequestForm().Get("nonce") != "old-nonce" {
+		t.Fatalf("got %v, %v", got, err)
+	}
+	sess.Claims.Nonce = "new-nonce"
+	got, err = recordingStorage{st}.GetOpenIDConnectSession(ctx, "the-code", tokenRequest)
+	if err != nil || got.GetSession() != sess || len(got.GetRequestForm()) != 0 {
+		t.Fatalf("a code carrying its nonce got %v, %v", got, err)
+	}
+	tokenRequest.GrantedScope = fosite.Arguments{"email"}
+	if _, err := (recordingStorage{st}).GetOpenIDConnectSession(ctx, "the-code", tokenRequest); !errors.Is(err, openid.ErrNoSessionFound) {
+		t.Fatalf("a code issued without openid: %v", err)
 	}
 }
