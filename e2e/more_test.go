@@ -144,6 +144,25 @@ bindings:`, 1)
 	}
 }
 
+// A login refused by its first step (no page was shown) is one LOGIN_ERROR.
+func TestLoginRefusedAtTheStartIsOneEvent(t *testing.T) {
+	doc := strings.Replace(realm, "bindings:", `  denied:
+    - authenticator: deny-access
+      config:
+        errorMessage: Sign-ups are closed.
+bindings:`, 1)
+	doc = strings.Replace(doc, "browser: {{BINDING}}", "browser: denied", 1)
+	s := startDoc(t, doc, opts{})
+	p := testkit.NewClient(t).Get(s.App.LoginURL(nil))
+	if p.Status != http.StatusForbidden || !p.Has("Sign-ups are closed.") {
+		t.Fatalf("status %d:\n%s", p.Status, p.Body)
+	}
+	code, evs := apiList(t, s, "/admin/realms/test/events?type=LOGIN_ERROR", peopleKey)
+	if code != http.StatusOK || len(evs) != 1 {
+		t.Fatalf("LOGIN_ERROR events: %d %v", code, evs)
+	}
+}
+
 func TestUserInputIsEscaped(t *testing.T) {
 	s := start(t, opts{})
 	c := testkit.NewClient(t)

@@ -237,7 +237,6 @@ func (h *Handler) authorize(w http.ResponseWriter, r *http.Request) {
 	}
 	if out.Failed {
 		h.counted(false, st.Flow.Methods)
-		h.loginError(r.Context(), st, c)
 		h.loginError(ctx, st, c)
 		h.fail(w, c.Locale, http.StatusForbidden, flows.M("login.cannotTitle"), out.Message, h.restartURL(st.Flow.ID))
 		return
