@@ -345,7 +345,8 @@ func (s *Sender) Run(ctx context.Context) {
 
 func (s *Sender) drain(ctx context.Context) {
 	for ctx.Err() == nil {
-		batch, err := s.Outbox.ClaimMail(ctx, s.Owner, time.Now(), s.Lease, 2*s.Parallel)
+		limit := 2 * s.Parallel
+		batch, err := s.Outbox.ClaimMail(ctx, s.Owner, time.Now(), s.Lease, limit)
 		if err != nil {
 			if ctx.Err() == nil {
 				s.Log.Error("claim mail", "err", err)
@@ -398,6 +399,11 @@ func (s *Sender) drain(ctx context.Context) {
 			if err := s.Outbox.ReleaseMailLeases(ctx, s.Owner); err != nil {
 				s.Log.Warn("release mail leases", "err", err)
 			}
+		} else if len(batch) < limit {
+			// Nothing else was due: mail queued since wakes the loop
+			// (Wake), so claiming again would only find nothing, at the
+			// price of a write transaction per batch.
+			return
 		}
 	}
 }
