@@ -9,6 +9,7 @@ import (
 
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/handler/openid"
+	"github.com/ory/fosite/token/jwt"
 )
 
 // What each stored record keeps. fosite hands its storage the whole request
@@ -154,18 +155,41 @@ func (s accessRecord) MarshalJSON() ([]byte, error) {
 	}{c, exp, s.Username, s.Subject})
 }
 
-// refreshRecord is a refresh token's session as stored: the ID token's
-// claims with only the sid of the user's, and no access token claims.
+// refreshRecord is a refresh token's session as stored: of the ID token's
+// claims those a refreshed ID token carries over (subject, request and
+// authentication times, acr, amr) and the sid the user's claims are renewed
+// for; the refresh token's expiry; no access token claims. It is the JSON of
+// Session without the zero values, which a refresh sets again.
 type refreshRecord struct{ *Session }
 
 func (s refreshRecord) MarshalJSON() ([]byte, error) {
-	claims := *s.Claims
-	claims.Extra = map[string]any{}
-	if sid := s.SessionRef(); sid != "" {
-		claims.Extra["sid"] = sid
+	type idClaims struct {
+		Subject     string         `json:"sub,omitempty"`
+		RequestedAt time.Time      `json:"rat,omitzero"`
+		AuthTime    time.Time      `json:"auth_time,omitzero"`
+		ACR         string         `json:"acr,omitempty"`
+		AMR         []string       `json:"amr,omitempty"`
+		Extra       map[string]any `json:"ext,omitempty"`
 	}
-	claims.Nonce = "" // a refreshed ID token carries none (OIDC Core 12.2)
-	kept := Session{DefaultSession: s.DefaultSession}
-	kept.Claims = &claims
-	return json.Marshal(&kept)
+	c := s.Claims
+	claims := idClaims{Subject: c.Subject, RequestedAt: c.RequestedAt, AuthTime: c.AuthTime,
+		ACR: c.AuthenticationContextClassReference, AMR: c.AuthenticationMethodsReferences}
+	if sid := s.SessionRef(); sid != "" {
+		claims.Extra = map[string]any{"sid": sid}
+	}
+	var headers *jwt.Headers
+	if s.Headers != nil && len(s.Headers.Extra) > 0 {
+		headers = s.Headers
+	}
+	var exp map[fosite.TokenType]time.Time
+	if t := s.GetExpiresAt(fosite.RefreshToken); !t.IsZero() {
+		exp = map[fosite.TokenType]time.Time{fosite.RefreshToken: t}
+	}
+	return json.Marshal(struct {
+		Claims    idClaims                       `json:"id_token_claims"`
+		Headers   *jwt.Headers                   `json:"headers,omitempty"`
+		ExpiresAt map[fosite.TokenType]time.Time `json:"expires_at,omitempty"`
+		Username  string                         `json:"username,omitempty"`
+		Subject   string                         `json:"subject"`
+	}{claims, headers, exp, s.Username, s.Subject})
 }

@@ -64,10 +64,10 @@ type storedRequest struct {
 	ID                string          `json:"id"`
 	RequestedAt       time.Time       `json:"requested_at"`
 	ClientID          string          `json:"client_id"`
-	RequestedScope    []string        `json:"requested_scope"`
-	GrantedScope      []string        `json:"granted_scope"`
-	RequestedAudience []string        `json:"requested_audience"`
-	GrantedAudience   []string        `json:"granted_audience"`
+	RequestedScope    []string        `json:"requested_scope,omitempty"`
+	GrantedScope      []string        `json:"granted_scope,omitempty"`
+	RequestedAudience []string        `json:"requested_audience,omitempty"`
+	GrantedAudience   []string        `json:"granted_audience,omitempty"`
 	Form              url.Values      `json:"form"`
 	Session           json.RawMessage `json:"session"`
 }
