@@ -126,15 +126,18 @@ func TestThemeFolderOverridesMessages(t *testing.T) {
 	}
 }
 
-func TestDenyAccessFlow(t *testing.T) {
-	doc := strings.Replace(realm, "bindings:", `  denied:
-    - authenticator: username-password-form
-    - authenticator: deny-access
+// deniedRealm binds as the browser flow "denied": the steps given, then
+// deny-access saying "Sign-ups are closed."
+func deniedRealm(steps string) string {
+	doc := strings.Replace(realm, "bindings:", "  denied:\n"+steps+`    - authenticator: deny-access
       config:
         errorMessage: Sign-ups are closed.
 bindings:`, 1)
-	doc = strings.Replace(doc, "browser: {{BINDING}}", "browser: denied", 1)
-	s := startDoc(t, doc, opts{})
+	return strings.Replace(doc, "browser: {{BINDING}}", "browser: denied", 1)
+}
+
+func TestDenyAccessFlow(t *testing.T) {
+	s := startDoc(t, deniedRealm("    - authenticator: username-password-form\n"), opts{})
 	p := s.passwordLogin(t, testkit.NewClient(t), nil, "alice@example.com", alicePassword)
 	if p.Status != http.StatusForbidden || !p.Has("Sign-ups are closed.") || !p.Has("Start again") {
 		t.Fatalf("status %d:\n%s", p.Status, p.Body)
@@ -146,13 +149,7 @@ bindings:`, 1)
 
 // A login refused by its first step (no page was shown) is one LOGIN_ERROR.
 func TestLoginRefusedAtTheStartIsOneEvent(t *testing.T) {
-	doc := strings.Replace(realm, "bindings:", `  denied:
-    - authenticator: deny-access
-      config:
-        errorMessage: Sign-ups are closed.
-bindings:`, 1)
-	doc = strings.Replace(doc, "browser: {{BINDING}}", "browser: denied", 1)
-	s := startDoc(t, doc, opts{})
+	s := startDoc(t, deniedRealm(""), opts{})
 	p := testkit.NewClient(t).Get(s.App.LoginURL(nil))
 	if p.Status != http.StatusForbidden || !p.Has("Sign-ups are closed.") {
 		t.Fatalf("status %d:\n%s", p.Status, p.Body)

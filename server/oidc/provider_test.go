@@ -100,14 +100,11 @@ func code(t *testing.T, p *Provider, query url.Values, u *flows.User) string {
 	return loc.Query().Get("code")
 }
 
-// Every grant and endpoint the provider composes works over the narrow
-// Store: a missing storage method would panic in New, a missing handler
-// would refuse its grant. Tokens are checked by go-oidc, a real RP library.
-func TestProviderServesEveryGrantOverItsStore(t *testing.T) {
-	ctx := context.Background()
-	p, srv, u := testProvider(t)
-	issuer := p.cfg.Issuer()
-	rp, err := gooidc.NewProvider(ctx, issuer)
+// appClient is the public client "app" as go-oidc and x/oauth2 see it,
+// with a PKCE verifier and an authorization URL (state st-1, nonce n-1).
+func appClient(t *testing.T, p *Provider) (*gooidc.Provider, oauth2.Config, string, *url.URL) {
+	t.Helper()
+	rp, err := gooidc.NewProvider(context.Background(), p.cfg.Issuer())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,6 +112,16 @@ func TestProviderServesEveryGrantOverItsStore(t *testing.T) {
 		Scopes: []string{"openid", "email", "profile", "offline_access"}}
 	verifier := oauth2.GenerateVerifier()
 	authURL, _ := url.Parse(conf.AuthCodeURL("st-1", oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("nonce", "n-1")))
+	return rp, conf, verifier, authURL
+}
+
+// Every grant and endpoint the provider composes works over the narrow
+// Store: a missing storage method would panic in New, a missing handler
+// would refuse its grant. Tokens are checked by go-oidc, a real RP library.
+func TestProviderServesEveryGrantOverItsStore(t *testing.T) {
+	ctx := context.Background()
+	p, srv, u := testProvider(t)
+	rp, conf, verifier, authURL := appClient(t, p)
 
 	c := code(t, p, authURL.Query(), u)
 	if _, err := conf.Exchange(ctx, c); err == nil {
@@ -210,14 +217,7 @@ func TestProviderServesEveryGrantOverItsStore(t *testing.T) {
 func TestTokenRowsKeepNoCopyOfTheProfile(t *testing.T) {
 	ctx := context.Background()
 	p, _, u := testProvider(t)
-	rp, err := gooidc.NewProvider(ctx, p.cfg.Issuer())
-	if err != nil {
-		t.Fatal(err)
-	}
-	conf := oauth2.Config{ClientID: "app", Endpoint: rp.Endpoint(), RedirectURL: "http://127.0.0.1/cb",
-		Scopes: []string{"openid", "email", "profile", "offline_access"}}
-	verifier := oauth2.GenerateVerifier()
-	authURL, _ := url.Parse(conf.AuthCodeURL("st-1", oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("nonce", "n-1")))
+	rp, conf, verifier, authURL := appClient(t, p)
 	tok, err := conf.Exchange(ctx, code(t, p, authURL.Query(), u), oauth2.VerifierOption(verifier))
 	if err != nil {
 		t.Fatal(err)
