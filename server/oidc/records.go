@@ -70,7 +70,8 @@ func (s recordingStorage) CreatePKCERequestSession(context.Context, string, fosi
 // fosite's own record would be, it is missing when the authorization request
 // sent no challenge, and once the code is used.
 func (s recordingStorage) GetPKCERequestSession(ctx context.Context, signature string, _ fosite.Session) (fosite.Requester, error) {
-	r, err := s.Store.GetAuthorizeCodeSession(ctx, signature, NewSession())
+	// No session: only the form and the client are read.
+	r, err := s.Store.GetAuthorizeCodeSession(ctx, signature, nil)
 	if errors.Is(err, fosite.ErrInvalidatedAuthorizeCode) {
 		return nil, fosite.ErrNotFound
 	}
