@@ -20,8 +20,9 @@ import (
 // row keeps no copy of the user's profile:
 //
 //   - code: the session (the tokens are made from it, and it carries the
-//     nonce) and the form's redirect_uri (the token request must repeat it)
-//     and PKCE challenge. The PKCE and OpenID Connect records fosite asks
+//     nonce) and, of the form, what fosite's sanitation whitelist lets
+//     through (see New): the redirect_uri the token request must repeat and
+//     the PKCE challenge. The PKCE and OpenID Connect records fosite asks
 //     for are read from it (see GetPKCERequestSession,
 //     GetOpenIDConnectSession): two inserts and two deletes fewer a login.
 //   - access: who (subject, username, sid) and until when. Userinfo and the
@@ -34,31 +35,13 @@ type recordingStorage struct {
 	Store
 }
 
-// recorded is a request as stored: its own form and session.
-type recorded struct {
+// withSession is a request stored with another session.
+type withSession struct {
 	fosite.Requester
-	form    url.Values
 	session fosite.Session
 }
 
-func (r recorded) GetRequestForm() url.Values { return r.form }
-func (r recorded) GetSession() fosite.Session { return r.session }
-
-// only is the part of form named by keys.
-func only(form url.Values, keys ...string) url.Values {
-	kept := url.Values{}
-	for _, k := range keys {
-		if v, ok := form[k]; ok {
-			kept[k] = v
-		}
-	}
-	return kept
-}
-
-func (s recordingStorage) CreateAuthorizeCodeSession(ctx context.Context, code string, r fosite.Requester) error {
-	form := only(r.GetRequestForm(), "redirect_uri", "code_challenge", "code_challenge_method")
-	return s.Store.CreateAuthorizeCodeSession(ctx, code, recorded{r, form, r.GetSession()})
-}
+func (r withSession) GetSession() fosite.Session { return r.session }
 
 // CreatePKCERequestSession stores nothing: the code's record keeps the
 // challenge.
@@ -120,50 +103,29 @@ func (s recordingStorage) DeleteOpenIDConnectSession(context.Context, string) er
 
 func (s recordingStorage) CreateAccessTokenSession(ctx context.Context, signature string, r fosite.Requester) error {
 	if sess, ok := r.GetSession().(*Session); ok {
-		r = recorded{r, r.GetRequestForm(), accessRecord{sess}}
+		r = withSession{r, storedSession{sess, fosite.AccessToken}}
 	}
 	return s.Store.CreateAccessTokenSession(ctx, signature, r)
 }
 
 func (s recordingStorage) CreateRefreshTokenSession(ctx context.Context, signature, accessSignature string, r fosite.Requester) error {
-	if sess, ok := r.GetSession().(*Session); ok && sess.Claims != nil {
-		r = recorded{r, r.GetRequestForm(), refreshRecord{sess}}
+	if sess, ok := r.GetSession().(*Session); ok {
+		r = withSession{r, storedSession{sess, fosite.RefreshToken}}
 	}
 	return s.Store.CreateRefreshTokenSession(ctx, signature, accessSignature, r)
 }
 
-// accessRecord is an access token's session as stored: subject, username,
-// sid and expiry, in the JSON of Session.
-type accessRecord struct{ *Session }
-
-func (s accessRecord) MarshalJSON() ([]byte, error) {
-	type claims struct {
-		Extra map[string]any `json:"ext"`
-	}
-	var c *claims
-	if sid := s.SessionRef(); sid != "" {
-		c = &claims{Extra: map[string]any{"sid": sid}}
-	}
-	var exp map[fosite.TokenType]time.Time
-	if t := s.GetExpiresAt(fosite.AccessToken); !t.IsZero() {
-		exp = map[fosite.TokenType]time.Time{fosite.AccessToken: t}
-	}
-	return json.Marshal(struct {
-		Claims    *claims                        `json:"id_token_claims,omitempty"`
-		ExpiresAt map[fosite.TokenType]time.Time `json:"expires_at,omitempty"`
-		Username  string                         `json:"username,omitempty"`
-		Subject   string                         `json:"subject"`
-	}{c, exp, s.Username, s.Subject})
+// storedSession is a token's session as stored, in the JSON of Session
+// without the zero values: subject, username, the sid and the token's own
+// expiry; for a refresh token also the ID token's claims a refreshed ID
+// token carries over (request and authentication times, acr, amr). No
+// access token claims, none of the user's.
+type storedSession struct {
+	*Session
+	token fosite.TokenType
 }
 
-// refreshRecord is a refresh token's session as stored: of the ID token's
-// claims those a refreshed ID token carries over (subject, request and
-// authentication times, acr, amr) and the sid the user's claims are renewed
-// for; the refresh token's expiry; no access token claims. It is the JSON of
-// Session without the zero values, which a refresh sets again.
-type refreshRecord struct{ *Session }
-
-func (s refreshRecord) MarshalJSON() ([]byte, error) {
+func (s storedSession) MarshalJSON() ([]byte, error) {
 	type idClaims struct {
 		Subject     string         `json:"sub,omitempty"`
 		RequestedAt time.Time      `json:"rat,omitzero"`
@@ -172,9 +134,11 @@ func (s refreshRecord) MarshalJSON() ([]byte, error) {
 		AMR         []string       `json:"amr,omitempty"`
 		Extra       map[string]any `json:"ext,omitempty"`
 	}
-	c := s.Claims
-	claims := idClaims{Subject: c.Subject, RequestedAt: c.RequestedAt, AuthTime: c.AuthTime,
-		ACR: c.AuthenticationContextClassReference, AMR: c.AuthenticationMethodsReferences}
+	var claims idClaims
+	if c := s.Claims; c != nil && s.token == fosite.RefreshToken {
+		claims = idClaims{Subject: c.Subject, RequestedAt: c.RequestedAt, AuthTime: c.AuthTime,
+			ACR: c.AuthenticationContextClassReference, AMR: c.AuthenticationMethodsReferences}
+	}
 	if sid := s.SessionRef(); sid != "" {
 		claims.Extra = map[string]any{"sid": sid}
 	}
@@ -183,8 +147,8 @@ func (s refreshRecord) MarshalJSON() ([]byte, error) {
 		headers = s.Headers
 	}
 	var exp map[fosite.TokenType]time.Time
-	if t := s.GetExpiresAt(fosite.RefreshToken); !t.IsZero() {
-		exp = map[fosite.TokenType]time.Time{fosite.RefreshToken: t}
+	if t := s.GetExpiresAt(s.token); !t.IsZero() {
+		exp = map[fosite.TokenType]time.Time{s.token: t}
 	}
 	return json.Marshal(struct {
 		Claims    idClaims                       `json:"id_token_claims"`
