@@ -27,6 +27,18 @@ func do(t *testing.T, ctx context.Context, steps ...chromedp.Action[chromedp.Voi
 // once there is one. It reads through JavaScript, not DOM node ids: a node
 // id chromedp holds can go stale when the document is swapped under it
 // right after a form post ("No node with given id found").
+// submitEmail asks for a link on the magic-link page and waits for the
+// "check your email" page: only it has the resend form (the email page has
+// an h1 too).
+func submitEmail(t *testing.T, ctx context.Context, email string) {
+	t.Helper()
+	do(t, ctx,
+		chromedp.SendKeys(chromedp.ID("email"), email),
+		chromedp.Click(chromedp.CSS("button[type=submit]")),
+		chromedp.WaitReady(chromedp.CSS(`input[name="action"][value="resend"]`)),
+	)
+}
+
 func text(t *testing.T, ctx context.Context, sel string) string {
 	t.Helper()
 	q, _ := json.Marshal(sel)
@@ -56,13 +68,7 @@ func TestBrowserMagicLinkLogin(t *testing.T) {
 	if n, _ := chromedp.Run(ctx, chromedp.Nodes(chromedp.CSS("input[type=password]"), chromedp.AtLeast(0))); len(n) != 0 {
 		t.Fatal("the magic-link page shows a password field")
 	}
-	do(t, ctx,
-		chromedp.SendKeys(chromedp.ID("email"), "alice@example.com"),
-		chromedp.Click(chromedp.CSS("button[type=submit]")),
-		// Only the "check your email" page has the resend form (the email
-		// page has an h1 too).
-		chromedp.WaitReady(chromedp.CSS(`input[name="action"][value="resend"]`)),
-	)
+	submitEmail(t, ctx, "alice@example.com")
 	if h := text(t, ctx, "h1"); h != "Check your email" {
 		t.Fatalf("after the email form: %q", h)
 	}

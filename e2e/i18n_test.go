@@ -40,11 +40,7 @@ func TestBrowserLoginAndMailFollowUILocales(t *testing.T) {
 	if l, h := lang(t, ctx), text(t, ctx, "h1"); l != "de" || h != "Mit Ihrer E-Mail anmelden" {
 		t.Fatalf("ui_locales=de-CH: lang %q, heading %q", l, h)
 	}
-	do(t, ctx,
-		chromedp.SendKeys(chromedp.ID("email"), "alice@example.com"),
-		chromedp.Click(chromedp.CSS("button[type=submit]")),
-		chromedp.WaitReady(chromedp.CSS(`input[name="action"][value="resend"]`)),
-	)
+	submitEmail(t, ctx, "alice@example.com")
 	if h := text(t, ctx, "h1"); h != "Prüfen Sie Ihre E-Mails" {
 		t.Fatalf("sent page: %q", h)
 	}
@@ -78,11 +74,7 @@ func TestBrowserFollowsTheBrowsersLanguage(t *testing.T) {
 	if l, h := lang(t, ctx), text(t, ctx, "h1"); l != "pt-BR" || h != "Entre com seu e-mail" {
 		t.Fatalf("Accept-Language pt-BR: lang %q, heading %q", l, h)
 	}
-	do(t, ctx,
-		chromedp.SendKeys(chromedp.ID("email"), "alice@example.com"),
-		chromedp.Click(chromedp.CSS("button[type=submit]")),
-		chromedp.WaitReady(chromedp.CSS(`input[name="action"][value="resend"]`)),
-	)
+	submitEmail(t, ctx, "alice@example.com")
 	if m := s.SMTP.WaitFor(t, "alice@example.com", 1, 10*time.Second)[0]; !strings.Contains(m.HTML, `lang="pt-BR"`) {
 		t.Fatalf("the mail is not Portuguese: %q\n%s", m.Subject, m.Text)
 	}
