@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	texttemplate "text/template"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -47,6 +48,7 @@ type Catalog struct {
 	bundle    *goi18n.Bundle
 	local     map[string]*goi18n.Localizer
 	ids       map[string]map[string]bool // locale -> ids it has
+	names     map[string]string          // supported locale -> its name in itself
 
 	mu      sync.Mutex
 	missing map[string]bool // "locale id" asked for and not found
@@ -55,6 +57,8 @@ type Catalog struct {
 	// "locale\x00id": a page renders dozens, and go-i18n executes a
 	// template for each. A catalog never changes (a reload builds anew).
 	plain sync.Map
+
+	parser localeParser
 }
 
 // New loads the built-in catalogs, then the theme's: a theme message
@@ -68,7 +72,8 @@ func New(defaultLocale string, supported []string, builtin, theme []File) (*Cata
 	if len(supported) == 0 {
 		supported = []string{defaultLocale}
 	}
-	c := &Catalog{local: map[string]*goi18n.Localizer{}, ids: map[string]map[string]bool{}, missing: map[string]bool{}}
+	c := &Catalog{local: map[string]*goi18n.Localizer{}, ids: map[string]map[string]bool{}, names: map[string]string{}, missing: map[string]bool{}}
+	c.parser = localeParser{funcs: c.funcs}
 	for _, s := range supported {
 		t, err := language.Parse(s)
 		if err != nil {
@@ -108,6 +113,7 @@ func New(defaultLocale string, supported []string, builtin, theme []File) (*Cata
 			return nil, fmt.Errorf("%w %s has no messages: add NAME.%s.json catalogs to the theme's templates folder", ErrLocale, l, l)
 		}
 		c.local[l] = goi18n.NewLocalizer(c.bundle, l)
+		c.names[l] = Name(l)
 	}
 	return c, nil
 }
@@ -217,7 +223,16 @@ func (c *Catalog) Locale(locale string) string {
 	return c.def
 }
 
-// Name is a locale's name in its own language, for the switcher.
+// Name is a supported locale's name in its own language, for the
+// switcher (named once: Name parses the tag and looks up its display).
+func (c *Catalog) Name(locale string) string {
+	if n, ok := c.names[locale]; ok {
+		return n
+	}
+	return Name(locale)
+}
+
+// Name is a locale's name in its own language.
 func Name(locale string) string {
 	t, err := language.Parse(locale)
 	if err != nil {
@@ -261,8 +276,9 @@ func (c *Catalog) Text(locale string, m flows.Msg) string {
 }
 
 func (c *Catalog) localize(locale, id string, args map[string]any) (string, error) {
-	l := c.local[c.Locale(locale)]
-	cfg := &goi18n.LocalizeConfig{MessageID: id, TemplateData: args, Funcs: c.funcs(locale)}
+	locale = c.Locale(locale)
+	l := c.local[locale]
+	cfg := &goi18n.LocalizeConfig{MessageID: id, TemplateData: localeData{locale, args}, TemplateParser: c.parser}
 	if n, ok := args["Count"]; ok {
 		cfg.PluralCount = n
 	}
@@ -293,8 +309,8 @@ func (c *Catalog) Missing() []string {
 }
 
 // funcs are what catalog messages may call: duration and ago.
-func (c *Catalog) funcs(locale string) map[string]any {
-	return map[string]any{
+func (c *Catalog) funcs(locale string) texttemplate.FuncMap {
+	return texttemplate.FuncMap{
 		"duration": func(d time.Duration) string { return c.Duration(locale, d) },
 		"ago":      func(d time.Duration) string { return c.Ago(locale, d) },
 	}

@@ -3,6 +3,7 @@ package i18n
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"latchkey/flows"
 )
@@ -98,5 +99,44 @@ func TestLocalesAreChecked(t *testing.T) {
 	}
 	if Name("pt-BR") == "pt-BR" || Name("de") != "Deutsch" {
 		t.Fatalf("names: %q %q", Name("pt-BR"), Name("de"))
+	}
+}
+
+// A message is parsed once, yet each locale that renders it (here German,
+// through the English fallback) keeps its own duration words.
+func TestAParsedMessageSpeaksEachLocalesDurations(t *testing.T) {
+	builtin := []File{
+		{Name: "core.en.json", Data: []byte(`{"wait": "Try again in {{duration .Wait}}.", "duration.minutes": {"one": "{{.Count}} minute", "other": "{{.Count}} minutes"}}`)},
+		{Name: "core.de.json", Data: []byte(`{"duration.minutes": {"one": "{{.Count}} Minute", "other": "{{.Count}} Minuten"}}`)},
+	}
+	c, err := New("en", []string{"en", "de"}, builtin, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		for _, tc := range []struct{ locale, want string }{
+			{"en", "Try again in 15 minutes."},
+			{"de", "Try again in 15 Minuten."},
+			{"en", "Try again in 1 minute."},
+		} {
+			wait := 15 * time.Minute
+			if strings.HasSuffix(tc.want, "1 minute.") {
+				wait = time.Minute
+			}
+			if got := c.Text(tc.locale, flows.M("wait", "Wait", wait)); got != tc.want {
+				t.Fatalf("%s: %q, want %q", tc.locale, got, tc.want)
+			}
+		}
+	}
+}
+
+func BenchmarkTextWithArguments(b *testing.B) {
+	c, err := New("en", []string{"en"}, []File{{Name: "core.en.json", Data: []byte(`{"hi": "Hello {{.Name}}, {{duration .Wait}}", "duration.minutes": {"one": "{{.Count}} minute", "other": "{{.Count}} minutes"}}`)}}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	m := flows.M("hi", "Name", "Ada", "Wait", 15*time.Minute)
+	for b.Loop() {
+		c.Text("en", m)
 	}
 }

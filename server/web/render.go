@@ -324,12 +324,13 @@ func (r *Renderer) switcher(v View) []LocaleLink {
 	if err != nil {
 		return nil
 	}
+	query := u.Query()
 	out := make([]LocaleLink, 0, len(locales))
 	for _, l := range locales {
-		q := u.Query()
+		q := maps.Clone(query)
 		q.Set("kc_locale", l)
 		u.RawQuery = q.Encode()
-		out = append(out, LocaleLink{Locale: l, Name: i18n.Name(l), URL: u.String(), Current: l == v.Locale})
+		out = append(out, LocaleLink{Locale: l, Name: r.cat.Name(l), URL: u.String(), Current: l == v.Locale})
 	}
 	return out
 }
