@@ -40,7 +40,9 @@ type EventFilter struct {
 // without being kept, nor kept without being announced.
 func (s *Store) RecordEvent(ctx context.Context, e *Event, deliveries []OutboxMail) error {
 	return s.InTx(ctx, func(ctx context.Context) error {
-		if err := s.db(ctx).Create(e).Error; err != nil {
+		_, err := s.exec(ctx, insertEvent, e.ID, e.Time.UTC(), e.Kind, e.Type, e.ClientID, e.UserID, e.SessionID, e.IPAddress, e.Error,
+			e.Details, e.OperationType, e.ResourceType, e.ResourcePath)
+		if err != nil {
 			return fmt.Errorf("record event: %w", err)
 		}
 		for i := range deliveries {
@@ -51,6 +53,10 @@ func (s *Store) RecordEvent(ctx context.Context, e *Event, deliveries []OutboxMa
 		return nil
 	})
 }
+
+// insertEvent is plain SQL (plainsql.go): a login records several events.
+var insertEvent = plain("INSERT INTO events (id, occurred_at, kind, type, client_id, user_id, session_id, ip_address, error, details, " +
+	"operation_type, resource_type, resource_path) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 
 // Events returns the events f selects, newest first.
 func (s *Store) Events(ctx context.Context, f EventFilter) ([]Event, error) {

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -14,7 +15,6 @@ import (
 	"github.com/ory/fosite/handler/oauth2"
 	"github.com/ory/fosite/handler/openid"
 	"github.com/ory/fosite/handler/pkce"
-	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 )
 
@@ -58,6 +58,13 @@ type OAuthRecord struct {
 	ExpiresAt   time.Time `gorm:"index"`
 	Data        string    // JSON of storedRequest
 }
+
+// The token record statements (plain SQL: plainsql.go). get reads only
+// what a request is rebuilt from.
+var (
+	insertOAuthRecord = plain("INSERT INTO o_auth_records (kind, signature, request_id, client_id, subject, session_ref, active, requested_at, expires_at, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+	selectOAuthRecord = plain("SELECT request_id, client_id, active, requested_at, data FROM o_auth_records WHERE kind = ? AND signature = ?")
+)
 
 // storedRequest is the serialisable part of a fosite.Requester.
 type storedRequest struct {
@@ -133,11 +140,9 @@ func (s *Store) create(ctx context.Context, kind, signature string, r fosite.Req
 	if sr, ok := r.GetSession().(interface{ SessionRef() string }); ok {
 		ref = sr.SessionRef()
 	}
-	rec := OAuthRecord{
-		Kind: kind, Signature: signature, RequestID: r.GetID(), ClientID: r.GetClient().GetID(),
-		Subject: subject, SessionRef: ref, Active: true, RequestedAt: r.GetRequestedAt().UTC(), ExpiresAt: expiryOf(kind, r), Data: string(data),
-	}
-	if err := s.db(ctx).Create(&rec).Error; err != nil {
+	_, err = s.exec(ctx, insertOAuthRecord, kind, signature, r.GetID(), r.GetClient().GetID(), subject, ref, true,
+		r.GetRequestedAt().UTC(), expiryOf(kind, r), string(data))
+	if err != nil {
 		return fmt.Errorf("store %s: %w", kind, err)
 	}
 	return nil
@@ -148,9 +153,12 @@ func (s *Store) create(ctx context.Context, kind, signature string, r fosite.Req
 // revoke what was issued from a reused code or refresh token.
 func (s *Store) get(ctx context.Context, kind, signature string, session fosite.Session) (*fosite.Request, bool, error) {
 	signature = signatureKey(signature)
-	var rec OAuthRecord
-	err := s.read(ctx).Where("kind = ? AND signature = ?", kind, signature).Take(&rec).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
+	rec := OAuthRecord{Kind: kind, Signature: signature}
+	row, err := s.queryRow(ctx, selectOAuthRecord, kind, signature)
+	if err == nil {
+		err = row.Scan(&rec.RequestID, &rec.ClientID, &rec.Active, &rec.RequestedAt, &rec.Data)
+	}
+	if errors.Is(err, sql.ErrNoRows) {
 		return nil, false, fosite.ErrNotFound
 	}
 	if err != nil {

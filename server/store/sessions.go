@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"time"
@@ -28,10 +29,7 @@ func (s *Store) SaveAuthSession(ctx context.Context, a *AuthSession) error {
 		a.CreatedAt = now
 	}
 	a.UpdatedAt = now
-	err := s.db(ctx).Clauses(clause.OnConflict{
-		Columns:   []clause.Column{{Name: "id"}},
-		DoUpdates: clause.AssignmentColumns([]string{"browser_id", "data", "expires_at", "updated_at"}),
-	}).Create(a).Error
+	_, err := s.exec(ctx, saveAuthSession, a.ID, a.BrowserID, a.Data, a.ExpiresAt.UTC(), a.CreatedAt.UTC(), a.UpdatedAt)
 	if err != nil {
 		return fmt.Errorf("save auth session: %w", err)
 	}
@@ -41,17 +39,36 @@ func (s *Store) SaveAuthSession(ctx context.Context, a *AuthSession) error {
 // AuthSessionByID returns the session, expired or not: callers tell the
 // user which it was.
 func (s *Store) AuthSessionByID(ctx context.Context, id string) (*AuthSession, error) {
-	var a AuthSession
-	if err := s.read(ctx).Where("id = ?", id).Take(&a).Error; err != nil {
-		return nil, notFound(err)
+	a := AuthSession{ID: id}
+	row, err := s.queryRow(ctx, selectAuthSession, id)
+	if err == nil {
+		err = row.Scan(&a.BrowserID, &a.Data, &a.ExpiresAt, &a.CreatedAt, &a.UpdatedAt)
+	}
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read auth session: %w", err)
 	}
 	return &a, nil
 }
 
 // DeleteAuthSession removes a finished login attempt.
 func (s *Store) DeleteAuthSession(ctx context.Context, id string) error {
-	return s.db(ctx).Where("id = ?", id).Delete(&AuthSession{}).Error
+	if _, err := s.exec(ctx, deleteAuthSession, id); err != nil {
+		return fmt.Errorf("delete auth session: %w", err)
+	}
+	return nil
 }
+
+// The login attempt's statements, run several times by every login (plain
+// SQL: plainsql.go).
+var (
+	saveAuthSession = plain("INSERT INTO auth_sessions (id, browser_id, data, expires_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?) " +
+		"ON CONFLICT (id) DO UPDATE SET browser_id = excluded.browser_id, data = excluded.data, expires_at = excluded.expires_at, updated_at = excluded.updated_at")
+	selectAuthSession = plain("SELECT browser_id, data, expires_at, created_at, updated_at FROM auth_sessions WHERE id = ?")
+	deleteAuthSession = plain("DELETE FROM auth_sessions WHERE id = ?")
+)
 
 // SSOSession is a completed login remembered for single sign-on.
 type SSOSession struct {

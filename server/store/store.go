@@ -39,8 +39,11 @@ type Store struct {
 	gdb *gorm.DB
 	// rdb takes reads outside transactions: several connections on SQLite
 	// (WAL lets them read while the writer writes), gdb itself on PostgreSQL.
-	rdb    *gorm.DB
-	driver string
+	rdb *gorm.DB
+	// wsql and rsql are gdb's and rdb's pools, for the plain statements
+	// (plainsql.go).
+	wsql, rsql *sql.DB
+	driver     string
 	// clients resolves client ids when fosite requests are read back.
 	clients ClientLookup
 }
@@ -66,6 +69,13 @@ func Open(driver, dsn string, opts Options) (*Store, error) {
 		s.rdb = s.gdb
 	default:
 		return nil, fmt.Errorf("unknown database driver %q", driver)
+	}
+	if s.wsql, err = s.gdb.DB(); err == nil {
+		s.rsql, err = s.rdb.DB()
+	}
+	if err != nil {
+		_ = s.Close()
+		return nil, fmt.Errorf("database pool: %w", err)
 	}
 	if err := s.migrate(); err != nil {
 		_ = s.Close()

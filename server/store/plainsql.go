@@ -1,0 +1,81 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"gorm.io/gorm"
+)
+
+// The few statements a login runs many times (token records, login
+// attempts, events) skip gorm: building one through gorm's clauses,
+// reflection and callbacks cost more CPU and allocation than the database
+// running it. The rest of the store, the schema and its migrations stay
+// gorm's. A plainQuery is written once with ? placeholders and rewritten
+// for PostgreSQL ($1, $2, ...) when it is declared.
+
+type plainQuery struct{ sqlite, postgres string }
+
+func plain(q string) plainQuery {
+	var b strings.Builder
+	n := 0
+	for _, r := range q {
+		if r == '?' {
+			n++
+			b.WriteString("$" + strconv.Itoa(n))
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return plainQuery{sqlite: q, postgres: b.String()}
+}
+
+// sqlConn is what both a pool and a transaction run statements with.
+type sqlConn interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+func (s *Store) text(q plainQuery) string {
+	if s.driver == "postgres" {
+		return q.postgres
+	}
+	return q.sqlite
+}
+
+// conn is the transaction in ctx, or else the writer (write) or a reader.
+func (s *Store) conn(ctx context.Context, write bool) (sqlConn, error) {
+	if tx, ok := ctx.Value(txKey{}).(*gorm.DB); ok {
+		c, ok := tx.Statement.ConnPool.(sqlConn)
+		if !ok {
+			return nil, fmt.Errorf("store: transaction %T runs no plain statements", tx.Statement.ConnPool)
+		}
+		return c, nil
+	}
+	if write {
+		return s.wsql, nil
+	}
+	return s.rsql, nil
+}
+
+// exec runs a write in the transaction in ctx, or on its own.
+func (s *Store) exec(ctx context.Context, q plainQuery, args ...any) (sql.Result, error) {
+	c, err := s.conn(ctx, true)
+	if err != nil {
+		return nil, err
+	}
+	return c.ExecContext(s.stmtCtx(ctx), s.text(q), args...)
+}
+
+// queryRow reads one row in the transaction in ctx, or from a reader.
+// Its Scan returns sql.ErrNoRows when there is none.
+func (s *Store) queryRow(ctx context.Context, q plainQuery, args ...any) (*sql.Row, error) {
+	c, err := s.conn(ctx, false)
+	if err != nil {
+		return nil, err
+	}
+	return c.QueryRowContext(s.stmtCtx(ctx), s.text(q), args...), nil
+}
