@@ -28,6 +28,7 @@ import (
 	"github.com/ory/fosite/handler/oauth2"
 	"github.com/ory/fosite/handler/openid"
 	"github.com/ory/fosite/handler/pkce"
+	fositestorage "github.com/ory/fosite/storage"
 	"github.com/ory/fosite/token/jwt"
 
 	"latchkey/flows"
@@ -42,6 +43,9 @@ import (
 // client, and the user behind a session for userinfo and refreshed claims.
 type Store interface {
 	oauth2.CoreStorage
+	// Transactional makes fosite's multi-step writes atomic: redeeming a
+	// code (spend it, store its tokens) and rotating a refresh token.
+	fositestorage.Transactional
 	oauth2.TokenRevocationStorage
 	openid.OpenIDConnectRequestStorage
 	pkce.PKCERequestStorage
@@ -156,6 +160,19 @@ func New(cfg *config.Config, st Store, keys *KeySet, hmacSecret, refreshKey []by
 type fositeStorage struct {
 	Store
 	p *Provider
+}
+
+// Commit records the token request's success event (see issuedEvent) in
+// the transaction that stores its tokens; if it cannot be recorded, no
+// tokens are issued.
+func (f *fositeStorage) Commit(ctx context.Context) error {
+	if issued, ok := ctx.Value(issuedEventKey{}).(*issuedEvent); ok && !issued.recorded {
+		if err := f.p.Events.Record(ctx, *issued.event); err != nil {
+			return errors.Join(fmt.Errorf("record %s: %w", issued.event.Type, err), f.Store.Rollback(ctx))
+		}
+		issued.recorded = true
+	}
+	return f.Store.Commit(ctx)
 }
 
 func (f *fositeStorage) GetClient(ctx context.Context, id string) (fosite.Client, error) {
@@ -617,6 +634,11 @@ func (p *Provider) Token(w http.ResponseWriter, r *http.Request) {
 	if c, ok := p.cfg.Client(ar.GetClient().GetID()); ok && c.IDTokenSignedResponseAlg != "" {
 		ctx = WithIDTokenAlg(ctx, c.IDTokenSignedResponseAlg)
 	}
+	issued := &issuedEvent{}
+	if e, ok := p.tokenEventOf(r, ar, nil); ok && p.Events != nil {
+		issued.event = &e
+		ctx = context.WithValue(ctx, issuedEventKey{}, issued)
+	}
 	resp, err := p.oauth2.NewAccessResponse(ctx, ar)
 	if err != nil {
 		p.logTokenError(r, err)
@@ -624,12 +646,25 @@ func (p *Provider) Token(w http.ResponseWriter, r *http.Request) {
 		p.oauth2.WriteAccessError(ctx, w, ar, err)
 		return
 	}
-	p.tokenEvent(ctx, r, ar, nil)
+	if !issued.recorded {
+		p.tokenEvent(ctx, r, ar, nil) // a grant fosite writes without a transaction (client_credentials)
+	}
 	p.oauth2.WriteAccessResponse(ctx, w, ar, resp)
 }
 
+// issuedEvent is a token request's success event, recorded by the
+// transaction that stores its tokens (fositeStorage.Commit): one commit
+// fewer, and no tokens stored without their event.
+type issuedEvent struct {
+	event    *events.Event
+	recorded bool
+}
+
+type issuedEventKey struct{}
+
 // EventRecorder records login events (the token endpoint's).
 type EventRecorder interface {
+	Record(ctx context.Context, e events.Event) error
 	Try(ctx context.Context, e events.Event)
 }
 
@@ -643,9 +678,17 @@ func (p *Provider) tokenEvent(ctx context.Context, r *http.Request, ar fosite.Ac
 	if p.Events == nil {
 		return
 	}
+	if e, ok := p.tokenEventOf(r, ar, err); ok {
+		p.Events.Try(ctx, e)
+	}
+}
+
+// tokenEventOf is the event of a token request's outcome; false for grant
+// types without one.
+func (p *Provider) tokenEventOf(r *http.Request, ar fosite.AccessRequester, err error) (events.Event, bool) {
 	typ, ok := tokenEventTypes[r.PostFormValue("grant_type")]
 	if !ok {
-		return
+		return events.Event{}, false
 	}
 	e := events.Event{Type: typ}
 	if ar != nil && ar.GetClient() != nil {
@@ -662,7 +705,7 @@ func (p *Provider) tokenEvent(ctx context.Context, r *http.Request, ar fosite.Ac
 		e.Type += "_ERROR"
 		e.Error = fosite.ErrorToRFC6749Error(err).ErrorField
 	}
-	p.Events.Try(ctx, e)
+	return e, true
 }
 
 // refreshClaims renews the user's claims in a refreshed ID token, and

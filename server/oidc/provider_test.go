@@ -21,6 +21,7 @@ import (
 
 	"latchkey/flows"
 	"latchkey/server/config"
+	"latchkey/server/events"
 	"latchkey/server/store"
 )
 
@@ -288,5 +289,69 @@ func TestCodeFromBeforeTheUpgradeKeepsItsNonce(t *testing.T) {
 	tokenRequest.GrantedScope = fosite.Arguments{"email"}
 	if _, err := (recordingStorage{st}).GetOpenIDConnectSession(ctx, "the-code", tokenRequest); !errors.Is(err, openid.ErrNoSessionFound) {
 		t.Fatalf("a code issued without openid: %v", err)
+	}
+}
+
+// eventLog is an EventRecorder that remembers what it was given, or
+// refuses to record (fail).
+type eventLog struct {
+	fail     error
+	recorded []events.Event // by Record: in the grant's transaction
+	tried    []events.Event // by Try: after the fact
+}
+
+func (l *eventLog) Record(_ context.Context, e events.Event) error {
+	if l.fail != nil {
+		return l.fail
+	}
+	l.recorded = append(l.recorded, e)
+	return nil
+}
+
+func (l *eventLog) Try(_ context.Context, e events.Event) { l.tried = append(l.tried, e) }
+
+// A code is spent and its tokens stored in one transaction, with its
+// CODE_TO_TOKEN event: when the event cannot be stored the transaction is
+// rolled back, no tokens are issued, and the code still works. A refresh
+// rotates the same way.
+func TestTokensAreIssuedWithTheirEventOrNotAtAll(t *testing.T) {
+	ctx := context.Background()
+	p, _, u := testProvider(t)
+	_, conf, verifier, authURL := appClient(t, p)
+	conf.Endpoint.AuthStyle = oauth2.AuthStyleInParams // one request per exchange (auto-detection retries a failure)
+	c := code(t, p, authURL.Query(), u)
+
+	broken := &eventLog{fail: errors.New("disk full")}
+	p.Events = broken
+	var rerr *oauth2.RetrieveError
+	if _, err := conf.Exchange(ctx, c, oauth2.VerifierOption(verifier)); !errors.As(err, &rerr) || rerr.ErrorCode != "server_error" {
+		t.Fatalf("exchange without its event: %v", err)
+	}
+	if len(broken.tried) != 1 || broken.tried[0].Type != "CODE_TO_TOKEN_ERROR" {
+		t.Fatalf("the failure's event: %+v", broken.tried)
+	}
+
+	log := &eventLog{}
+	p.Events = log
+	tok, err := conf.Exchange(ctx, c, oauth2.VerifierOption(verifier))
+	if err != nil {
+		t.Fatalf("the code was spent by the exchange that was rolled back: %v", err)
+	}
+	if len(log.recorded) != 1 || log.recorded[0].Type != "CODE_TO_TOKEN" || log.recorded[0].UserID != u.ID ||
+		log.recorded[0].SessionID != "sid-1" || log.recorded[0].ClientID != "app" || len(log.tried) != 0 {
+		t.Fatalf("events: in the transaction %+v, after it %+v", log.recorded, log.tried)
+	}
+
+	p.Events = broken
+	broken.tried = nil
+	if _, err := conf.TokenSource(ctx, &oauth2.Token{RefreshToken: tok.RefreshToken}).Token(); !errors.As(err, &rerr) || rerr.ErrorCode != "server_error" {
+		t.Fatalf("refresh without its event: %v", err)
+	}
+	p.Events = log
+	if _, err := conf.TokenSource(ctx, &oauth2.Token{RefreshToken: tok.RefreshToken}).Token(); err != nil {
+		t.Fatalf("the refresh token was rotated by the refresh that was rolled back: %v", err)
+	}
+	if len(log.recorded) != 2 || log.recorded[1].Type != "REFRESH_TOKEN" {
+		t.Fatalf("events: %+v", log.recorded)
 	}
 }
