@@ -186,3 +186,33 @@ func TestMagicLinkPagesRenderEveryState(t *testing.T) {
 		t.Errorf("missing messages: %v", m)
 	}
 }
+
+// BenchmarkLoginPage renders the page a magic-link login opens on (the
+// renderer's cost per page: templates, messages, the locale switcher).
+func BenchmarkLoginPage(b *testing.B) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	rnd, err := web.NewRenderer(web.Options{}, log, StepTemplates(Registry(Deps{}))...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	deps := Deps{Counter: anyCount{}, Log: log, Links: &magiclink.Service{Store: noLinks{}, Counter: anyCount{}, Mail: rnd, Log: log, Realm: "test"}}
+	f := Registry(deps)["magic-link"]
+	cfg := flows.Config{Values: map[string]any{}}
+	for _, o := range f.Options() {
+		cfg.Values[o.Name] = o.Default
+	}
+	a, err := f.New(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	c := &flows.Context{Realm: "test", Session: &flows.Session{ID: "s", MaxAge: -1}, Users: flowstest.NewUsers(),
+		Credentials: flowstest.NewCredentials(), Form: url.Values{}, Now: time.Now, SameBrowser: true}
+	r, err := a.Authenticate(context.Background(), c)
+	if err != nil || r.Status != flows.Challenge {
+		b.Fatalf("%+v %v", r, err)
+	}
+	v := web.View{Title: "Sign in", CSRF: "c", Action: "/a", Exec: "0", Data: r.Data, Locale: "en", SwitchURL: "/realms/test/login?client_id=app"}
+	for b.Loop() {
+		rnd.Page(httptest.NewRecorder(), http.StatusOK, r.Page, v)
+	}
+}

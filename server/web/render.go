@@ -302,8 +302,9 @@ func (r *Renderer) Page(w http.ResponseWriter, status int, name string, v View) 
 	if v.Brand.Styled() {
 		v.Nonce = newNonce()
 	}
-	var buf bytes.Buffer
-	if err := t.ExecuteTemplate(&buf, "layout", v); err != nil {
+	buf := getBuffer()
+	defer putBuffer(buf)
+	if err := t.ExecuteTemplate(buf, "layout", v); err != nil {
 		r.log.Error("render page", "page", name, "err", err)
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
@@ -312,6 +313,20 @@ func (r *Renderer) Page(w http.ResponseWriter, status int, name string, v View) 
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)
 	_, _ = w.Write(buf.Bytes())
+}
+
+// buffers hold rendered pages and mails: grown to a page's size once,
+// not from empty (doubling) for every render.
+var buffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+func getBuffer() *bytes.Buffer { return buffers.Get().(*bytes.Buffer) }
+
+func putBuffer(b *bytes.Buffer) {
+	if b.Cap() > 256<<10 {
+		return // an outsized render is not kept
+	}
+	b.Reset()
+	buffers.Put(b)
 }
 
 // switcher lists the supported locales, each linking to the page in it.
@@ -343,14 +358,17 @@ func (r *Renderer) Mail(locale, name string, data any) (subject, text, html stri
 	if err != nil {
 		return "", "", "", err
 	}
-	var sb, tb, hb bytes.Buffer
-	if err := m.text.ExecuteTemplate(&sb, "subject", data); err != nil {
+	sb, tb, hb := getBuffer(), getBuffer(), getBuffer()
+	defer putBuffer(sb)
+	defer putBuffer(tb)
+	defer putBuffer(hb)
+	if err := m.text.ExecuteTemplate(sb, "subject", data); err != nil {
 		return "", "", "", err
 	}
-	if err := m.text.Execute(&tb, data); err != nil {
+	if err := m.text.Execute(tb, data); err != nil {
 		return "", "", "", err
 	}
-	if err := m.html.Execute(&hb, data); err != nil {
+	if err := m.html.Execute(hb, data); err != nil {
 		return "", "", "", err
 	}
 	return strings.TrimSpace(sb.String()), tb.String(), hb.String(), nil
