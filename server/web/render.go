@@ -225,7 +225,10 @@ func message(m any, kv []any) flows.Msg {
 	case flows.Msg:
 		return v
 	case string:
-		args := map[string]any{}
+		if len(kv) == 0 {
+			return flows.Msg{ID: v} // most messages: no arguments to collect
+		}
+		args := make(map[string]any, len(kv)/2)
 		for i := 0; i+1 < len(kv); i += 2 {
 			if k, ok := kv[i].(string); ok {
 				args[k] = kv[i+1]
