@@ -2,13 +2,13 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/google/uuid"
-	"gorm.io/gorm"
 
 	"latchkey/flows"
 )
@@ -52,24 +52,43 @@ var _ flows.Users = (*Store)(nil)
 
 // UserByID implements flows.Users.
 func (s *Store) UserByID(ctx context.Context, id string) (*flows.User, error) {
-	var u User
-	if err := s.read(ctx).Where("id = ?", id).Take(&u).Error; err != nil {
-		if errors.Is(err, gorm.ErrRecordNotFound) {
-			return nil, flows.ErrUserNotFound
-		}
+	u, err := s.userWhere(ctx, userByID, id)
+	if err != nil && !errors.Is(err, flows.ErrUserNotFound) {
 		return nil, fmt.Errorf("user %s: %w", id, err)
 	}
-	return u.toFlows(), nil
+	return u, err
 }
 
 // UserByEmail implements flows.Users; email must be canonical.
 func (s *Store) UserByEmail(ctx context.Context, email string) (*flows.User, error) {
-	var u User
-	if err := s.read(ctx).Where("email = ?", email).Take(&u).Error; err != nil {
-		if errors.Is(err, gorm.ErrRecordNotFound) {
-			return nil, flows.ErrUserNotFound
-		}
+	u, err := s.userWhere(ctx, userByEmail, email)
+	if err != nil && !errors.Is(err, flows.ErrUserNotFound) {
 		return nil, fmt.Errorf("user by email: %w", err)
+	}
+	return u, err
+}
+
+// A login reads its user three times: plain SQL (plainsql.go).
+var (
+	userByID    = plain("SELECT " + userColumns + " FROM users WHERE id = ?")
+	userByEmail = plain("SELECT " + userColumns + " FROM users WHERE email = ?")
+)
+
+const userColumns = "id, email, first_name, last_name, email_verified, disabled, password_hash, required_actions, locale, created_at, updated_at"
+
+func (s *Store) userWhere(ctx context.Context, q plainQuery, arg string) (*flows.User, error) {
+	row, err := s.queryRow(ctx, q, arg)
+	if err != nil {
+		return nil, err
+	}
+	var u User
+	err = row.Scan(&u.ID, &u.Email, &u.FirstName, &u.LastName, &u.EmailVerified, &u.Disabled, &u.PasswordHash,
+		&u.RequiredActions, &u.Locale, &u.CreatedAt, &u.UpdatedAt)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, flows.ErrUserNotFound
+	}
+	if err != nil {
+		return nil, err
 	}
 	return u.toFlows(), nil
 }
