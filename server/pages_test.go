@@ -38,20 +38,40 @@ func (anyCount) Hit(context.Context, string, time.Duration, time.Time) (int, tim
 	return 1, time.Now(), nil
 }
 
+// stepRenderer is the real renderer with every step's templates, and the
+// step registry, whose link service renders its mails with it.
+func stepRenderer(tb testing.TB) (*web.Renderer, flows.Registry) {
+	tb.Helper()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	rnd, err := web.NewRenderer(web.Options{}, log, StepTemplates(Registry(Deps{}))...)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	deps := Deps{Counter: anyCount{}, Log: log, Links: &magiclink.Service{Store: noLinks{}, Counter: anyCount{}, Mail: rnd, Log: log, Realm: "test"}}
+	return rnd, Registry(deps)
+}
+
+// withDefaults is a step configured with its options' defaults.
+func withDefaults(tb testing.TB, f flows.Factory) flows.Authenticator {
+	tb.Helper()
+	cfg := flows.Config{Values: map[string]any{}}
+	for _, o := range f.Options() {
+		cfg.Values[o.Name] = o.Default
+	}
+	a, err := f.New(cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return a
+}
+
 // TestEveryStepsPagesRender drives every registered authenticator, required
 // action and entry point to its first page and renders it with the real
 // renderer and templates: a page a step names but does not bring, a
 // template that fails on the data the step gives it, or a message id no
 // catalog has, fails here, not in front of a user.
 func TestEveryStepsPagesRender(t *testing.T) {
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	rnd, err := web.NewRenderer(web.Options{}, log, StepTemplates(Registry(Deps{}))...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The link service renders its mails with the same renderer.
-	deps := Deps{Counter: anyCount{}, Log: log, Links: &magiclink.Service{Store: noLinks{}, Counter: anyCount{}, Mail: rnd, Log: log, Realm: "test"}}
-	reg := Registry(deps)
+	rnd, reg := stepRenderer(t)
 	render := func(t *testing.T, what string, r flows.Result) {
 		t.Helper()
 		if r.Status == flows.Failed {
@@ -81,14 +101,7 @@ func TestEveryStepsPagesRender(t *testing.T) {
 	}
 	for id, f := range reg {
 		t.Run("authenticator "+id, func(t *testing.T) {
-			cfg := flows.Config{Values: map[string]any{}}
-			for _, o := range f.Options() {
-				cfg.Values[o.Name] = o.Default
-			}
-			a, err := f.New(cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
+			a := withDefaults(t, f)
 			if _, isCond := a.(flows.Condition); isCond {
 				return
 			}
@@ -190,21 +203,8 @@ func TestMagicLinkPagesRenderEveryState(t *testing.T) {
 // BenchmarkLoginPage renders the page a magic-link login opens on (the
 // renderer's cost per page: templates, messages, the locale switcher).
 func BenchmarkLoginPage(b *testing.B) {
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	rnd, err := web.NewRenderer(web.Options{}, log, StepTemplates(Registry(Deps{}))...)
-	if err != nil {
-		b.Fatal(err)
-	}
-	deps := Deps{Counter: anyCount{}, Log: log, Links: &magiclink.Service{Store: noLinks{}, Counter: anyCount{}, Mail: rnd, Log: log, Realm: "test"}}
-	f := Registry(deps)["magic-link"]
-	cfg := flows.Config{Values: map[string]any{}}
-	for _, o := range f.Options() {
-		cfg.Values[o.Name] = o.Default
-	}
-	a, err := f.New(cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
+	rnd, reg := stepRenderer(b)
+	a := withDefaults(b, reg["magic-link"])
 	c := &flows.Context{Realm: "test", Session: &flows.Session{ID: "s", MaxAge: -1}, Users: flowstest.NewUsers(),
 		Credentials: flowstest.NewCredentials(), Form: url.Values{}, Now: time.Now, SameBrowser: true}
 	r, err := a.Authenticate(context.Background(), c)
