@@ -79,6 +79,25 @@ type storedRequest struct {
 	Session           json.RawMessage `json:"session"`
 }
 
+// loadedRequest reads a storedRequest back. Session holds a pointer (the
+// caller's session, or skippedJSON) that encoding/json decodes into.
+type loadedRequest struct {
+	ID                string     `json:"id"`
+	RequestedAt       time.Time  `json:"requested_at"`
+	ClientID          string     `json:"client_id"`
+	RequestedScope    []string   `json:"requested_scope"`
+	GrantedScope      []string   `json:"granted_scope"`
+	RequestedAudience []string   `json:"requested_audience"`
+	GrantedAudience   []string   `json:"granted_audience"`
+	Form              url.Values `json:"form"`
+	Session           any        `json:"session"`
+}
+
+// skippedJSON takes a value without decoding it.
+type skippedJSON struct{}
+
+func (*skippedJSON) UnmarshalJSON([]byte) error { return nil }
+
 // ClientLookup resolves a client id to a fosite client.
 type ClientLookup func(ctx context.Context, id string) (fosite.Client, error)
 
@@ -169,14 +188,14 @@ func (s *Store) get(ctx context.Context, kind, signature string, session fosite.
 		// needs: its grant (request id) and client.
 		return s.deadRecord(ctx, &rec, session)
 	}
-	var sr storedRequest
+	// One pass: the session is decoded straight into the caller's (or
+	// skipped), not copied out and decoded again.
+	sr := loadedRequest{Session: &skippedJSON{}}
+	if session != nil {
+		sr.Session = session
+	}
 	if err := json.Unmarshal([]byte(rec.Data), &sr); err != nil {
 		return nil, false, fmt.Errorf("decode %s: %w", kind, err)
-	}
-	if session != nil && len(sr.Session) > 0 {
-		if err := json.Unmarshal(sr.Session, session); err != nil {
-			return nil, false, fmt.Errorf("decode %s session: %w", kind, err)
-		}
 	}
 	client, err := s.client(ctx, kind, sr.ClientID)
 	if err != nil {
