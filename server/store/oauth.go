@@ -66,29 +66,17 @@ var (
 	selectOAuthRecord = plain("SELECT request_id, client_id, active, requested_at, data FROM o_auth_records WHERE kind = ? AND signature = ?")
 )
 
-// storedRequest is the serialisable part of a fosite.Requester.
+// storedRequest is the serialisable part of a fosite.Requester. Session
+// is written from the request's session and read straight into the
+// caller's (or skippedJSON): one pass each way.
 type storedRequest struct {
-	ID                string          `json:"id"`
-	RequestedAt       time.Time       `json:"requested_at"`
-	ClientID          string          `json:"client_id"`
-	RequestedScope    []string        `json:"requested_scope,omitempty"`
-	GrantedScope      []string        `json:"granted_scope,omitempty"`
-	RequestedAudience []string        `json:"requested_audience,omitempty"`
-	GrantedAudience   []string        `json:"granted_audience,omitempty"`
-	Form              url.Values      `json:"form"`
-	Session           json.RawMessage `json:"session"`
-}
-
-// loadedRequest reads a storedRequest back. Session holds a pointer (the
-// caller's session, or skippedJSON) that encoding/json decodes into.
-type loadedRequest struct {
 	ID                string     `json:"id"`
 	RequestedAt       time.Time  `json:"requested_at"`
 	ClientID          string     `json:"client_id"`
-	RequestedScope    []string   `json:"requested_scope"`
-	GrantedScope      []string   `json:"granted_scope"`
-	RequestedAudience []string   `json:"requested_audience"`
-	GrantedAudience   []string   `json:"granted_audience"`
+	RequestedScope    []string   `json:"requested_scope,omitempty"`
+	GrantedScope      []string   `json:"granted_scope,omitempty"`
+	RequestedAudience []string   `json:"requested_audience,omitempty"`
+	GrantedAudience   []string   `json:"granted_audience,omitempty"`
 	Form              url.Values `json:"form"`
 	Session           any        `json:"session"`
 }
@@ -138,15 +126,11 @@ func expiryOf(kind string, r fosite.Requester) time.Time {
 
 func (s *Store) create(ctx context.Context, kind, signature string, r fosite.Requester) error {
 	signature = signatureKey(signature)
-	sess, err := json.Marshal(r.GetSession())
-	if err != nil {
-		return fmt.Errorf("encode %s session: %w", kind, err)
-	}
 	data, err := json.Marshal(storedRequest{
 		ID: r.GetID(), RequestedAt: r.GetRequestedAt(), ClientID: r.GetClient().GetID(),
 		RequestedScope: r.GetRequestedScopes(), GrantedScope: r.GetGrantedScopes(),
 		RequestedAudience: r.GetRequestedAudience(), GrantedAudience: r.GetGrantedAudience(),
-		Form: r.GetRequestForm(), Session: sess,
+		Form: r.GetRequestForm(), Session: r.GetSession(),
 	})
 	if err != nil {
 		return fmt.Errorf("encode %s request: %w", kind, err)
@@ -188,9 +172,7 @@ func (s *Store) get(ctx context.Context, kind, signature string, session fosite.
 		// needs: its grant (request id) and client.
 		return s.deadRecord(ctx, &rec, session)
 	}
-	// One pass: the session is decoded straight into the caller's (or
-	// skipped), not copied out and decoded again.
-	sr := loadedRequest{Session: &skippedJSON{}}
+	sr := storedRequest{Session: &skippedJSON{}}
 	if session != nil {
 		sr.Session = session
 	}
