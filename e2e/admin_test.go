@@ -29,7 +29,17 @@ func api(t *testing.T, s *setup, method, path, key string, body any) (int, map[s
 			rd = bytes.NewReader(b)
 		}
 	}
-	req, _ := http.NewRequest(method, s.LK.Issuer+path, rd)
+	code, _, b := call(t, method, s.LK.Issuer+path, key, rd)
+	var out map[string]any
+	_ = json.Unmarshal(b, &out)
+	return code, out
+}
+
+// call sends a JSON request, with a bearer key unless it is empty, and
+// returns the answer's status, headers and body.
+func call(t *testing.T, method, url, key string, body io.Reader) (int, http.Header, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, body)
 	if key != "" {
 		req.Header.Set("Authorization", "Bearer "+key)
 	}
@@ -39,10 +49,8 @@ func api(t *testing.T, s *setup, method, path, key string, body any) (int, map[s
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var out map[string]any
 	b, _ := io.ReadAll(resp.Body)
-	_ = json.Unmarshal(b, &out)
-	return resp.StatusCode, out
+	return resp.StatusCode, resp.Header, b
 }
 
 func mint(t *testing.T, s *setup, req map[string]any) map[string]any {

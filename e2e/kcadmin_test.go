@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"encoding/json"
-	"io"
 	"net/http"
 	"os/exec"
 	"strings"
@@ -131,31 +130,17 @@ const peopleKey = "people-api-key-0123456789-0123456789-abcd"
 // apiList calls the API for a JSON array.
 func apiList(t *testing.T, s *setup, path, key string) (int, []map[string]any) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, strings.TrimSuffix(s.LK.Issuer, "/realms/test")+path, nil)
-	req.Header.Set("Authorization", "Bearer "+key)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
+	code, _, b := call(t, http.MethodGet, strings.TrimSuffix(s.LK.Issuer, "/realms/test")+path, key, nil)
 	var out []map[string]any
-	_ = json.NewDecoder(resp.Body).Decode(&out)
-	return resp.StatusCode, out
+	_ = json.Unmarshal(b, &out)
+	return code, out
 }
 
 // adminCall calls /admin/realms/test/... and returns status, Location and body.
 func adminCall(t *testing.T, s *setup, method, path, key, body string) (int, string, string) {
 	t.Helper()
-	req, _ := http.NewRequest(method, strings.TrimSuffix(s.LK.Issuer, "/realms/test")+"/admin/realms/test"+path, strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+key)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, resp.Header.Get("Location"), string(b)
+	code, h, b := call(t, method, strings.TrimSuffix(s.LK.Issuer, "/realms/test")+"/admin/realms/test"+path, key, strings.NewReader(body))
+	return code, h.Get("Location"), string(b)
 }
 
 // TestUsersAPIWithAPIKeys: the users API answers API keys by their
