@@ -132,10 +132,10 @@ func New(cfg *config.Config, st Store, keys *KeySet, hmacSecret, refreshKey []by
 		// tokens stay HMAC; every token still has its row, so revocation
 		// and logout end JWT access tokens for introspection and userinfo.
 		fc.JWTScopeClaimKey = jwt.JWTScopeFieldString
-		core = &oauth2.DefaultJWTStrategy{
+		core = recordedAccessTokens{&oauth2.DefaultJWTStrategy{
 			Signer:          accessTokenSigner{DefaultSigner: &jwt.DefaultSigner{GetPrivateKey: keys.PrivateKey}, keys: keys},
 			HMACSHAStrategy: core, Config: fc,
-		}
+		}}
 	}
 	core = refreshJWT{CoreStrategy: core, key: refreshKey, issuer: cfg.Issuer()}
 	strategy := &compose.CommonStrategy{

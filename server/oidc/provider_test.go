@@ -2,6 +2,7 @@ package oidc
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"io"
@@ -259,6 +260,84 @@ func TestTokenRowsKeepNoCopyOfTheProfile(t *testing.T) {
 	}
 	if err := idt.Claims(&claims); err != nil || claims.Email != u.Email || claims.Name != "Ada Lovelace" || claims.Sid != "sid-1" || claims.Nonce != nil {
 		t.Fatalf("refreshed ID token claims %+v, %v", claims, err)
+	}
+}
+
+// A JWT access token is accepted by the digest its row keeps, not by a
+// second signature check: the token issued works at userinfo, the same
+// token with its payload changed (same signature, so same row) is refused,
+// and so is one whose row has expired. A row from before the digest is
+// checked by the token's signature, as it was.
+func TestAccessTokensAreCheckedAgainstTheirRow(t *testing.T) {
+	ctx := context.Background()
+	p, srv, u := testProvider(t)
+	_, conf, verifier, authURL := appClient(t, p)
+	st := p.store.(onlyStore).Store
+	userinfo := func(token string) int {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/realms/test/protocol/openid-connect/userinfo", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	tampered := func(token string) string {
+		parts := strings.Split(token, ".")
+		payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		payload = []byte(strings.Replace(string(payload), "{", `{"admin":true,`, 1))
+		return parts[0] + "." + base64.RawURLEncoding.EncodeToString(payload) + "." + parts[2]
+	}
+	// rewrite stores the token's row again as edit leaves its session.
+	rewrite := func(token string, edit func(*Session)) {
+		t.Helper()
+		sig := token[strings.LastIndexByte(token, '.')+1:]
+		sess := NewSession()
+		r, err := st.GetAccessTokenSession(ctx, sig, sess)
+		if err != nil {
+			t.Fatal(err)
+		}
+		edit(sess)
+		if err := st.DeleteAccessTokenSession(ctx, sig); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.CreateAccessTokenSession(ctx, sig, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	issue := func() string {
+		t.Helper()
+		tok, err := conf.Exchange(ctx, code(t, p, authURL.Query(), u), oauth2.VerifierOption(verifier))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok.AccessToken
+	}
+
+	token := issue()
+	if got := userinfo(token); got != http.StatusOK {
+		t.Fatalf("the token issued: %d", got)
+	}
+	if got := userinfo(tampered(token)); got != http.StatusUnauthorized {
+		t.Fatalf("a token with a changed payload: %d", got)
+	}
+	rewrite(token, func(s *Session) { s.SetExpiresAt(fosite.AccessToken, time.Now().Add(-time.Second)) })
+	if got := userinfo(token); got != http.StatusUnauthorized {
+		t.Fatalf("a token whose row expired: %d", got)
+	}
+
+	old := issue()
+	rewrite(old, func(s *Session) { s.AccessDigest = nil })
+	if got := userinfo(old); got != http.StatusOK {
+		t.Fatalf("a token whose row has no digest: %d", got)
+	}
+	if got := userinfo(tampered(old)); got != http.StatusUnauthorized {
+		t.Fatalf("a changed token whose row has no digest: %d", got)
 	}
 }
 

@@ -25,7 +25,8 @@ import (
 //     the PKCE challenge. The PKCE and OpenID Connect records fosite asks
 //     for are read from it (see GetPKCERequestSession,
 //     GetOpenIDConnectSession): two inserts and two deletes fewer a login.
-//   - access: who (subject, username, sid) and until when. Userinfo and the
+//   - access: who (subject, username, sid), until when, and the token's
+//     digest (recordedAccessTokens checks a token by it). Userinfo and the
 //     service-account check read the subject, introspection the subject,
 //     username and expiry; the claims are in the token itself.
 //   - refresh: the ID token's claims without the user's (refreshClaims
@@ -150,11 +151,16 @@ func (s storedSession) MarshalJSON() ([]byte, error) {
 	if t := s.GetExpiresAt(s.token); !t.IsZero() {
 		exp = map[fosite.TokenType]time.Time{s.token: t}
 	}
+	var digest []byte
+	if s.token == fosite.AccessToken {
+		digest = s.AccessDigest
+	}
 	return json.Marshal(struct {
 		Claims    idClaims                       `json:"id_token_claims"`
 		Headers   *jwt.Headers                   `json:"headers,omitempty"`
 		ExpiresAt map[fosite.TokenType]time.Time `json:"expires_at,omitempty"`
 		Username  string                         `json:"username,omitempty"`
 		Subject   string                         `json:"subject"`
-	}{claims, headers, exp, s.Username, s.Subject})
+		Digest    []byte                         `json:"access_sha256,omitempty"`
+	}{claims, headers, exp, s.Username, s.Subject, digest})
 }

@@ -19,6 +19,9 @@ type Session struct {
 	openid.DefaultSession
 	Access       *jwt.JWTClaims `json:"access_claims,omitempty"`
 	AccessHeader *jwt.Headers   `json:"access_header,omitempty"`
+	// AccessDigest is the SHA-256 of the JWT access token last issued with
+	// this session; an access token's row keeps it (recordedAccessTokens).
+	AccessDigest []byte `json:"access_sha256,omitempty"`
 }
 
 // NewSession returns an empty session for fosite to fill from storage.
