@@ -23,3 +23,9 @@ func (s *Store) QueryPlan(ctx context.Context, sql string, args ...any) []string
 	}
 	return out
 }
+
+// Exec runs a statement on the writer, for tests that shape rows as an
+// older release or another tool left them.
+func (s *Store) Exec(ctx context.Context, sql string, args ...any) error {
+	return s.db(ctx).Exec(sql, args...).Error
+}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"latchkey/flows"
 	"latchkey/server/store"
 	"latchkey/server/store/conformance"
 	"latchkey/server/testenv"
@@ -81,4 +82,67 @@ func TestLinkForLoginIsOneIndexedRead(t *testing.T) {
 	if !strings.Contains(plan, "USING INDEX idx_magic_links_auth_session_id") {
 		t.Fatalf("plan of %q: %s", stmts[0], plan)
 	}
+}
+
+// Rows from an older release have NULL in the columns added since (users
+// had no locale before the pages spoke five languages), and a row written
+// by another tool may leave any nullable column NULL: such rows read as
+// zero values, and a login goes on with them.
+func TestRowsWithNullColumnsAreRead(t *testing.T) {
+	run := func(t *testing.T, s *store.Store) {
+		ctx := t.Context()
+		u := &flows.User{Email: "old@example.com", FirstName: "Old", Locale: "de", RequiredActions: []string{"UPDATE_PROFILE"}}
+		if err := s.CreateUser(ctx, u); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Exec(ctx, `UPDATE users SET first_name = NULL, last_name = NULL, email_verified = NULL, disabled = NULL,
+password_hash = NULL, required_actions = NULL, locale = NULL`); err != nil {
+			t.Fatal(err)
+		}
+		for what, get := range map[string]func() (*flows.User, error){
+			"by email": func() (*flows.User, error) { return s.UserByEmail(ctx, u.Email) },
+			"by id":    func() (*flows.User, error) { return s.UserByID(ctx, u.ID) },
+		} {
+			got, err := get()
+			if err != nil || got.ID != u.ID || got.FirstName != "" || got.Locale != "" || got.RequiredActions != nil {
+				t.Fatalf("user %s: %+v, %v", what, got, err)
+			}
+		}
+
+		now := time.Now()
+		l := &store.MagicLink{TokenHash: "h1", Type: "login", UserID: u.ID, Email: u.Email, AuthSessionID: "as", Execution: "e1",
+			ClientID: "app", Locale: "de", Settings: "{}", CodeHash: "c", Approval: "approve", MatchChoices: "1,2,3", ExpiresAt: now.Add(time.Hour)}
+		if err := s.CreateMagicLink(ctx, l, nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Exec(ctx, `UPDATE magic_links SET user_id = NULL, email = NULL, client_id = NULL, redirect_uri = NULL,
+locale = NULL, settings = NULL, revoked_reason = NULL, code_hash = NULL, code_failures = NULL, approval = NULL,
+match_number = NULL, match_choices = NULL`); err != nil {
+			t.Fatal(err)
+		}
+		for what, get := range map[string]func() (*store.MagicLink, error){
+			"by hash":       func() (*store.MagicLink, error) { return s.MagicLinkByHash(ctx, "h1") },
+			"by id":         func() (*store.MagicLink, error) { return s.MagicLinkByID(ctx, l.ID) },
+			"for its login": func() (*store.MagicLink, error) { return s.MagicLinkForLogin(ctx, "as") },
+			"consumed": func() (*store.MagicLink, error) {
+				return s.ConsumeMagicLink(ctx, "h1", store.LinkOwner{AuthSessionID: "as", Execution: "e1", Type: "login"}, now)
+			},
+		} {
+			got, err := get()
+			if err != nil || got.ID != l.ID || got.Email != "" || got.Locale != "" || got.CodeHash != "" || got.CodeFailures != 0 {
+				t.Fatalf("link %s: %+v, %v", what, got, err)
+			}
+		}
+	}
+	t.Run("sqlite", func(t *testing.T) {
+		s, err := store.Open("sqlite", filepath.Join(t.TempDir(), "old.db"), store.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = s.Close() })
+		run(t, s)
+	})
+	t.Run("postgres", func(t *testing.T) {
+		run(t, testenv.PostgresStore(t, testenv.PostgresDSN(t)))
+	})
 }

@@ -74,7 +74,12 @@ var (
 	userByEmail = plain("SELECT " + userColumns + " FROM users WHERE email = ?")
 )
 
-const userColumns = "id, email, first_name, last_name, email_verified, disabled, password_hash, required_actions, locale, created_at, updated_at"
+// userColumns: a column added after a table's first release (locale) is
+// NULL in the rows from before, and so may be any column no writer set (a
+// row written by hand or another tool); those read as zero values, as gorm
+// read them.
+const userColumns = "id, email, COALESCE(first_name, ''), COALESCE(last_name, ''), COALESCE(email_verified, false), " +
+	"COALESCE(disabled, false), COALESCE(password_hash, ''), COALESCE(required_actions, ''), COALESCE(locale, ''), created_at, updated_at"
 
 func (s *Store) userWhere(ctx context.Context, q plainQuery, arg string) (*flows.User, error) {
 	row, err := s.queryRow(ctx, q, arg)
