@@ -102,6 +102,33 @@ func BenchmarkUserByEmail(b *testing.B) {
 	}
 }
 
+// BenchmarkMagicLinkLifecycle is what a login does to its link: create it
+// (revoking older ones of its login), read it by hash twice, mark it opened
+// and consume it.
+func BenchmarkMagicLinkLifecycle(b *testing.B) {
+	s, ctx := benchStore(b), context.Background()
+	for i := 0; b.Loop(); i++ {
+		now := time.Now()
+		hash, as := fmt.Sprintf("hash-%d", i), fmt.Sprintf("as-%d", i)
+		l := &store.MagicLink{TokenHash: hash, Type: "login", UserID: "user-1", Email: "someone@example.com",
+			AuthSessionID: as, Execution: "e1", ClientID: "app", RedirectURI: "http://localhost/cb", ExpiresAt: now.Add(15 * time.Minute)}
+		if err := s.CreateMagicLink(ctx, l, nil); err != nil {
+			b.Fatal(err)
+		}
+		for range 2 {
+			if _, err := s.MagicLinkByHash(ctx, hash); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := s.MarkMagicLinkOpened(ctx, l.ID, now); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := s.ConsumeMagicLink(ctx, hash, store.LinkOwner{AuthSessionID: as, Execution: "e1", Type: "login"}, now); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 // BenchmarkRefreshRotation follows one grant's chain of refreshes: each
 // rotation deactivates the current token and stores the next. The cost per
 // rotation must not grow with the chain (compare -benchtime 1000x and

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"time"
@@ -67,14 +68,15 @@ func (s *Store) CreateMagicLink(ctx context.Context, l *MagicLink, m *OutboxMail
 			l.CreatedAt = now
 		}
 		if l.AuthSessionID != "" {
-			err := s.db(ctx).Model(&MagicLink{}).
-				Where("auth_session_id = ? AND used_at IS NULL AND revoked_at IS NULL", l.AuthSessionID).
-				Updates(map[string]any{"revoked_at": now, "revoked_reason": "replaced"}).Error
-			if err != nil {
+			if _, err := s.exec(ctx, revokeOlderLinks, now, l.AuthSessionID); err != nil {
 				return fmt.Errorf("revoke older links: %w", err)
 			}
 		}
-		if err := s.db(ctx).Create(l).Error; err != nil {
+		_, err := s.exec(ctx, insertLink, l.ID, l.TokenHash, l.Type, l.UserID, l.Email, l.AuthSessionID, l.Execution,
+			l.ClientID, l.RedirectURI, l.Locale, l.Settings, l.CreatedAt, l.ExpiresAt, nullTime(l.OpenedAt), nullTime(l.UsedAt),
+			nullTime(l.RevokedAt), l.RevokedReason, l.CodeHash, l.CodeFailures, l.Approval, l.MatchNumber, l.MatchChoices,
+			nullTime(l.ApprovedAt))
+		if err != nil {
 			return fmt.Errorf("store magic link: %w", err)
 		}
 		if m != nil {
@@ -87,19 +89,59 @@ func (s *Store) CreateMagicLink(ctx context.Context, l *MagicLink, m *OutboxMail
 	})
 }
 
+// A login creates its link, reads it, marks it opened and consumes it:
+// plain SQL (plainsql.go). Columns added after the table's first release
+// are NULL in older rows and read as zero values (linkColumns).
+const linkColumns = `id, token_hash, COALESCE(type, ''), COALESCE(user_id, ''), COALESCE(email, ''),
+COALESCE(auth_session_id, ''), COALESCE(execution, ''), COALESCE(client_id, ''), COALESCE(redirect_uri, ''),
+COALESCE(locale, ''), COALESCE(settings, ''), created_at, expires_at, opened_at, used_at, revoked_at,
+COALESCE(revoked_reason, ''), COALESCE(code_hash, ''), COALESCE(code_failures, 0), COALESCE(approval, ''),
+COALESCE(match_number, 0), COALESCE(match_choices, ''), approved_at`
+
+// columns are where a row of linkColumns is scanned to.
+func (l *MagicLink) columns() []any {
+	return []any{&l.ID, &l.TokenHash, &l.Type, &l.UserID, &l.Email, &l.AuthSessionID, &l.Execution, &l.ClientID,
+		&l.RedirectURI, &l.Locale, &l.Settings, &l.CreatedAt, &l.ExpiresAt, &l.OpenedAt, &l.UsedAt, &l.RevokedAt,
+		&l.RevokedReason, &l.CodeHash, &l.CodeFailures, &l.Approval, &l.MatchNumber, &l.MatchChoices, &l.ApprovedAt}
+}
+
+var (
+	linkByHash = plain("SELECT " + linkColumns + " FROM magic_links WHERE token_hash = ?")
+	linkByID   = plain("SELECT " + linkColumns + " FROM magic_links WHERE id = ?")
+	insertLink = plain(`INSERT INTO magic_links (id, token_hash, type, user_id, email, auth_session_id, execution,
+client_id, redirect_uri, locale, settings, created_at, expires_at, opened_at, used_at, revoked_at, revoked_reason,
+code_hash, code_failures, approval, match_number, match_choices, approved_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	revokeOlderLinks = plain(`UPDATE magic_links SET revoked_at = ?, revoked_reason = 'replaced'
+WHERE auth_session_id = ? AND used_at IS NULL AND revoked_at IS NULL`)
+	markLinkOpened = plain("UPDATE magic_links SET opened_at = ? WHERE id = ? AND opened_at IS NULL")
+)
+
+// nullTime is t as a statement argument: NULL when unset.
+func nullTime(t *time.Time) any {
+	if t == nil {
+		return nil
+	}
+	return *t
+}
+
 // MagicLinkByHash returns the link with that token hash.
 func (s *Store) MagicLinkByHash(ctx context.Context, hash string) (*MagicLink, error) {
-	var l MagicLink
-	if err := s.read(ctx).Where("token_hash = ?", hash).Take(&l).Error; err != nil {
-		return nil, notFound(err)
-	}
-	return &l, nil
+	return s.linkWhere(ctx, linkByHash, hash)
 }
 
 // MagicLinkByID returns the link with that id.
 func (s *Store) MagicLinkByID(ctx context.Context, id string) (*MagicLink, error) {
+	return s.linkWhere(ctx, linkByID, id)
+}
+
+func (s *Store) linkWhere(ctx context.Context, q plainQuery, arg string) (*MagicLink, error) {
+	row, err := s.queryRow(ctx, q, arg)
+	if err != nil {
+		return nil, err
+	}
 	var l MagicLink
-	if err := s.read(ctx).Where("id = ?", id).Take(&l).Error; err != nil {
+	if err := row.Scan(l.columns()...); err != nil {
 		return nil, notFound(err)
 	}
 	return &l, nil
@@ -109,6 +151,20 @@ func (s *Store) MagicLinkByID(ctx context.Context, id string) (*MagicLink, error
 // revoked, approved (the approval is for the login's own browser) or
 // expired.
 const pendingLink = "used_at IS NULL AND revoked_at IS NULL AND approved_at IS NULL AND expires_at > ?"
+
+// The statements that decide a link's state, each returning the link.
+var (
+	consumeLink = plain(`UPDATE magic_links SET used_at = ?
+WHERE token_hash = ? AND auth_session_id = ? AND execution = ? AND type = ? AND ` + pendingLink + ` RETURNING ` + linkColumns)
+	consumeLinkByID = plain(`UPDATE magic_links SET used_at = ? WHERE id = ? AND ` + pendingLink + ` RETURNING ` + linkColumns)
+	failLinkCode    = plain(`UPDATE magic_links SET code_failures = code_failures + 1,
+revoked_at = CASE WHEN code_failures + 1 >= ? THEN ? ELSE revoked_at END,
+revoked_reason = CASE WHEN code_failures + 1 >= ? THEN 'code_attempts' ELSE revoked_reason END
+WHERE id = ? AND ` + pendingLink + ` RETURNING ` + linkColumns)
+	approveLink       = plain(`UPDATE magic_links SET approved_at = ? WHERE id = ? AND ` + pendingLink + ` RETURNING ` + linkColumns)
+	claimApprovedLink = plain(`UPDATE magic_links SET used_at = ?
+WHERE id = ? AND approved_at IS NOT NULL AND used_at IS NULL AND revoked_at IS NULL RETURNING ` + linkColumns)
+)
 
 // LinkOwner is what a link must belong to for a login to consume it.
 type LinkOwner struct {
@@ -126,17 +182,14 @@ func (l *MagicLink) Owner() LinkOwner {
 // unavailable too: the login need not read the link before consuming it.
 func (s *Store) ConsumeMagicLink(ctx context.Context, hash string, owner LinkOwner, now time.Time) (*MagicLink, error) {
 	now = now.UTC()
-	return s.updateLink(ctx, "consume magic link", `UPDATE magic_links SET used_at = ?
-WHERE token_hash = ? AND auth_session_id = ? AND execution = ? AND type = ? AND `+pendingLink+` RETURNING *`,
-		now, hash, owner.AuthSessionID, owner.Execution, owner.Type, now)
+	return s.updateLink(ctx, "consume magic link", consumeLink, now, hash, owner.AuthSessionID, owner.Execution, owner.Type, now)
 }
 
 // ConsumeMagicLinkByID is ConsumeMagicLink for a link found by its login
 // (its code was typed): the same one statement decides.
 func (s *Store) ConsumeMagicLinkByID(ctx context.Context, id string, now time.Time) (*MagicLink, error) {
 	now = now.UTC()
-	return s.updateLink(ctx, "consume magic link", `UPDATE magic_links SET used_at = ?
-WHERE id = ? AND `+pendingLink+` RETURNING *`, now, id, now)
+	return s.updateLink(ctx, "consume magic link", consumeLinkByID, now, id, now)
 }
 
 // FailMagicLinkCode counts a wrong code against a pending link; the
@@ -144,26 +197,21 @@ WHERE id = ? AND `+pendingLink+` RETURNING *`, now, id, now)
 // statement, so concurrent guesses cannot overshoot.
 func (s *Store) FailMagicLinkCode(ctx context.Context, id string, max int, now time.Time) (*MagicLink, error) {
 	now = now.UTC()
-	return s.updateLink(ctx, "count wrong code", `UPDATE magic_links SET code_failures = code_failures + 1,
-revoked_at = CASE WHEN code_failures + 1 >= ? THEN ? ELSE revoked_at END,
-revoked_reason = CASE WHEN code_failures + 1 >= ? THEN 'code_attempts' ELSE revoked_reason END
-WHERE id = ? AND `+pendingLink+` RETURNING *`, max, now, max, id, now)
+	return s.updateLink(ctx, "count wrong code", failLinkCode, max, now, max, id, now)
 }
 
 // ApproveMagicLink records that another device approved the link's login;
 // the login's own browser then claims it (ClaimApprovedMagicLink).
 func (s *Store) ApproveMagicLink(ctx context.Context, id string, now time.Time) (*MagicLink, error) {
 	now = now.UTC()
-	return s.updateLink(ctx, "approve magic link", `UPDATE magic_links SET approved_at = ?
-WHERE id = ? AND `+pendingLink+` RETURNING *`, now, id, now)
+	return s.updateLink(ctx, "approve magic link", approveLink, now, id, now)
 }
 
 // ClaimApprovedMagicLink uses an approved link, once: its login's browser
 // goes on. It may outlive the link's own lifetime (the approval came in
 // time); the login session's lifetime bounds it.
 func (s *Store) ClaimApprovedMagicLink(ctx context.Context, id string, now time.Time) (*MagicLink, error) {
-	return s.updateLink(ctx, "claim approved magic link", `UPDATE magic_links SET used_at = ?
-WHERE id = ? AND approved_at IS NOT NULL AND used_at IS NULL AND revoked_at IS NULL RETURNING *`, now.UTC(), id)
+	return s.updateLink(ctx, "claim approved magic link", claimApprovedLink, now.UTC(), id)
 }
 
 // MagicLinkForLogin returns the newest link issued for a login attempt:
@@ -176,22 +224,29 @@ func (s *Store) MagicLinkForLogin(ctx context.Context, authSessionID string) (*M
 	return &l, nil
 }
 
-// updateLink runs an UPDATE ... RETURNING * on one link; no row means the
+// updateLink runs an UPDATE ... RETURNING on one link; no row means the
 // link was not in the state the statement asks for.
-func (s *Store) updateLink(ctx context.Context, what, sql string, args ...any) (*MagicLink, error) {
-	var l MagicLink
-	if err := s.db(ctx).Raw(sql, args...).Scan(&l).Error; err != nil {
+func (s *Store) updateLink(ctx context.Context, what string, q plainQuery, args ...any) (*MagicLink, error) {
+	row, err := s.queryRowWrite(ctx, q, args...)
+	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
-	if l.ID == "" {
-		return nil, ErrLinkUnavailable
+	var l MagicLink
+	if err := row.Scan(l.columns()...); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, ErrLinkUnavailable
+		}
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	return &l, nil
 }
 
 // MarkMagicLinkOpened records the first time the link's page was shown.
 func (s *Store) MarkMagicLinkOpened(ctx context.Context, id string, now time.Time) error {
-	return s.db(ctx).Model(&MagicLink{}).Where("id = ? AND opened_at IS NULL", id).Update("opened_at", now.UTC()).Error
+	if _, err := s.exec(ctx, markLinkOpened, now.UTC(), id); err != nil {
+		return fmt.Errorf("mark magic link opened: %w", err)
+	}
+	return nil
 }
 
 // RevokeMagicLink revokes a link not yet used (an approved one too: its

@@ -79,3 +79,13 @@ func (s *Store) queryRow(ctx context.Context, q plainQuery, args ...any) (*sql.R
 	}
 	return c.QueryRowContext(s.stmtCtx(ctx), s.text(q), args...), nil
 }
+
+// queryRowWrite runs a statement that writes and returns a row (UPDATE ...
+// RETURNING) in the transaction in ctx, or on the writer.
+func (s *Store) queryRowWrite(ctx context.Context, q plainQuery, args ...any) (*sql.Row, error) {
+	c, err := s.conn(ctx, true)
+	if err != nil {
+		return nil, err
+	}
+	return c.QueryRowContext(s.stmtCtx(ctx), s.text(q), args...), nil
+}
