@@ -3,11 +3,10 @@ package store
 import (
 	"cmp"
 	"context"
+	"database/sql"
 	"fmt"
 	"slices"
 	"time"
-
-	"gorm.io/gorm"
 )
 
 // OutboxMail is a message waiting for (or done with) delivery. Writing it in
@@ -45,11 +44,51 @@ func (s *Store) enqueue(ctx context.Context, m *OutboxMail) error {
 	if m.NextAttemptAt.IsZero() {
 		m.NextAttemptAt = now
 	}
-	if err := s.db(ctx).Create(m).Error; err != nil {
+	row, err := s.queryRowWrite(ctx, insertMail, m.Kind, m.To, m.Subject, m.Text, m.HTML, m.Ref, m.Attempts, m.NextAttemptAt,
+		m.LeaseOwner, nullTime(m.LeaseUntil), nullTime(m.SentAt), nullTime(m.FailedAt), m.LastError, m.CreatedAt)
+	if err == nil {
+		err = row.Scan(&m.ID)
+	}
+	if err != nil {
 		return fmt.Errorf("queue mail: %w", err)
 	}
 	return nil
 }
+
+// Every login queues a mail, claims it and records its delivery: plain SQL
+// (plainsql.go). Columns added after the table's first release (kind) are
+// NULL in older rows and read as zero values.
+const outboxColumns = `id, COALESCE(kind, ''), COALESCE("to", ''), COALESCE(subject, ''), COALESCE("text", ''),
+COALESCE(html, ''), COALESCE(ref, ''), COALESCE(attempts, 0), next_attempt_at, COALESCE(lease_owner, ''), lease_until,
+sent_at, failed_at, COALESCE(last_error, ''), created_at`
+
+// columns are where a row of outboxColumns is scanned to.
+func (m *OutboxMail) columns() []any {
+	return []any{&m.ID, &m.Kind, &m.To, &m.Subject, &m.Text, &m.HTML, &m.Ref, &m.Attempts, &m.NextAttemptAt,
+		&m.LeaseOwner, &m.LeaseUntil, &m.SentAt, &m.FailedAt, &m.LastError, &m.CreatedAt}
+}
+
+var (
+	insertMail = plain(`INSERT INTO outbox_mails (kind, "to", subject, "text", html, ref, attempts, next_attempt_at,
+lease_owner, lease_until, sent_at, failed_at, last_error, created_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`)
+	// claimMail's subquery walks idx_outbox_due (see ClaimMail).
+	claimMail = `UPDATE outbox_mails SET lease_owner = ?, lease_until = ?
+WHERE id IN (SELECT id FROM outbox_mails
+  WHERE sent_at IS NULL AND failed_at IS NULL AND next_attempt_at <= ? AND (lease_until IS NULL OR lease_until < ?)
+  ORDER BY next_attempt_at, id LIMIT ?%s)
+RETURNING ` + outboxColumns
+	claimMailSQLite   = plain(fmt.Sprintf(claimMail, ""))
+	claimMailPostgres = plain(fmt.Sprintf(claimMail, " FOR UPDATE SKIP LOCKED"))
+
+	// An outcome is recorded only while the message is still leased to
+	// the recording node.
+	recordedMail   = ", lease_until = NULL, attempts = COALESCE(attempts, 0) + 1 WHERE id = ? AND lease_owner = ?"
+	mailSent       = plain("UPDATE outbox_mails SET sent_at = ?, last_error = ''" + recordedMail)
+	mailSentScrub  = plain(`UPDATE outbox_mails SET sent_at = ?, last_error = '', "text" = '', html = ''` + recordedMail)
+	mailFailed     = plain("UPDATE outbox_mails SET failed_at = ?, last_error = ?" + recordedMail)
+	mailRetryLater = plain("UPDATE outbox_mails SET next_attempt_at = ?, last_error = ?" + recordedMail)
+)
 
 // EnqueueMail queues a message.
 func (s *Store) EnqueueMail(ctx context.Context, m *OutboxMail) error { return s.enqueue(ctx, m) }
@@ -62,21 +101,37 @@ func (s *Store) EnqueueMail(ctx context.Context, m *OutboxMail) error { return s
 // claim concurrently without waiting for each other.
 func (s *Store) ClaimMail(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int) ([]OutboxMail, error) {
 	now = now.UTC()
-	lock := ""
+	q := claimMailSQLite
 	if s.driver == "postgres" {
-		lock = " FOR UPDATE SKIP LOCKED"
+		q = claimMailPostgres
 	}
-	var claimed []OutboxMail
-	err := s.db(ctx).Raw(`UPDATE outbox_mails SET lease_owner = ?, lease_until = ?
-WHERE id IN (SELECT id FROM outbox_mails
-  WHERE sent_at IS NULL AND failed_at IS NULL AND next_attempt_at <= ? AND (lease_until IS NULL OR lease_until < ?)
-  ORDER BY next_attempt_at, id LIMIT ?`+lock+`)
-RETURNING *`, owner, now.Add(lease), now, now, limit).Scan(&claimed).Error
+	claimed, err := s.claim(ctx, q, owner, now.Add(lease), now, now, limit)
 	if err != nil {
 		return nil, fmt.Errorf("claim mail: %w", err)
 	}
 	slices.SortFunc(claimed, func(a, b OutboxMail) int { return cmp.Compare(a.ID, b.ID) })
 	return claimed, nil
+}
+
+func (s *Store) claim(ctx context.Context, q plainQuery, args ...any) ([]OutboxMail, error) {
+	c, err := s.conn(ctx, true)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := c.QueryContext(s.stmtCtx(ctx), s.text(q), args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var claimed []OutboxMail
+	for rows.Next() {
+		var m OutboxMail
+		if err := rows.Scan(m.columns()...); err != nil {
+			return nil, err
+		}
+		claimed = append(claimed, m)
+	}
+	return claimed, rows.Err()
 }
 
 // MailOutcome is what became of one delivery attempt.
@@ -100,24 +155,24 @@ func (s *Store) RecordMail(ctx context.Context, owner string, outcomes []MailOut
 	err = s.InTx(ctx, func(ctx context.Context) error {
 		lost = lost[:0]
 		for _, o := range outcomes {
-			var set map[string]any
+			var res sql.Result
+			var err error
 			switch {
+			case o.Sent && o.Scrub: // the bodies may hold secrets (sign-in links) no longer needed
+				res, err = s.exec(ctx, mailSentScrub, o.At.UTC(), o.ID, owner)
 			case o.Sent:
-				set = map[string]any{"sent_at": o.At.UTC(), "last_error": ""}
-				if o.Scrub { // the bodies may hold secrets (sign-in links) no longer needed
-					set["text"], set["html"] = "", ""
-				}
+				res, err = s.exec(ctx, mailSent, o.At.UTC(), o.ID, owner)
 			case o.Retry.IsZero():
-				set = map[string]any{"failed_at": o.At.UTC(), "last_error": o.Error}
+				res, err = s.exec(ctx, mailFailed, o.At.UTC(), o.Error, o.ID, owner)
 			default:
-				set = map[string]any{"next_attempt_at": o.Retry.UTC(), "last_error": o.Error}
+				res, err = s.exec(ctx, mailRetryLater, o.Retry.UTC(), o.Error, o.ID, owner)
 			}
-			set["lease_until"], set["attempts"] = nil, gorm.Expr("attempts + 1")
-			res := s.db(ctx).Model(&OutboxMail{}).Where("id = ? AND lease_owner = ?", o.ID, owner).Updates(set)
-			if res.Error != nil {
-				return fmt.Errorf("record mail %d: %w", o.ID, res.Error)
+			if err != nil {
+				return fmt.Errorf("record mail %d: %w", o.ID, err)
 			}
-			if res.RowsAffected == 0 {
+			if n, err := res.RowsAffected(); err != nil {
+				return fmt.Errorf("record mail %d: %w", o.ID, err)
+			} else if n == 0 {
 				lost = append(lost, o.ID)
 			}
 		}

@@ -36,6 +36,7 @@ func plain(q string) plainQuery {
 // sqlConn is what both a pool and a transaction run statements with.
 type sqlConn interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 

@@ -133,6 +133,28 @@ match_number = NULL, match_choices = NULL`); err != nil {
 				t.Fatalf("link %s: %+v, %v", what, got, err)
 			}
 		}
+
+		// Mail queued before the outbox carried other kinds has no kind.
+		m := &store.OutboxMail{To: "old@example.com", Subject: "s", Text: "t", Ref: l.ID}
+		if err := s.EnqueueMail(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Exec(ctx, `UPDATE outbox_mails SET kind = NULL, subject = NULL, html = NULL, ref = NULL, attempts = NULL,
+lease_owner = NULL, last_error = NULL`); err != nil {
+			t.Fatal(err)
+		}
+		claimed, err := s.ClaimMail(ctx, "node-1", time.Now(), time.Minute, 10)
+		if err != nil || len(claimed) != 1 || claimed[0].ID != m.ID || claimed[0].Kind != "" || claimed[0].Text != "t" || claimed[0].LeaseOwner != "node-1" {
+			t.Fatalf("claimed %+v, %v", claimed, err)
+		}
+		lost, err := s.RecordMail(ctx, "node-1", []store.MailOutcome{{ID: m.ID, At: time.Now(), Sent: true, Scrub: true}})
+		if err != nil || len(lost) != 0 {
+			t.Fatalf("record: lost %v, %v", lost, err)
+		}
+		recent, err := s.RecentMail(ctx, 10)
+		if err != nil || len(recent) != 1 || recent[0].SentAt == nil || recent[0].Attempts != 1 || recent[0].Text != "" {
+			t.Fatalf("recorded %+v, %v", recent, err)
+		}
 	}
 	t.Run("sqlite", func(t *testing.T) {
 		s, err := store.Open("sqlite", filepath.Join(t.TempDir(), "old.db"), store.Options{})
