@@ -64,6 +64,10 @@ type OAuthRecord struct {
 var (
 	insertOAuthRecord = plain("INSERT INTO o_auth_records (kind, signature, request_id, client_id, subject, session_ref, active, requested_at, expires_at, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 	selectOAuthRecord = plain("SELECT request_id, client_id, active, requested_at, data FROM o_auth_records WHERE kind = ? AND signature = ?")
+	// selectLivePKCE: a PKCE record whose code (same signature) is used is
+	// no longer there.
+	selectLivePKCE = plain("SELECT request_id, client_id, active, requested_at, data FROM o_auth_records p WHERE kind = ? AND signature = ? " +
+		"AND NOT EXISTS (SELECT 1 FROM o_auth_records c WHERE c.kind = 'code' AND c.signature = p.signature AND NOT c.active)")
 )
 
 // storedRequest is the serialisable part of a fosite.Requester. Session
@@ -155,9 +159,15 @@ func (s *Store) create(ctx context.Context, kind, signature string, r fosite.Req
 // returns the request even for inactive records, as fosite needs it to
 // revoke what was issued from a reused code or refresh token.
 func (s *Store) get(ctx context.Context, kind, signature string, session fosite.Session) (*fosite.Request, bool, error) {
+	return s.getRecord(ctx, selectOAuthRecord, kind, signature, session)
+}
+
+// getRecord is get with the statement that selects the record by kind and
+// signature.
+func (s *Store) getRecord(ctx context.Context, q plainQuery, kind, signature string, session fosite.Session) (*fosite.Request, bool, error) {
 	signature = signatureKey(signature)
 	rec := OAuthRecord{Kind: kind, Signature: signature}
-	row, err := s.queryRow(ctx, selectOAuthRecord, kind, signature)
+	row, err := s.queryRow(ctx, q, kind, signature)
 	if err == nil {
 		err = row.Scan(&rec.RequestID, &rec.ClientID, &rec.Active, &rec.RequestedAt, &rec.Data)
 	}
@@ -243,19 +253,20 @@ func (s *Store) GetAuthorizeCodeSession(ctx context.Context, code string, sessio
 
 // InvalidateAuthorizeCodeSession marks a code used. One statement decides,
 // so of two concurrent redemptions exactly one succeeds.
-// Redeeming the code also ends its PKCE record (see DeletePKCERequestSession).
+// Redeeming the code also ends its PKCE record: GetPKCERequestSession finds
+// none for a used code (no delete here: the provider keeps no PKCE records,
+// see oidc/records.go, and a standalone one is purged when it expires).
 func (s *Store) InvalidateAuthorizeCodeSession(ctx context.Context, code string) error {
 	// The used code keeps only what reuse detection needs (its grant and
 	// client, as a rotated refresh token does): the tokens were made from
 	// the request read before this.
-	res := s.db(ctx).Model(&OAuthRecord{}).Where("kind = ? AND signature = ? AND active", kindCode, code).Updates(deactivated)
-	if res.Error != nil {
-		return fmt.Errorf("invalidate code: %w", res.Error)
+	if err := s.deactivate(ctx, kindCode, code); err != nil {
+		if errors.Is(err, fosite.ErrInactiveToken) {
+			return fosite.ErrInvalidatedAuthorizeCode
+		}
+		return fmt.Errorf("invalidate code: %w", err)
 	}
-	if res.RowsAffected == 0 {
-		return fosite.ErrInvalidatedAuthorizeCode
-	}
-	return s.delete(ctx, kindPKCE, code)
+	return nil
 }
 
 // CreateAccessTokenSession implements oauth2.AccessTokenStorage.
@@ -303,23 +314,45 @@ func (s *Store) DeleteRefreshTokenSession(ctx context.Context, signature string)
 	return s.delete(ctx, kindRefresh, signature)
 }
 
-// deactivated is how a refresh token that was rotated or revoked is kept:
-// inactive, so presenting it again is detected as reuse and revokes its
-// grant, and without its data (about 1 KB of request and claims), so a
+// deactivated is how a used code or a rotated or revoked refresh token is
+// kept: inactive, so presenting it again is detected as reuse and revokes
+// its grant, and without its data (about 1 KB of request and claims), so a
 // session refreshed every few minutes does not store a full copy of its
 // request per refresh for the refresh token's lifetime.
 var deactivated = map[string]any{"active": false, "data": ""}
+
+// The same as plain SQL, for the statements every code exchange and
+// refresh runs.
+var (
+	deactivateRecord = plain("UPDATE o_auth_records SET active = ?, data = '' WHERE kind = ? AND signature = ? AND active")
+	deactivateGrant  = plain("UPDATE o_auth_records SET active = ?, data = '' WHERE kind = ? AND request_id = ? AND active = ?")
+	deleteGrant      = plain("DELETE FROM o_auth_records WHERE kind = ? AND request_id = ?")
+)
+
+// deactivate ends one live record of kind; fosite.ErrInactiveToken when it
+// was not live (one statement decides between concurrent attempts).
+func (s *Store) deactivate(ctx context.Context, kind, signature string) error {
+	res, err := s.exec(ctx, deactivateRecord, false, kind, signatureKey(signature))
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return err
+	} else if n == 0 {
+		return fosite.ErrInactiveToken
+	}
+	return nil
+}
 
 // RotateRefreshToken deactivates the family's refresh tokens (kept, so reuse
 // is detected) and deletes its access tokens. Only one concurrent rotation of
 // the same token wins: the losing one finds it inactive.
 func (s *Store) RotateRefreshToken(ctx context.Context, requestID, signature string) error {
-	res := s.db(ctx).Model(&OAuthRecord{}).Where("kind = ? AND signature = ? AND active", kindRefresh, signatureKey(signature)).Updates(deactivated)
-	if res.Error != nil {
-		return fmt.Errorf("rotate refresh token: %w", res.Error)
-	}
-	if res.RowsAffected == 0 {
-		return fosite.ErrInactiveToken
+	if err := s.deactivate(ctx, kindRefresh, signature); err != nil {
+		if errors.Is(err, fosite.ErrInactiveToken) {
+			return err
+		}
+		return fmt.Errorf("rotate refresh token: %w", err)
 	}
 	if err := s.RevokeRefreshToken(ctx, requestID); err != nil {
 		return err
@@ -332,7 +365,7 @@ func (s *Store) RotateRefreshToken(ctx context.Context, requestID, signature str
 // reuse), and rewriting them all on every rotation made each refresh
 // slower than the last.
 func (s *Store) RevokeRefreshToken(ctx context.Context, requestID string) error {
-	if err := s.db(ctx).Model(&OAuthRecord{}).Where("kind = ? AND request_id = ? AND active = ?", kindRefresh, requestID, true).Updates(deactivated).Error; err != nil {
+	if _, err := s.exec(ctx, deactivateGrant, false, kindRefresh, requestID, true); err != nil {
 		return fmt.Errorf("revoke refresh tokens: %w", err)
 	}
 	return nil
@@ -345,7 +378,7 @@ func (s *Store) RevokeRefreshTokenMaybeGracePeriod(ctx context.Context, requestI
 
 // RevokeAccessToken deletes every access token of a grant.
 func (s *Store) RevokeAccessToken(ctx context.Context, requestID string) error {
-	if err := s.db(ctx).Where("kind = ? AND request_id = ?", kindAccess, requestID).Delete(&OAuthRecord{}).Error; err != nil {
+	if _, err := s.exec(ctx, deleteGrant, kindAccess, requestID); err != nil {
 		return fmt.Errorf("revoke access tokens: %w", err)
 	}
 	return nil
@@ -383,9 +416,10 @@ func (s *Store) CreatePKCERequestSession(ctx context.Context, signature string, 
 	return s.create(ctx, kindPKCE, signature, r)
 }
 
-// GetPKCERequestSession implements pkce.PKCERequestStorage.
+// GetPKCERequestSession implements pkce.PKCERequestStorage: a code's PKCE
+// record ends when the code is used.
 func (s *Store) GetPKCERequestSession(ctx context.Context, signature string, session fosite.Session) (fosite.Requester, error) {
-	req, _, err := s.get(ctx, kindPKCE, signature, session)
+	req, _, err := s.getRecord(ctx, selectLivePKCE, kindPKCE, signature, session)
 	if err != nil {
 		return nil, err
 	}
