@@ -610,6 +610,7 @@ func (p *Provider) Token(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	ctx = withCodeRead(ctx)
 	ar, err := p.oauth2.NewAccessRequest(ctx, r, NewSession())
 	if err != nil {
 		p.logTokenError(r, err)

@@ -12,6 +12,8 @@ import (
 	"net/url"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -33,6 +35,12 @@ type onlyStore struct{ Store }
 // testProvider serves a provider over SQLite at an httptest URL, with a
 // public client "app" and a confidential "backend" with a service account.
 func testProvider(t *testing.T) (*Provider, *httptest.Server, *flows.User) {
+	t.Helper()
+	return testProviderOver(t, func(st *store.Store) Store { return onlyStore{st} })
+}
+
+// testProviderOver is testProvider over the Store over returns.
+func testProviderOver(t *testing.T, over func(*store.Store) Store) (*Provider, *httptest.Server, *flows.User) {
 	t.Helper()
 	ctx := context.Background()
 	st, err := store.Open("sqlite", filepath.Join(t.TempDir(), "oidc.db"), store.Options{})
@@ -60,7 +68,7 @@ func testProvider(t *testing.T) (*Provider, *httptest.Server, *flows.User) {
 	if err := keys.Ensure(ctx); err != nil {
 		t.Fatal(err)
 	}
-	p := New(cfg, onlyStore{st}, keys, []byte(strings.Repeat("h", 32)), []byte(strings.Repeat("r", 32)), slog.New(slog.DiscardHandler))
+	p := New(cfg, over(st), keys, []byte(strings.Repeat("h", 32)), []byte(strings.Repeat("r", 32)), slog.New(slog.DiscardHandler))
 	mux := http.NewServeMux()
 	oc := "/realms/test/protocol/openid-connect"
 	mux.HandleFunc("GET /realms/test/.well-known/openid-configuration", p.Discovery)
@@ -338,6 +346,54 @@ func TestAccessTokensAreCheckedAgainstTheirRow(t *testing.T) {
 	}
 	if got := userinfo(tampered(old)); got != http.StatusUnauthorized {
 		t.Fatalf("a changed token whose row has no digest: %d", got)
+	}
+}
+
+// countingStore counts the reads of code records.
+type countingStore struct {
+	onlyStore
+	codeReads atomic.Int32
+}
+
+func (s *countingStore) GetAuthorizeCodeSession(ctx context.Context, signature string, session fosite.Session) (fosite.Requester, error) {
+	s.codeReads.Add(1)
+	return s.onlyStore.GetAuthorizeCodeSession(ctx, signature, session)
+}
+
+// fosite reads a code's record three times in one exchange; the provider
+// reads it once. Spending the code still decides: of two concurrent
+// exchanges of one code exactly one gets tokens.
+func TestACodeIsReadOncePerExchange(t *testing.T) {
+	ctx := context.Background()
+	var counted *countingStore
+	p, _, u := testProviderOver(t, func(st *store.Store) Store {
+		counted = &countingStore{onlyStore: onlyStore{st}}
+		return counted
+	})
+	_, conf, verifier, authURL := appClient(t, p)
+	c := code(t, p, authURL.Query(), u)
+	if _, err := conf.Exchange(ctx, c, oauth2.VerifierOption(verifier)); err != nil {
+		t.Fatal(err)
+	}
+	if n := counted.codeReads.Load(); n != 1 {
+		t.Fatalf("the code's record was read %d times", n)
+	}
+
+	for range 5 {
+		c := code(t, p, authURL.Query(), u)
+		var wins atomic.Int32
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Go(func() {
+				if _, err := conf.Exchange(ctx, c, oauth2.VerifierOption(verifier)); err == nil {
+					wins.Add(1)
+				}
+			})
+		}
+		wg.Wait()
+		if n := wins.Load(); n != 1 {
+			t.Fatalf("%d concurrent exchanges of one code got tokens", n)
+		}
 	}
 }
 

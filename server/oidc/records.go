@@ -54,18 +54,61 @@ func (s recordingStorage) CreatePKCERequestSession(context.Context, string, fosi
 // fosite's own record would be, it is missing when the authorization request
 // sent no challenge, and once the code is used.
 func (s recordingStorage) GetPKCERequestSession(ctx context.Context, signature string, _ fosite.Session) (fosite.Requester, error) {
-	// No session: only the form and the client are read.
-	r, err := s.Store.GetAuthorizeCodeSession(ctx, signature, nil)
-	if errors.Is(err, fosite.ErrInvalidatedAuthorizeCode) {
-		return nil, fosite.ErrNotFound
-	}
-	if err != nil {
-		return nil, err
+	r, ok := codeReadOf(ctx, signature)
+	if !ok {
+		// No session: only the form and the client are read.
+		var err error
+		r, err = s.Store.GetAuthorizeCodeSession(ctx, signature, nil)
+		if errors.Is(err, fosite.ErrInvalidatedAuthorizeCode) {
+			return nil, fosite.ErrNotFound
+		}
+		if err != nil {
+			return nil, err
+		}
 	}
 	if f := r.GetRequestForm(); f.Get("code_challenge") == "" && f.Get("code_challenge_method") == "" {
 		return nil, fosite.ErrNotFound
 	}
 	return r, nil
+}
+
+// GetAuthorizeCodeSession reads a code's record once per token request.
+// fosite reads it three times in one exchange: to check the grant, for
+// PKCE, and again before issuing, into the same session. The later two get
+// the first read's request: nothing changes the record in between but the
+// code being spent, which InvalidateAuthorizeCodeSession decides in the
+// issuing transaction (one statement: a concurrent redemption loses there).
+func (s recordingStorage) GetAuthorizeCodeSession(ctx context.Context, signature string, session fosite.Session) (fosite.Requester, error) {
+	if r, ok := codeReadOf(ctx, signature); ok && r.GetSession() == session {
+		return r, nil
+	}
+	r, err := s.Store.GetAuthorizeCodeSession(ctx, signature, session)
+	if m, ok := ctx.Value(codeReadKey{}).(*codeRead); ok && err == nil && session != nil {
+		m.signature, m.request = signature, r
+	}
+	return r, err
+}
+
+// codeRead is a token request's read of its code's live record
+// (withCodeRead).
+type codeRead struct {
+	signature string
+	request   fosite.Requester
+}
+
+type codeReadKey struct{}
+
+// withCodeRead lets one token request reuse its code's record.
+func withCodeRead(ctx context.Context) context.Context {
+	return context.WithValue(ctx, codeReadKey{}, &codeRead{})
+}
+
+func codeReadOf(ctx context.Context, signature string) (fosite.Requester, bool) {
+	m, ok := ctx.Value(codeReadKey{}).(*codeRead)
+	if !ok || m.request == nil || m.signature != signature {
+		return nil, false
+	}
+	return m.request, true
 }
 
 // CreateOpenIDConnectSession stores nothing: the ID token is made from the
