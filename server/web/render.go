@@ -342,13 +342,20 @@ func (r *Renderer) switcher(v View) []LocaleLink {
 	if err != nil {
 		return nil
 	}
+	// The page's own query without kc_locale, encoded once; each link adds
+	// its kc_locale.
 	query := u.Query()
+	query.Del("kc_locale")
+	u.RawQuery, u.Fragment = query.Encode(), ""
+	base := u.String()
+	if u.RawQuery == "" {
+		base += "?kc_locale="
+	} else {
+		base += "&kc_locale="
+	}
 	out := make([]LocaleLink, 0, len(locales))
 	for _, l := range locales {
-		q := maps.Clone(query)
-		q.Set("kc_locale", l)
-		u.RawQuery = q.Encode()
-		out = append(out, LocaleLink{Locale: l, Name: r.cat.Name(l), URL: u.String(), Current: l == v.Locale})
+		out = append(out, LocaleLink{Locale: l, Name: r.cat.Name(l), URL: base + url.QueryEscape(l), Current: l == v.Locale})
 	}
 	return out
 }
