@@ -4,6 +4,9 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
 	"testing"
 	"time"
 
@@ -141,5 +144,26 @@ func TestHealthEndpoints(t *testing.T) {
 		if path != "/health/live" && len(body.Checks) != 3 {
 			t.Fatalf("%s checks: %+v", path, body.Checks)
 		}
+	}
+}
+
+// The served binary runs its garbage collector at the target the README
+// gives (200 when GOGC is unset): read from its own /metrics, as an
+// operator's Prometheus would.
+func TestServedBinaryGCTarget(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "realm.yaml")
+	if err := os.WriteFile(path, []byte(binaryRealm(dir, testkit.StartSMTP(t), testkit.StartApp(t), "")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("GOGC", "") // the node inherits the environment: GOGC unset
+	node := testkit.StartNode(t, "gc", path)
+	m := regexp.MustCompile(`management listener.* listen=(127\.0\.0\.1:\d+)`).FindStringSubmatch(node.Logs())
+	if m == nil {
+		t.Fatalf("no management listener in the log:\n%s", node.Logs())
+	}
+	fams := scrape(t, &httptest.Server{URL: "http://" + m[1]})
+	if got := value(fams, "go_gc_gogc_percent", nil); got != 200 {
+		t.Fatalf("go_gc_gogc_percent = %v, want 200", got)
 	}
 }

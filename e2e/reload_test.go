@@ -23,10 +23,7 @@ func TestSIGHUPReloadsRealmYAML(t *testing.T) {
 	smtp := testkit.StartSMTP(t)
 	app, late := testkit.StartApp(t), testkit.StartApp(t)
 	dir := t.TempDir()
-	doc := strings.NewReplacer("  listen: {{LISTEN}}\n", "  listen: 127.0.0.1:1\n  managementListen: 127.0.0.1:0\n",
-		"{{PUBLIC}}", `""`, "{{DRIVER}}", "sqlite", "{{DSN}}", filepath.Join(dir, "l.db"), "{{SMTP_HOST}}", "127.0.0.1",
-		"{{DEV_MAILBOX}}", "false", "{{SMTP_PORT}}", smtp.Port(), "{{REDIRECT}}", app.RedirectURI(), "{{APPLOGIN}}", app.URL+"/login",
-		"{{BINDING}}", "browser-password", "{{ML_OPTIONS}}", "", "{{HASH}}", h).Replace(realm)
+	doc := binaryRealm(dir, smtp, app, h)
 	path := filepath.Join(dir, "realm.yaml")
 	write := func(content string) {
 		t.Helper()
@@ -99,4 +96,14 @@ func TestSIGHUPReloadsRealmYAML(t *testing.T) {
 	if len(late.Results()) != before+1 || late.Last().Err != "" {
 		t.Fatalf("after a broken reload the running client stopped working: %+v", late.Last())
 	}
+}
+
+// binaryRealm is the e2e realm for a latchkey process: SQLite in dir, mail
+// to smtp, app as its client, a management listener on a free port, and
+// the password binding (alice's hash).
+func binaryRealm(dir string, smtp *testkit.SMTPServer, app *testkit.App, hash string) string {
+	return strings.NewReplacer("  listen: {{LISTEN}}\n", "  listen: 127.0.0.1:1\n  managementListen: 127.0.0.1:0\n",
+		"{{PUBLIC}}", `""`, "{{DRIVER}}", "sqlite", "{{DSN}}", filepath.Join(dir, "l.db"), "{{SMTP_HOST}}", "127.0.0.1",
+		"{{DEV_MAILBOX}}", "false", "{{SMTP_PORT}}", smtp.Port(), "{{REDIRECT}}", app.RedirectURI(), "{{APPLOGIN}}", app.URL+"/login",
+		"{{BINDING}}", "browser-password", "{{ML_OPTIONS}}", "", "{{HASH}}", hash).Replace(realm)
 }
