@@ -117,14 +117,6 @@ WHERE auth_session_id = ? AND used_at IS NULL AND revoked_at IS NULL`)
 	markLinkOpened = plain("UPDATE magic_links SET opened_at = ? WHERE id = ? AND opened_at IS NULL")
 )
 
-// nullTime is t as a statement argument: NULL when unset.
-func nullTime(t *time.Time) any {
-	if t == nil {
-		return nil
-	}
-	return *t
-}
-
 // MagicLinkByHash returns the link with that token hash.
 func (s *Store) MagicLinkByHash(ctx context.Context, hash string) (*MagicLink, error) {
 	return s.linkWhere(ctx, linkByHash, hash)

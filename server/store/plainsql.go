@@ -6,14 +6,16 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"gorm.io/gorm"
 )
 
-// The few statements a login runs many times (token records, login
-// attempts, events) skip gorm: building one through gorm's clauses,
-// reflection and callbacks cost more CPU and allocation than the database
-// running it. The rest of the store, the schema and its migrations stay
+// The statements a login runs (token records, authentication sessions,
+// users, magic links, the outbox, events) skip gorm: building one through
+// gorm's clauses, reflection and callbacks cost more CPU and allocation
+// than the database running it. A column a writer may leave NULL (added
+// after its table's first release) is read through COALESCE. The rest of the store, the schema and its migrations stay
 // gorm's. A plainQuery is written once with ? placeholders and rewritten
 // for PostgreSQL ($1, $2, ...) when it is declared.
 
@@ -89,4 +91,12 @@ func (s *Store) queryRowWrite(ctx context.Context, q plainQuery, args ...any) (*
 		return nil, err
 	}
 	return c.QueryRowContext(s.stmtCtx(ctx), s.text(q), args...), nil
+}
+
+// nullTime is t as a statement argument: NULL when unset.
+func nullTime(t *time.Time) any {
+	if t == nil {
+		return nil
+	}
+	return *t
 }
