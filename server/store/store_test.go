@@ -1,6 +1,8 @@
 package store_test
 
 import (
+	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -81,6 +83,57 @@ func TestLinkForLoginIsOneIndexedRead(t *testing.T) {
 	plan := strings.Join(s.QueryPlan(ctx, stmts[0], "as"), "; ")
 	if !strings.Contains(plan, "USING INDEX idx_magic_links_auth_session_id") {
 		t.Fatalf("plan of %q: %s", stmts[0], plan)
+	}
+}
+
+// A lookup by key outside a transaction may run on the writer connection
+// (whose page cache survives commits) but never waits for it: while a
+// transaction holds the writer, lookups are answered by a reader.
+func TestKeyLookupsDoNotWaitForTheWriter(t *testing.T) {
+	s, err := store.Open("sqlite", filepath.Join(t.TempDir(), "p.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := t.Context()
+	u := &flows.User{Email: "someone@example.com"}
+	if err := s.CreateUser(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	held, release, txDone := make(chan struct{}), make(chan struct{}), make(chan error, 1)
+	go func() {
+		txDone <- s.InTx(ctx, func(ctx context.Context) error {
+			if err := s.CreateUser(ctx, &flows.User{Email: "other@example.com"}); err != nil {
+				return err
+			}
+			close(held)
+			<-release
+			return nil
+		})
+	}()
+	<-held
+	looked := make(chan error, 1)
+	go func() {
+		got, err := s.UserByID(context.Background(), u.ID)
+		if err == nil && got.Email != u.Email {
+			err = fmt.Errorf("read %q", got.Email)
+		}
+		looked <- err
+	}()
+	select {
+	case err := <-looked:
+		if err != nil {
+			t.Fatalf("lookup beside a transaction: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("a lookup by key waited for the transaction holding the writer")
+	}
+	close(release)
+	if err := <-txDone; err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.UserByEmail(ctx, "other@example.com"); err != nil {
+		t.Fatalf("after the transaction: %v", err)
 	}
 }
 
