@@ -58,7 +58,8 @@ type SMTPServer struct {
 
 	mu       sync.Mutex
 	msgs     []Message
-	sessions int // connections accepted
+	sessions int            // connections accepted
+	commands map[string]int // commands received, by verb
 	srv      *smtp.Server
 	cond     *sync.Cond
 }
@@ -119,13 +120,52 @@ func (l greetingDelayer) Accept() (net.Conn, error) {
 		l.s.greetN--
 	}
 	l.s.mu.Unlock()
-	return &delayedConn{Conn: c, delay: d}, nil
+	return &delayedConn{Conn: c, delay: d, s: l.s}, nil
 }
 
 type delayedConn struct {
 	net.Conn
 	delay   time.Duration
 	greeted sync.Once
+	s       *SMTPServer
+	line    []byte // the client's unfinished line
+	data    bool   // reading a message's data, not commands
+}
+
+// Read counts the client's commands by verb (not the lines of a message).
+func (c *delayedConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.line = append(c.line, p[:n]...)
+	for {
+		i := bytes.Index(c.line, []byte("\r\n"))
+		if i < 0 {
+			break
+		}
+		l := string(c.line[:i])
+		c.line = c.line[i+2:]
+		switch {
+		case c.data:
+			c.data = l != "."
+		default:
+			verb, _, _ := strings.Cut(strings.ToUpper(l), " ")
+			c.data = verb == "DATA"
+			c.s.mu.Lock()
+			if c.s.commands == nil {
+				c.s.commands = map[string]int{}
+			}
+			c.s.commands[verb]++
+			c.s.mu.Unlock()
+		}
+	}
+	return n, err
+}
+
+// Commands is how many commands with this verb (MAIL, NOOP, RSET, ...) the
+// server has received.
+func (s *SMTPServer) Commands(verb string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.commands[verb]
 }
 
 func (c *delayedConn) Write(p []byte) (int, error) {

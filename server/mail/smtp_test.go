@@ -17,8 +17,9 @@ import (
 	"latchkey/server/store"
 )
 
-// Messages share a kept connection; one the server dropped (restart) is
-// replaced without losing the message; a 5xx is permanent.
+// Messages share a kept connection, each costing only its MAIL, RCPT and
+// DATA round trips (no NOOP before, no RSET after); one the server dropped
+// (restart) is replaced without losing the message; a 5xx is permanent.
 func TestSMTPKeepsConnectionsAcrossMessages(t *testing.T) {
 	srv := testkit.StartSMTP(t)
 	port, _ := strconv.Atoi(srv.Port())
@@ -37,6 +38,11 @@ func TestSMTPKeepsConnectionsAcrossMessages(t *testing.T) {
 	}
 	if got := srv.Sessions(); got != 1 {
 		t.Fatalf("5 messages took %d connections, want 1", got)
+	}
+	for verb, want := range map[string]int{"MAIL": 5, "RCPT": 5, "DATA": 5, "NOOP": 0, "RSET": 0} {
+		if got := srv.Commands(verb); got != want {
+			t.Errorf("5 messages sent %d %s commands, want %d", got, verb, want)
+		}
 	}
 	srv.Stop()
 	srv.Restart(t)
