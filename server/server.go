@@ -196,9 +196,12 @@ func (s *Server) saveCounters(ctx context.Context) {
 
 // OpenStore opens and migrates the realm's database: all that commands
 // which only read or change rows need.
-func OpenStore(cfg *config.Config) (*store.Store, error) {
+func OpenStore(cfg *config.Config) (*store.Store, error) { return openStore(cfg, nil) }
+
+func openStore(cfg *config.Config, log *slog.Logger) (*store.Store, error) {
 	return store.Open(cfg.Database.Driver, cfg.Database.DSN, store.Options{
 		MaxOpenConns: cfg.Database.MaxOpenConns, MaxIdleConns: cfg.Database.MaxIdleConns, ConnMaxLifetime: cfg.Database.ConnMaxLifetime.D(),
+		Log: log,
 	})
 }
 
@@ -220,7 +223,7 @@ func signingKeys(cfg *config.Config, st *store.Store) *oidc.KeySet {
 
 // New opens the database, migrates it and builds every component.
 func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, error) {
-	st, err := OpenStore(cfg)
+	st, err := openStore(cfg, log)
 	if err != nil {
 		return nil, err
 	}

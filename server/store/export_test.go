@@ -29,3 +29,12 @@ func (s *Store) QueryPlan(ctx context.Context, sql string, args ...any) []string
 func (s *Store) Exec(ctx context.Context, sql string, args ...any) error {
 	return s.db(ctx).Exec(sql, args...).Error
 }
+
+// CheckpointedWAL is the background checkpointer's newest outcome: the
+// WAL's frames and how many of them are in the database.
+func (s *Store) CheckpointedWAL() (frames, copied int64) {
+	if s.ckpt == nil {
+		return 0, 0
+	}
+	return s.ckpt.frames.Load(), s.ckpt.copied.Load()
+}

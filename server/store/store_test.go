@@ -54,6 +54,31 @@ func TestSQLitePragmas(t *testing.T) {
 	}
 }
 
+// The WAL is copied into the database in the background, not only by the
+// writer once 10,000 pages have piled up (which every write then waited
+// for): a few writes are in the database soon, with no checkpoint asked for.
+func TestWALIsCheckpointedInTheBackground(t *testing.T) {
+	s, err := store.Open("sqlite", filepath.Join(t.TempDir(), "p.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for i := range 20 {
+		if err := s.CreateUser(t.Context(), &flows.User{Email: fmt.Sprintf("u%d@example.com", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		frames, copied := s.CheckpointedWAL()
+		if frames > 0 && copied == frames {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 30 s the WAL has %d frames, %d of them checkpointed", frames, copied)
+		}
+	}
+}
+
 // The poll of a login waiting for another device reads its newest link by
 // the indexed auth_session_id: one statement, a search, not a scan.
 func TestLinkForLoginIsOneIndexedRead(t *testing.T) {
