@@ -44,6 +44,7 @@ type options struct {
 	newUsers     float64
 	postgres     string
 	conns        int
+	checkpoint   string
 	jsonOut      string
 	smoke        bool
 	refreshFor   time.Duration
@@ -67,6 +68,7 @@ func main() {
 	flag.Float64Var(&o.newUsers, "new-users", 0.1, "fraction of logins by unknown addresses (force-created)")
 	flag.StringVar(&o.postgres, "postgres", "", "PostgreSQL DSN (default: a SQLite file)")
 	flag.IntVar(&o.conns, "db-conns", 16, "server database pool size (database.maxOpenConns)")
+	flag.StringVar(&o.checkpoint, "checkpoint-interval", "", "SQLite background checkpoint interval (database.checkpointInterval; 0: the writer's own; empty: the realm default)")
 	flag.StringVar(&o.jsonOut, "json", "", "write the report as JSON to this file")
 	flag.BoolVar(&o.smoke, "smoke", false, "a few seconds at low load; exit 1 on any error (CI)")
 	flag.DurationVar(&o.refreshFor, "refresh-duration", 5*time.Second, "how long to run refresh grants")
@@ -205,7 +207,7 @@ func run(ctx context.Context, o options, out io.Writer) (*Report, error) {
 	rep := &Report{
 		Machine: fmt.Sprintf("%s/%s, %d CPUs, %s", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version()),
 		Options: map[string]any{"concurrency": o.concurrency, "duration": o.duration.String(), "users": o.users,
-			"newUsers": o.newUsers, "signingAlgorithm": o.signingAlg, "serverCPUs": o.serverCPUs, "generatorCPUs": o.generatorCPUs, "database": map[bool]string{true: "postgres", false: "sqlite"}[o.postgres != ""]},
+			"newUsers": o.newUsers, "signingAlgorithm": o.signingAlg, "checkpointInterval": o.checkpoint, "serverCPUs": o.serverCPUs, "generatorCPUs": o.generatorCPUs, "database": map[bool]string{true: "postgres", false: "sqlite"}[o.postgres != ""]},
 		Steps: map[string]Latency{}, ErrorsByKind: map[string]int64{},
 	}
 	if t != nil {

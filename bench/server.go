@@ -29,7 +29,7 @@ database:
   driver: %[2]s
   dsn: "%[3]s"
   maxOpenConns: %[6]d
-smtp:
+%[8]ssmtp:
   host: 127.0.0.1
   port: %[4]s
   tls: none
@@ -106,7 +106,11 @@ func launch(ctx context.Context, o options, smtpPort string, dir string) (*targe
 		return nil, err
 	}
 	cfg := filepath.Join(dir, "realm.yaml")
-	doc := fmt.Sprintf(realmTemplate, addr, t.driver, t.dsn, smtpPort, "15m", o.conns, o.signingAlg)
+	var checkpoint string
+	if o.checkpoint != "" {
+		checkpoint = "  checkpointInterval: " + o.checkpoint + "\n"
+	}
+	doc := fmt.Sprintf(realmTemplate, addr, t.driver, t.dsn, smtpPort, "15m", o.conns, o.signingAlg, checkpoint)
 	if err := os.WriteFile(cfg, []byte(doc), 0o600); err != nil {
 		return nil, err
 	}

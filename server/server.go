@@ -201,7 +201,7 @@ func OpenStore(cfg *config.Config) (*store.Store, error) { return openStore(cfg,
 func openStore(cfg *config.Config, log *slog.Logger) (*store.Store, error) {
 	return store.Open(cfg.Database.Driver, cfg.Database.DSN, store.Options{
 		MaxOpenConns: cfg.Database.MaxOpenConns, MaxIdleConns: cfg.Database.MaxIdleConns, ConnMaxLifetime: cfg.Database.ConnMaxLifetime.D(),
-		Log: log,
+		CheckpointEvery: cfg.Database.CheckpointInterval.D(), Log: log,
 	})
 }
 

@@ -89,6 +89,10 @@ type Database struct {
 	MaxOpenConns    int      `yaml:"maxOpenConns"`
 	MaxIdleConns    int      `yaml:"maxIdleConns"`
 	ConnMaxLifetime Duration `yaml:"connMaxLifetime"`
+	// CheckpointInterval (SQLite) is how often a background checkpoint
+	// copies the WAL into the database; 0 leaves it to the writer's own
+	// checkpoint, in a commit, every 10,000 pages.
+	CheckpointInterval Duration `yaml:"checkpointInterval"`
 }
 
 // SMTP is the outgoing mail server.
@@ -457,9 +461,10 @@ func (c *Config) Client(id string) (Client, bool) {
 
 func defaults() Config {
 	return Config{
-		Server:   Server{Listen: "127.0.0.1:8080", ManagementListen: "127.0.0.1:9000"},
-		Database: Database{Driver: "sqlite", DSN: "latchkey.db", MaxOpenConns: 16, MaxIdleConns: 16, ConnMaxLifetime: Duration(30 * time.Minute)},
-		SMTP:     SMTP{Port: 587, TLS: "starttls"},
+		Server: Server{Listen: "127.0.0.1:8080", ManagementListen: "127.0.0.1:9000"},
+		Database: Database{Driver: "sqlite", DSN: "latchkey.db", MaxOpenConns: 16, MaxIdleConns: 16, ConnMaxLifetime: Duration(30 * time.Minute),
+			CheckpointInterval: Duration(25 * time.Millisecond)},
+		SMTP: SMTP{Port: 587, TLS: "starttls"},
 		Tokens: Tokens{
 			AccessTokenTTL: Duration(5 * time.Minute), IDTokenTTL: Duration(5 * time.Minute),
 			RefreshTokenTTL: Duration(720 * time.Hour), AuthorizationCodeTTL: Duration(time.Minute),
@@ -606,6 +611,9 @@ func (d *decoder) validate(c *Config, opts Schema) {
 	}
 	if c.Database.MaxOpenConns < 1 {
 		d.failAt("database.maxOpenConns", "must be at least 1")
+	}
+	if ci := c.Database.CheckpointInterval.D(); ci < 0 || ci > 0 && ci < time.Millisecond || ci > time.Minute {
+		d.failAt("database.checkpointInterval", "must be 0 (the writer checkpoints alone) or between 1ms and 1m")
 	}
 	d.validateSMTP(c.SMTP, c.Server.PublicURL)
 	for _, t := range []struct {

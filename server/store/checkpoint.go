@@ -8,9 +8,10 @@ import (
 	"time"
 )
 
-// checkpointEvery is how often the background checkpointer copies the
-// SQLite WAL's new pages into the database while there are some; an idle
-// database is looked at less and less often, down to every checkpointIdle.
+// The background checkpointer copies the SQLite WAL's new pages into the
+// database every Options.CheckpointEvery (server default 25 ms) while there
+// are some; an idle database is looked at less and less often, down to
+// every checkpointIdle.
 //
 // A checkpoint (SQLite's, in the writer's commit once the WAL passes
 // wal_autocheckpoint pages) syncs the WAL, copies its pages and syncs the
@@ -19,12 +20,9 @@ import (
 // at a time on another connection (PASSIVE: it never blocks the writer nor
 // waits for it) leaves the writer's own checkpoint only the few pages
 // written since, and the WAL restarts from its beginning whenever one
-// catches up. Measured (pinned bench): every 25 ms costs no CPU a login
-// more than one big checkpoint does; 50-100 ms ones stall writes longer.
-const (
-	checkpointEvery = 25 * time.Millisecond
-	checkpointIdle  = 2 * time.Second
-)
+// catches up. The price is CPU: a page written often is copied more often,
+// and each checkpoint syncs twice (README, "Storage and durability").
+const checkpointIdle = 2 * time.Second
 
 // checkpointer runs PASSIVE checkpoints until stopped.
 type checkpointer struct {
@@ -36,12 +34,12 @@ type checkpointer struct {
 	frames, copied atomic.Int64
 }
 
-func (s *Store) startCheckpointer(log *slog.Logger) {
+func (s *Store) startCheckpointer(every time.Duration, log *slog.Logger) {
 	c := &checkpointer{log: log, stop: make(chan struct{})}
 	c.done.Add(1)
 	go func() {
 		defer c.done.Done()
-		wait := checkpointEvery
+		wait := every
 		t := time.NewTimer(wait)
 		defer t.Stop()
 		failing := false
@@ -62,7 +60,7 @@ func (s *Store) startCheckpointer(log *slog.Logger) {
 			case frames == c.frames.Load() && copied == c.copied.Load():
 				wait = min(2*wait, checkpointIdle) // nothing was written since
 			default:
-				wait = checkpointEvery
+				wait = every
 				c.frames.Store(frames)
 				c.copied.Store(copied)
 			}

@@ -30,6 +30,9 @@ type Options struct {
 	MaxOpenConns    int
 	MaxIdleConns    int
 	ConnMaxLifetime time.Duration
+	// CheckpointEvery (SQLite) runs a background checkpoint this often
+	// (checkpoint.go); 0 leaves checkpoints to the writer's commits.
+	CheckpointEvery time.Duration
 	// Log hears of background trouble (SQLite checkpoints); nil is silent.
 	Log *slog.Logger
 }
@@ -86,8 +89,8 @@ func Open(driver, dsn string, opts Options) (*Store, error) {
 		_ = s.Close()
 		return nil, err
 	}
-	if s.driver == "sqlite" {
-		s.startCheckpointer(opts.Log)
+	if s.driver == "sqlite" && opts.CheckpointEvery > 0 {
+		s.startCheckpointer(opts.CheckpointEvery, opts.Log)
 	}
 	return s, nil
 }

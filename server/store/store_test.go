@@ -58,7 +58,7 @@ func TestSQLitePragmas(t *testing.T) {
 // writer once 10,000 pages have piled up (which every write then waited
 // for): a few writes are in the database soon, with no checkpoint asked for.
 func TestWALIsCheckpointedInTheBackground(t *testing.T) {
-	s, err := store.Open("sqlite", filepath.Join(t.TempDir(), "p.db"), store.Options{})
+	s, err := store.Open("sqlite", filepath.Join(t.TempDir(), "p.db"), store.Options{CheckpointEvery: 25 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
