@@ -89,9 +89,9 @@ type Database struct {
 	MaxOpenConns    int      `yaml:"maxOpenConns"`
 	MaxIdleConns    int      `yaml:"maxIdleConns"`
 	ConnMaxLifetime Duration `yaml:"connMaxLifetime"`
-	// CheckpointInterval (SQLite) is how often a background checkpoint
-	// copies the WAL into the database; 0 leaves it to the writer's own
-	// checkpoint, in a commit, every 10,000 pages.
+	// CheckpointInterval (SQLite), when set, is how often a background
+	// checkpoint copies the WAL into the database; 0 (the default) leaves
+	// it to the writer's own checkpoint, in a commit, every 10,000 pages.
 	CheckpointInterval Duration `yaml:"checkpointInterval"`
 }
 
@@ -461,10 +461,9 @@ func (c *Config) Client(id string) (Client, bool) {
 
 func defaults() Config {
 	return Config{
-		Server: Server{Listen: "127.0.0.1:8080", ManagementListen: "127.0.0.1:9000"},
-		Database: Database{Driver: "sqlite", DSN: "latchkey.db", MaxOpenConns: 16, MaxIdleConns: 16, ConnMaxLifetime: Duration(30 * time.Minute),
-			CheckpointInterval: Duration(25 * time.Millisecond)},
-		SMTP: SMTP{Port: 587, TLS: "starttls"},
+		Server:   Server{Listen: "127.0.0.1:8080", ManagementListen: "127.0.0.1:9000"},
+		Database: Database{Driver: "sqlite", DSN: "latchkey.db", MaxOpenConns: 16, MaxIdleConns: 16, ConnMaxLifetime: Duration(30 * time.Minute)},
+		SMTP:     SMTP{Port: 587, TLS: "starttls"},
 		Tokens: Tokens{
 			AccessTokenTTL: Duration(5 * time.Minute), IDTokenTTL: Duration(5 * time.Minute),
 			RefreshTokenTTL: Duration(720 * time.Hour), AuthorizationCodeTTL: Duration(time.Minute),

@@ -9,8 +9,8 @@ import (
 )
 
 // The background checkpointer copies the SQLite WAL's new pages into the
-// database every Options.CheckpointEvery (server default 25 ms) while there
-// are some; an idle database is looked at less and less often, down to
+// database every Options.CheckpointEvery (database.checkpointInterval)
+// while there are some; an idle database is looked at less and less often, down to
 // every checkpointIdle.
 //
 // A checkpoint (SQLite's, in the writer's commit once the WAL passes
@@ -20,8 +20,9 @@ import (
 // at a time on another connection (PASSIVE: it never blocks the writer nor
 // waits for it) leaves the writer's own checkpoint only the few pages
 // written since, and the WAL restarts from its beginning whenever one
-// catches up. The price is CPU: a page written often is copied more often,
-// and each checkpoint syncs twice (README, "Storage and durability").
+// catches up. The price is CPU (~10% a login, pinned): a page written
+// often is copied more often, and each checkpoint syncs twice; so it is
+// the operator's choice (README, "Storage and durability").
 const checkpointIdle = 2 * time.Second
 
 // checkpointer runs PASSIVE checkpoints until stopped.
