@@ -10,8 +10,8 @@ import (
 
 // The background checkpointer copies the SQLite WAL's new pages into the
 // database every Options.CheckpointEvery (database.checkpointInterval)
-// while there are some; an idle database is looked at less and less often, down to
-// every checkpointIdle.
+// while there are some; an idle database is looked at less and less
+// often, down to every checkpointIdle.
 //
 // A checkpoint (SQLite's, in the writer's commit once the WAL passes
 // wal_autocheckpoint pages) syncs the WAL, copies its pages and syncs the

@@ -1,6 +1,9 @@
 package store
 
-import "context"
+import (
+	"context"
+	"database/sql"
+)
 
 // Pragma reads an integer SQLite setting from the writer connection, for
 // the tests in store_test.
@@ -37,4 +40,24 @@ func (s *Store) CheckpointedWAL() (frames, copied int64) {
 		return 0, 0
 	}
 	return s.ckpt.frames.Load(), s.ckpt.copied.Load()
+}
+
+// HoldReaders takes n reader connections (all of them, with
+// Options.MaxOpenConns n) until release is called.
+func (s *Store) HoldReaders(ctx context.Context, n int) (release func(), err error) {
+	var held []*sql.Conn
+	release = func() {
+		for _, c := range held {
+			_ = c.Close()
+		}
+	}
+	for range n {
+		c, err := s.rsql.Conn(ctx)
+		if err != nil {
+			release()
+			return nil, err
+		}
+		held = append(held, c)
+	}
+	return release, nil
 }

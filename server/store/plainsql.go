@@ -91,7 +91,7 @@ func (s *Store) queryRow(ctx context.Context, q plainQuery, args ...any) (*sql.R
 // by key holds the writer for microseconds, and one that finds it busy
 // does not wait for it; scans (listings, counts) stay on the readers.
 func (s *Store) keyReader(ctx context.Context) (sqlConn, error) {
-	if s.driver == "sqlite" && false {
+	if s.driver == "sqlite" && ctx.Value(txKey{}) == nil && s.wsql.Stats().InUse == 0 {
 		return s.wsql, nil
 	}
 	return s.conn(ctx, false)

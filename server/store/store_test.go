@@ -111,11 +111,12 @@ func TestLinkForLoginIsOneIndexedRead(t *testing.T) {
 	}
 }
 
-// A lookup by key outside a transaction may run on the writer connection
-// (whose page cache survives commits) but never waits for it: while a
-// transaction holds the writer, lookups are answered by a reader.
-func TestKeyLookupsDoNotWaitForTheWriter(t *testing.T) {
-	s, err := store.Open("sqlite", filepath.Join(t.TempDir(), "p.db"), store.Options{})
+// A lookup by key outside a transaction runs on the writer connection when
+// it is idle (its page cache survives commits; a reader's does not) and
+// never waits for it: with every reader busy a lookup is answered by the
+// idle writer, and while a transaction holds the writer, by a reader.
+func TestKeyLookupsUseTheIdleWriterAndNeverWaitForIt(t *testing.T) {
+	s, err := store.Open("sqlite", filepath.Join(t.TempDir(), "p.db"), store.Options{MaxOpenConns: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,35 +126,47 @@ func TestKeyLookupsDoNotWaitForTheWriter(t *testing.T) {
 	if err := s.CreateUser(ctx, u); err != nil {
 		t.Fatal(err)
 	}
-	held, release, txDone := make(chan struct{}), make(chan struct{}), make(chan error, 1)
+	lookup := func(what string) {
+		t.Helper()
+		looked := make(chan error, 1)
+		go func() {
+			got, err := s.UserByID(context.Background(), u.ID)
+			if err == nil && got.Email != u.Email {
+				err = fmt.Errorf("read %q", got.Email)
+			}
+			looked <- err
+		}()
+		select {
+		case err := <-looked:
+			if err != nil {
+				t.Fatalf("lookup %s: %v", what, err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("a lookup by key %s did not end in 30 s", what)
+		}
+	}
+
+	release, err := s.HoldReaders(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lookup("with every reader busy and the writer idle")
+	release()
+
+	held, done, txDone := make(chan struct{}), make(chan struct{}), make(chan error, 1)
 	go func() {
 		txDone <- s.InTx(ctx, func(ctx context.Context) error {
 			if err := s.CreateUser(ctx, &flows.User{Email: "other@example.com"}); err != nil {
 				return err
 			}
 			close(held)
-			<-release
+			<-done
 			return nil
 		})
 	}()
 	<-held
-	looked := make(chan error, 1)
-	go func() {
-		got, err := s.UserByID(context.Background(), u.ID)
-		if err == nil && got.Email != u.Email {
-			err = fmt.Errorf("read %q", got.Email)
-		}
-		looked <- err
-	}()
-	select {
-	case err := <-looked:
-		if err != nil {
-			t.Fatalf("lookup beside a transaction: %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("a lookup by key waited for the transaction holding the writer")
-	}
-	close(release)
+	lookup("while a transaction holds the writer")
+	close(done)
 	if err := <-txDone; err != nil {
 		t.Fatal(err)
 	}
