@@ -77,29 +77,36 @@ func (r *rp) login(ctx context.Context, email string, rec func(step string, d ti
 	waiter := r.mail.expect(email)
 	defer r.mail.forget(email)
 
-	// 1. The app sends the browser to the authorization endpoint.
+	// 1. The app sends the browser to the authorization endpoint, which
+	// answers with the login page (servers before this answer redirected
+	// to it: step 2).
 	authURL := r.conf.AuthCodeURL(state, oidc.Nonce(nonce), oauth2.S256ChallengeOption(verifier))
 	resp, err := c.Get(authURL)
 	if err != nil {
 		return nil, fail("authorize", "transport")
 	}
-	loc, err := redirect(resp, http.StatusSeeOther)
-	if err != nil {
+	loc := authURL
+	var page string
+	if resp.StatusCode == http.StatusSeeOther {
+		l, _ := redirect(resp, http.StatusSeeOther)
+		loc = resolve(authURL, l)
+		lap("authorize")
+		// 2. The login page.
+		if page, err = get(c, loc); err != nil {
+			return nil, fail("login_page", "%v", err)
+		}
+	} else if page, err = body(resp); err != nil {
 		return nil, fail("authorize", "%v", err)
-	}
-	loc = resolve(authURL, loc)
-	lap("authorize")
-
-	// 2. The login page.
-	page, err := get(c, loc)
-	if err != nil {
-		return nil, fail("login_page", "%v", err)
 	}
 	csrf, exec, action := find(csrfRe, page), find(execRe, page), find(actionRe, page)
 	if csrf == "" || exec == "" || action == "" {
 		return nil, fail("login_page", "no email form")
 	}
-	lap("login_page")
+	if loc == authURL {
+		lap("authorize")
+	} else {
+		lap("login_page")
+	}
 
 	// 3. The email form.
 	page, err = post(c, resolve(loc, html.UnescapeString(action)), url.Values{"csrf": {csrf}, "execution": {exec}, "email": {email}})

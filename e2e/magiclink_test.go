@@ -46,6 +46,37 @@ func confirm(t *testing.T, c *testkit.Client, link string) *testkit.Page {
 	return c.Submit(p, p.FormTo(t, "/login-actions/magic-link"), nil)
 }
 
+// The authorization request answers with the login page itself, as
+// Keycloak's does: no redirect (one round trip less for every login). The
+// page's form posts to, and a reload may use, the login's own URL.
+func TestTheAuthorizationRequestAnswersWithTheLoginPage(t *testing.T) {
+	s := start(t, magic(nil))
+	c := testkit.NewClient(t)
+	c.HTTP.CheckRedirect = func(r *http.Request, _ []*http.Request) error {
+		if strings.Contains(r.URL.Path, "/login-actions/") {
+			return http.ErrUseLastResponse // the app's redirect is followed, a redirect to the login page is not
+		}
+		return nil
+	}
+	p := c.Get(s.App.LoginURL(nil))
+	f := p.Form(t, "email")
+	if p.Status != http.StatusOK || p.URL.Path != "/realms/test/protocol/openid-connect/auth" ||
+		!strings.HasPrefix(f.Action, "/realms/test/login-actions/authenticate?session=") {
+		t.Fatalf("authorization request: status %d at %s, form to %q:\n%s", p.Status, p.URL, f.Action, p.Body)
+	}
+	if h := p.Header; h.Get("Cache-Control") != "no-store" || h.Get("X-Frame-Options") != "DENY" || h.Get("Content-Security-Policy") == "" {
+		t.Fatalf("the login page's headers: %v", h)
+	}
+	own := c.Get(s.LK.URL + f.Action)
+	if own.Status != http.StatusOK || own.Form(t, "email").Action != f.Action {
+		t.Fatalf("the login's own URL: status %d:\n%s", own.Status, own.Body)
+	}
+	if sent := c.Submit(p, f, map[string]string{"email": "alice@example.com"}); !sent.Has("Check your email") {
+		t.Fatalf("the email posted from the authorization's page:\n%s", sent.Body)
+	}
+	s.SMTP.WaitFor(t, "alice@example.com", 1, 10*time.Second)
+}
+
 func TestMagicLinkLoginThroughSMTP(t *testing.T) {
 	s := start(t, magic(nil))
 	c := testkit.NewClient(t)

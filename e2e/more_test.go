@@ -248,7 +248,7 @@ func TestAccountPageLoginAndLogout(t *testing.T) {
 		t.Fatalf("sign-out with a forged token:\n%s", p.Body)
 	}
 	p = c.Submit(p, p.Form(t, "csrf"), nil)
-	if p.Form(t, "email").Action == "" || p.URL.Path != "/realms/test/login-actions/authenticate" {
+	if p.Form(t, "email").Action == "" || p.URL.Path != "/realms/test/protocol/openid-connect/auth" {
 		t.Fatalf("after sign-out, expected the login page again, got %s:\n%s", p.URL, p.Body)
 	}
 }

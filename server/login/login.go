@@ -241,8 +241,11 @@ func (h *Handler) authorize(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, c.Locale, http.StatusForbidden, flows.M("login.cannotTitle"), out.Message, h.restartURL(st.Flow.ID))
 		return
 	}
-	// Post/redirect/get: the login page has its own URL, so reloads are safe.
-	http.Redirect(w, r, h.authenticateURL(st.Flow.ID), http.StatusSeeOther)
+	// The first page is the answer to the authorization request, as in
+	// Keycloak: no redirect to it, so a login takes one round trip (and
+	// one HTTP request, loaded session and engine run) less. Its forms post
+	// to, and its language links get, the login's own URL.
+	h.show(w, st, c, b, out)
 }
 
 func (h *Handler) authenticateURL(id string) string {
@@ -443,6 +446,11 @@ func (h *Handler) respond(w http.ResponseWriter, r *http.Request, st *state, c *
 		h.fail(w, c.Locale, http.StatusForbidden, flows.M("login.cannotTitle"), out.Message, h.restartURL(st.Flow.ID))
 		return
 	}
+	h.show(w, st, c, b, out)
+}
+
+// show renders the page the flow waits at.
+func (h *Handler) show(w http.ResponseWriter, st *state, c *flows.Context, b browser, out flows.Outcome) {
 	v := h.view(c.Locale, flows.M("login.title"))
 	v.Brand = h.brand(st.Flow.ClientID, st.Brand)
 	v.SwitchURL = h.authenticateURL(st.Flow.ID)
