@@ -89,6 +89,19 @@ func TestMagicLinkLoginThroughSMTP(t *testing.T) {
 		!strings.Contains(m.Text, "If you did not ask for this") || !strings.Contains(m.HTML, m.Link()) || m.Link() == "" {
 		t.Fatalf("mail: subject %q\n%s\n%s", m.Subject, m.Text, m.HTML)
 	}
+	// Delivered, the mail leaves the outbox (its bodies held the link).
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		mails, err := s.LK.Server.Store.RecentMail(t.Context(), 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(mails) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("delivered mail still in the outbox: %+v", mails)
+		}
+	}
 	p = confirm(t, c, m.Link())
 	res := s.App.Last()
 	if res.Err != "" || !p.Has("Logged in as alice@example.com") {

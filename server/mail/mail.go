@@ -278,8 +278,9 @@ type Sender struct {
 	MaxTries int
 	Parallel int     // messages sent at once
 	Sealer   *Sealer // opens bodies sealed at rest
-	// Keep leaves delivered bodies in the outbox (the development mailbox
-	// shows them); otherwise they are scrubbed once delivered.
+	// Keep leaves delivered messages in the outbox, marked sent (the
+	// development mailbox shows them) until the purge; otherwise a message
+	// leaves the outbox once delivered (the log's mail_delivered names it).
 	Keep bool
 
 	wake    chan struct{}
@@ -430,7 +431,7 @@ func (s *Sender) deliver(ctx context.Context, m *store.OutboxMail) store.MailOut
 	var perm *PermanentError
 	switch {
 	case err == nil:
-		o.Sent, o.Scrub = true, !s.Keep
+		o.Sent, o.Drop = true, !s.Keep
 		s.Log.Info("mail delivered", "event", "mail_delivered", "kind", kindName(m), "mail_id", m.ID, "ref", m.Ref, "attempt", m.Attempts+1)
 	case errors.As(err, &perm) || m.Attempts+1 >= s.MaxTries:
 		o.Error = truncate(err.Error())

@@ -88,7 +88,8 @@ func TestSendEndsInsideTheLeaseWhenTheGreetingIsSlow(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s := (&mail.Sender{Outbox: st, Transport: tr, Owner: owner, Log: slog.Default(), Poll: 50 * time.Millisecond, Lease: 2 * time.Second}).Init()
+		// Keep: delivered rows stay, marked sent, for the test to count attempts.
+		s := (&mail.Sender{Outbox: st, Transport: tr, Owner: owner, Log: slog.Default(), Poll: 50 * time.Millisecond, Lease: 2 * time.Second, Keep: true}).Init()
 		wg.Add(1)
 		go func() { defer wg.Done(); s.Run(ctx) }()
 	}

@@ -85,7 +85,7 @@ RETURNING ` + outboxColumns
 	// the recording node.
 	recordedMail   = ", lease_until = NULL, attempts = COALESCE(attempts, 0) + 1 WHERE id = ? AND lease_owner = ?"
 	mailSent       = plain("UPDATE outbox_mails SET sent_at = ?, last_error = ''" + recordedMail)
-	mailSentScrub  = plain(`UPDATE outbox_mails SET sent_at = ?, last_error = '', "text" = '', html = ''` + recordedMail)
+	mailSentDrop   = plain("DELETE FROM outbox_mails WHERE id = ? AND lease_owner = ?")
 	mailFailed     = plain("UPDATE outbox_mails SET failed_at = ?, last_error = ?" + recordedMail)
 	mailRetryLater = plain("UPDATE outbox_mails SET next_attempt_at = ?, last_error = ?" + recordedMail)
 )
@@ -136,10 +136,13 @@ func (s *Store) claim(ctx context.Context, q plainQuery, args ...any) ([]OutboxM
 
 // MailOutcome is what became of one delivery attempt.
 type MailOutcome struct {
-	ID    uint64
-	At    time.Time
-	Sent  bool
-	Scrub bool      // drop the delivered bodies
+	ID   uint64
+	At   time.Time
+	Sent bool
+	// Drop deletes a delivered message (its bodies may hold secrets, and a
+	// kept row whose bodies were cleared held a page of its own: ~4 KB
+	// of database a login); false keeps it, marked sent.
+	Drop  bool
 	Retry time.Time // when to try again; zero when a failure is final
 	Error string
 }
@@ -158,8 +161,8 @@ func (s *Store) RecordMail(ctx context.Context, owner string, outcomes []MailOut
 			var res sql.Result
 			var err error
 			switch {
-			case o.Sent && o.Scrub: // the bodies may hold secrets (sign-in links) no longer needed
-				res, err = s.exec(ctx, mailSentScrub, o.At.UTC(), o.ID, owner)
+			case o.Sent && o.Drop:
+				res, err = s.exec(ctx, mailSentDrop, o.ID, owner)
 			case o.Sent:
 				res, err = s.exec(ctx, mailSent, o.At.UTC(), o.ID, owner)
 			case o.Retry.IsZero():

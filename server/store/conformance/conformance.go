@@ -597,17 +597,17 @@ func testOutbox(t *testing.T, s Store) {
 	if len(again) != 0 {
 		t.Fatalf("leased mail claimed twice: %+v", again)
 	}
-	// One batch: the first delivered (bodies scrubbed), the second to retry.
+	// One batch: the first delivered (and dropped), the second to retry.
 	lost, err := s.RecordMail(ctx, "node-a", []store.MailOutcome{
-		{ID: got[0].ID, At: now, Sent: true, Scrub: true},
+		{ID: got[0].ID, At: now, Sent: true, Drop: true},
 		{ID: got[1].ID, At: now, Retry: now.Add(10 * time.Second), Error: "421 try later"},
 	})
 	must(t, err)
 	if len(lost) != 0 {
 		t.Fatalf("outcomes of the lease holder reported lost: %v", lost)
 	}
-	if sent, _ := s.MailByRef(ctx, ""); len(sent) != 2 || sent[0].SentAt == nil || sent[0].Text != "" || sent[1].SentAt != nil {
-		t.Fatalf("after recording the batch: %+v", sent)
+	if kept, _ := s.MailByRef(ctx, ""); len(kept) != 1 || kept[0].ID != got[1].ID || kept[0].SentAt != nil {
+		t.Fatalf("after recording the batch: %+v", kept)
 	}
 	if due, _ := s.ClaimMail(ctx, "node-b", now.Add(5*time.Second), time.Minute, 10); len(due) != 0 {
 		t.Fatalf("mail claimed before its retry time: %+v", due)
@@ -631,8 +631,8 @@ func testOutbox(t *testing.T, s Store) {
 	}
 	_, err = s.RecordMail(ctx, "node-a", []store.MailOutcome{{ID: taken[0].ID, At: now, Error: "550 no such user"}})
 	must(t, err)
-	if m, _ := s.MailByRef(ctx, ""); m[1].SentAt != nil || m[1].FailedAt == nil || m[1].LastError != "550 no such user" {
-		t.Fatalf("stale owner's outcome recorded, or failure lost: %+v", m[1])
+	if m, _ := s.MailByRef(ctx, ""); m[0].SentAt != nil || m[0].FailedAt == nil || m[0].LastError != "550 no such user" {
+		t.Fatalf("stale owner's outcome recorded, or failure lost: %+v", m[0])
 	}
 	rest, err := s.ClaimMail(ctx, "node-a", now.Add(time.Hour), time.Minute, 10)
 	must(t, err)
@@ -644,6 +644,24 @@ func testOutbox(t *testing.T, s Store) {
 	must(t, s.ReleaseMailLeases(ctx, "node-a"))
 	if back, _ := s.ClaimMail(ctx, "node-b", now.Add(2*time.Second), time.Minute, 10); len(held) != 1 || len(back) != 1 {
 		t.Fatalf("released lease not claimable: held %d, back %d", len(held), len(back))
+	}
+	// A dropped message's id, even the newest, is never given again: it is
+	// the mail's Message-ID.
+	must(t, s.EnqueueMail(ctx, &store.OutboxMail{To: "c@example.com", Subject: "four"}))
+	four, err := s.ClaimMail(ctx, "node-c", now.Add(3*time.Second), time.Minute, 10)
+	must(t, err)
+	if len(four) != 1 || four[0].Subject != "four" {
+		t.Fatalf("claimed %+v", four)
+	}
+	_, err = s.RecordMail(ctx, "node-c", []store.MailOutcome{{ID: four[0].ID, At: now, Sent: true, Drop: true}})
+	must(t, err)
+	if m, _ := s.MailByRef(ctx, ""); len(m) != 2 || m[1].Subject != "three" {
+		t.Fatalf("a dropped message is still there, or another went with it: %+v", m)
+	}
+	five := &store.OutboxMail{To: "c@example.com", Subject: "five"}
+	must(t, s.EnqueueMail(ctx, five))
+	if five.ID <= four[0].ID {
+		t.Fatalf("id %d given again after it was dropped (newest was %d)", five.ID, four[0].ID)
 	}
 }
 
