@@ -314,25 +314,29 @@ func (s *Store) DeleteRefreshTokenSession(ctx context.Context, signature string)
 	return s.delete(ctx, kindRefresh, signature)
 }
 
-// deactivated is how a used code or a rotated or revoked refresh token is
-// kept: inactive, so presenting it again is detected as reuse and revokes
-// its grant, and without its data (about 1 KB of request and claims), so a
-// session refreshed every few minutes does not store a full copy of its
-// request per refresh for the refresh token's lifetime.
-var deactivated = map[string]any{"active": false, "data": ""}
+// deactivateLive is how a used code or a rotated or revoked refresh token
+// is kept: inactive, so presenting it again is detected as reuse and
+// revokes its grant, and without its data (about 1 KB of request and
+// claims), so a session refreshed every few minutes does not store a full
+// copy of its request per refresh for the refresh token's lifetime. Its
+// arguments: false, the kind, true, then the key the statement ends with.
+const deactivateLive = "UPDATE o_auth_records SET active = ?, data = '' WHERE kind = ? AND active = ? AND "
 
-// The same as plain SQL, for the statements every code exchange and
-// refresh runs.
+// Ending records one at a time, by grant, by user or by SSO session.
 var (
-	deactivateRecord = plain("UPDATE o_auth_records SET active = ?, data = '' WHERE kind = ? AND signature = ? AND active")
-	deactivateGrant  = plain("UPDATE o_auth_records SET active = ?, data = '' WHERE kind = ? AND request_id = ? AND active = ?")
-	deleteGrant      = plain("DELETE FROM o_auth_records WHERE kind = ? AND request_id = ?")
+	deactivateRecord  = plain(deactivateLive + "signature = ?")
+	deactivateGrant   = plain(deactivateLive + "request_id = ?")
+	deactivateSubject = plain(deactivateLive + "subject = ?")
+	deactivateSession = plain(deactivateLive + "session_ref = ?")
+	deleteGrant       = plain("DELETE FROM o_auth_records WHERE kind = ? AND request_id = ?")
+	deleteSubject     = plain("DELETE FROM o_auth_records WHERE kind = ? AND subject = ?")
+	deleteSession     = plain("DELETE FROM o_auth_records WHERE kind = ? AND session_ref = ?")
 )
 
 // deactivate ends one live record of kind; fosite.ErrInactiveToken when it
 // was not live (one statement decides between concurrent attempts).
 func (s *Store) deactivate(ctx context.Context, kind, signature string) error {
-	res, err := s.exec(ctx, deactivateRecord, false, kind, signatureKey(signature))
+	res, err := s.exec(ctx, deactivateRecord, false, kind, true, signatureKey(signature))
 	if err != nil {
 		return err
 	}
@@ -365,7 +369,7 @@ func (s *Store) RotateRefreshToken(ctx context.Context, requestID, signature str
 // reuse), and rewriting them all on every rotation made each refresh
 // slower than the last.
 func (s *Store) RevokeRefreshToken(ctx context.Context, requestID string) error {
-	if _, err := s.exec(ctx, deactivateGrant, false, kindRefresh, requestID, true); err != nil {
+	if _, err := s.exec(ctx, deactivateGrant, false, kindRefresh, true, requestID); err != nil {
 		return fmt.Errorf("revoke refresh tokens: %w", err)
 	}
 	return nil
@@ -387,10 +391,13 @@ func (s *Store) RevokeAccessToken(ctx context.Context, requestID string) error {
 // RevokeSubject revokes every token issued to a user (logout everywhere).
 func (s *Store) RevokeSubject(ctx context.Context, subject string) error {
 	return s.InTx(ctx, func(ctx context.Context) error {
-		if err := s.db(ctx).Where("kind = ? AND subject = ?", kindAccess, subject).Delete(&OAuthRecord{}).Error; err != nil {
-			return err
+		if _, err := s.exec(ctx, deleteSubject, kindAccess, subject); err != nil {
+			return fmt.Errorf("revoke user's access tokens: %w", err)
 		}
-		return s.db(ctx).Model(&OAuthRecord{}).Where("kind = ? AND subject = ? AND active = ?", kindRefresh, subject, true).Updates(deactivated).Error
+		if _, err := s.exec(ctx, deactivateSubject, false, kindRefresh, true, subject); err != nil {
+			return fmt.Errorf("revoke user's refresh tokens: %w", err)
+		}
+		return nil
 	})
 }
 
@@ -401,10 +408,10 @@ func (s *Store) RevokeSession(ctx context.Context, ref string) error {
 		return nil
 	}
 	return s.InTx(ctx, func(ctx context.Context) error {
-		if err := s.db(ctx).Where("kind = ? AND session_ref = ?", kindAccess, ref).Delete(&OAuthRecord{}).Error; err != nil {
+		if _, err := s.exec(ctx, deleteSession, kindAccess, ref); err != nil {
 			return fmt.Errorf("revoke session access tokens: %w", err)
 		}
-		if err := s.db(ctx).Model(&OAuthRecord{}).Where("kind = ? AND session_ref = ? AND active = ?", kindRefresh, ref, true).Updates(deactivated).Error; err != nil {
+		if _, err := s.exec(ctx, deactivateSession, false, kindRefresh, true, ref); err != nil {
 			return fmt.Errorf("revoke session refresh tokens: %w", err)
 		}
 		return nil

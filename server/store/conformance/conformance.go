@@ -35,6 +35,7 @@ func Run(t *testing.T, open Open) {
 		{"AuthorizeCodeConcurrentRedemption", testCodeConcurrent},
 		{"AccessAndRefreshTokens", testTokens},
 		{"RefreshRotationAndFamilyRevocation", testRefreshRotation},
+		{"RevokeEveryTokenOfAUser", testRevokeSubject},
 		{"PKCEAndOpenIDSessions", testPKCEAndOIDC},
 		{"LongSignatures", testLongSignatures},
 		{"Transactions", testTransactions},
@@ -290,6 +291,30 @@ func testTokens(t *testing.T, s Store) {
 	must(t, s.DeleteRefreshTokenSession(ctx, "rt-1"))
 	if _, err := s.GetRefreshTokenSession(ctx, "rt-1", newSession()); !errors.Is(err, fosite.ErrNotFound) {
 		t.Fatalf("deleted refresh token: err = %v", err)
+	}
+}
+
+// A user's tokens end at once (disabled): access tokens are gone, refresh
+// tokens inactive (their reuse stays detectable); another user's stay.
+func testRevokeSubject(t *testing.T, s Store) {
+	mine, theirs := request("req-mine"), request("req-theirs")
+	theirs.Session.(*openid.DefaultSession).Subject = "user-2"
+	for sig, r := range map[string]*fosite.Request{"mine": mine, "theirs": theirs} {
+		must(t, s.CreateAccessTokenSession(ctx, "at-"+sig, r))
+		must(t, s.CreateRefreshTokenSession(ctx, "rt-"+sig, "at-"+sig, r))
+	}
+	must(t, s.RevokeSubject(ctx, "user-1"))
+	if _, err := s.GetAccessTokenSession(ctx, "at-mine", newSession()); !errors.Is(err, fosite.ErrNotFound) {
+		t.Fatalf("the user's access token: err = %v, want ErrNotFound", err)
+	}
+	if _, err := s.GetRefreshTokenSession(ctx, "rt-mine", newSession()); !errors.Is(err, fosite.ErrInactiveToken) {
+		t.Fatalf("the user's refresh token: err = %v, want ErrInactiveToken", err)
+	}
+	if _, err := s.GetAccessTokenSession(ctx, "at-theirs", newSession()); err != nil {
+		t.Fatalf("another user's access token: %v", err)
+	}
+	if _, err := s.GetRefreshTokenSession(ctx, "rt-theirs", newSession()); err != nil {
+		t.Fatalf("another user's refresh token: %v", err)
 	}
 }
 

@@ -34,6 +34,8 @@ type Store interface {
 	openid.OpenIDConnectRequestStorage
 	pkce.PKCERequestStorage
 	fositestorage.Transactional
+	// RevokeSubject ends a user's tokens (a disabled account).
+	RevokeSubject(ctx context.Context, subject string) error
 	SigningKeys(ctx context.Context) ([]store.SigningKey, error)
 	AddSigningKey(ctx context.Context, k *store.SigningKey) error
 
