@@ -85,28 +85,24 @@ func (r *rp) login(ctx context.Context, email string, rec func(step string, d ti
 	if err != nil {
 		return nil, fail("authorize", "transport")
 	}
-	loc := authURL
+	loc, step := authURL, "authorize"
 	var page string
 	if resp.StatusCode == http.StatusSeeOther {
 		l, _ := redirect(resp, http.StatusSeeOther)
-		loc = resolve(authURL, l)
+		loc, step = resolve(authURL, l), "login_page"
 		lap("authorize")
 		// 2. The login page.
 		if page, err = get(c, loc); err != nil {
-			return nil, fail("login_page", "%v", err)
+			return nil, fail(step, "%v", err)
 		}
 	} else if page, err = body(resp); err != nil {
-		return nil, fail("authorize", "%v", err)
+		return nil, fail(step, "%v", err)
 	}
 	csrf, exec, action := find(csrfRe, page), find(execRe, page), find(actionRe, page)
 	if csrf == "" || exec == "" || action == "" {
-		return nil, fail("login_page", "no email form")
+		return nil, fail(step, "no email form")
 	}
-	if loc == authURL {
-		lap("authorize")
-	} else {
-		lap("login_page")
-	}
+	lap(step)
 
 	// 3. The email form.
 	page, err = post(c, resolve(loc, html.UnescapeString(action)), url.Values{"csrf": {csrf}, "execution": {exec}, "email": {email}})
