@@ -648,11 +648,13 @@ func testOutbox(t *testing.T, s Store) {
 	if len(taken) != 1 {
 		t.Fatalf("expired lease not reclaimed: %+v", taken)
 	}
-	// A stale owner can no longer mark it, and is told so.
-	lost, err = s.RecordMail(ctx, "node-b", []store.MailOutcome{{ID: taken[0].ID, At: now, Sent: true}})
-	must(t, err)
-	if len(lost) != 1 || lost[0] != taken[0].ID {
-		t.Fatalf("stale owner's outcome: lost = %v, want [%d]", lost, taken[0].ID)
+	// A stale owner can no longer mark it, nor drop it, and is told so.
+	for _, drop := range []bool{false, true} {
+		lost, err = s.RecordMail(ctx, "node-b", []store.MailOutcome{{ID: taken[0].ID, At: now, Sent: true, Drop: drop}})
+		must(t, err)
+		if len(lost) != 1 || lost[0] != taken[0].ID {
+			t.Fatalf("stale owner's outcome (drop %v): lost = %v, want [%d]", drop, lost, taken[0].ID)
+		}
 	}
 	_, err = s.RecordMail(ctx, "node-a", []store.MailOutcome{{ID: taken[0].ID, At: now, Error: "550 no such user"}})
 	must(t, err)
