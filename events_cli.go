@@ -38,7 +38,7 @@ func eventFlags(fs *flag.FlagSet, cmd string) eventsFlags {
 func eventsTail(st *store.Store, realm string, f eventsFlags, stdout io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	filter := store.EventFilter{Kind: "login", UserID: *f.user, Max: *f.max}
+	filter := store.EventFilter{Kind: store.EventLogin, UserID: *f.user, Max: *f.max}
 	if *f.types != "" {
 		filter.Types = strings.Split(*f.types, ",")
 	}

@@ -78,7 +78,7 @@ func eventFilter(q url.Values, kind string) (store.EventFilter, error) {
 
 func (a *API) loginEvents(w http.ResponseWriter, r *http.Request, _ caller) {
 	q := r.URL.Query()
-	f, err := eventFilter(q, "login")
+	f, err := eventFilter(q, store.EventLogin)
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -99,7 +99,7 @@ func (a *API) loginEvents(w http.ResponseWriter, r *http.Request, _ caller) {
 
 func (a *API) adminEvents(w http.ResponseWriter, r *http.Request, _ caller) {
 	q := r.URL.Query()
-	f, err := eventFilter(q, "admin")
+	f, err := eventFilter(q, store.EventAdmin)
 	if err != nil {
 		a.fail(w, r, err)
 		return

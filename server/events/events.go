@@ -71,7 +71,7 @@ func (r *Recorder) Record(ctx context.Context, e Event) error {
 		b, _ := json.Marshal(e.Details)
 		details = string(b)
 	}
-	row := &store.Event{ID: eventID(), Time: time.Now().UTC(), Kind: "login", Type: e.Type, ClientID: e.ClientID,
+	row := &store.Event{ID: eventID(), Time: time.Now().UTC(), Kind: store.EventLogin, Type: e.Type, ClientID: e.ClientID,
 		UserID: e.UserID, SessionID: e.SessionID, IPAddress: e.IPAddress, Error: e.Error, Details: details}
 	rep := Representation(row)
 	rep.RealmID = r.Realm
@@ -83,7 +83,7 @@ func (r *Recorder) RecordAdmin(ctx context.Context, e AdminEvent) error {
 	if r == nil || !r.Enabled {
 		return nil
 	}
-	row := &store.Event{ID: eventID(), Time: time.Now().UTC(), Kind: "admin", Type: "ADMIN_" + e.Operation,
+	row := &store.Event{ID: eventID(), Time: time.Now().UTC(), Kind: store.EventAdmin, Type: "ADMIN_" + e.Operation,
 		ClientID: e.AuthClientID, IPAddress: observe.Request(ctx).ClientIP, Error: e.Error,
 		OperationType: e.Operation, ResourceType: e.ResourceType, ResourcePath: e.ResourcePath}
 	return r.store(ctx, row, row.Type, AdminRepresentation(row))

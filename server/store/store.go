@@ -152,10 +152,21 @@ func sqliteDSN(dsn string) string {
 }
 
 func (s *Store) migrate() error {
+	if s.driver == "sqlite" {
+		// Before AutoMigrate, which creates only the tables it does not find.
+		if err := s.gdb.Exec(sqliteEventsTable).Error; err != nil {
+			return fmt.Errorf("migrate schema: events: %w", err)
+		}
+	}
 	err := s.gdb.AutoMigrate(&User{}, &SigningKey{}, &Setting{}, &OAuthRecord{}, &AuthSession{},
 		&SSOSession{}, &MagicLink{}, &OutboxMail{}, &RateCounter{}, &SessionClient{}, &Credential{}, &Event{})
 	if err != nil {
 		return fmt.Errorf("migrate schema: %w", err)
+	}
+	if s.driver != "sqlite" {
+		if err := s.gdb.Exec(eventsKindTimeIndex).Error; err != nil {
+			return fmt.Errorf("migrate schema: events: %w", err)
+		}
 	}
 	return nil
 }

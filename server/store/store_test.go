@@ -2,12 +2,15 @@ package store_test
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	_ "github.com/mattn/go-sqlite3"
 
 	"latchkey/flows"
 	"latchkey/server/store"
@@ -257,5 +260,89 @@ lease_owner = NULL, last_error = NULL`); err != nil {
 	})
 	t.Run("postgres", func(t *testing.T) {
 		run(t, testenv.PostgresStore(t, testenv.PostgresDSN(t)))
+	})
+}
+
+// A new SQLite database keeps events WITHOUT ROWID in (kind, time, id)
+// order: one B-tree written per event instead of three, lists read in
+// place. Opening it again changes nothing, and a database made with the
+// former layout (rowid table, id key, an index on kind and time) keeps it
+// and gives the same answers.
+func TestEventsTableLayouts(t *testing.T) {
+	schema := func(t *testing.T, path string) string {
+		t.Helper()
+		db, err := sql.Open("sqlite3", path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		rows, err := db.Query("SELECT name, COALESCE(sql, '') FROM sqlite_master WHERE tbl_name = 'events' ORDER BY name")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var out []string
+		for rows.Next() {
+			var name, ddl string
+			if err := rows.Scan(&name, &ddl); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, name+": "+ddl)
+		}
+		return strings.Join(out, "\n")
+	}
+	open := func(t *testing.T, path string) *store.Store {
+		t.Helper()
+		s, err := store.Open("sqlite", path, store.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = s.Close() })
+		return s
+	}
+
+	t.Run("new", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "new.db")
+		s := open(t, path)
+		first := schema(t, path)
+		if !strings.Contains(first, "PRIMARY KEY (`kind`,`occurred_at`,`id`)) WITHOUT ROWID") || strings.Contains(first, "idx_events_kind_time") {
+			t.Fatalf("events schema:\n%s", first)
+		}
+		for q, want := range map[string]string{
+			"SELECT * FROM events WHERE kind = 'login' AND occurred_at < '2027' ORDER BY occurred_at DESC": "USING PRIMARY KEY",
+			"SELECT * FROM events WHERE kind = 'login' AND user_id = 'u1' ORDER BY occurred_at DESC":       "USING INDEX idx_events_user_id",
+		} {
+			if plan := strings.Join(s.QueryPlan(t.Context(), q), "; "); !strings.Contains(plan, want) {
+				t.Errorf("plan of %q: %s", q, plan)
+			}
+		}
+		_ = s.Close()
+		open(t, path)
+		if again := schema(t, path); again != first {
+			t.Fatalf("reopening changed the schema:\n%s\nto\n%s", first, again)
+		}
+	})
+	t.Run("former", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "former.db")
+		db, err := sql.Open("sqlite3", path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ddl := range []string{
+			"CREATE TABLE `events` (`id` text,`occurred_at` datetime,`kind` text,`type` text,`client_id` text,`user_id` text,`session_id` text," +
+				"`ip_address` text,`error` text,`details` text,`operation_type` text,`resource_type` text,`resource_path` text,PRIMARY KEY (`id`))",
+			"CREATE INDEX `idx_events_user_id` ON `events`(`user_id`)",
+			"CREATE INDEX `idx_events_kind_time` ON `events`(`kind`,`occurred_at`)",
+		} {
+			if _, err := db.Exec(ddl); err != nil {
+				t.Fatal(err)
+			}
+		}
+		_ = db.Close()
+		before := schema(t, path)
+		conformance.Events(t, open(t, path))
+		if after := schema(t, path); after != before {
+			t.Fatalf("opening changed the former schema:\n%s\nto\n%s", before, after)
+		}
 	})
 }

@@ -68,6 +68,11 @@ type Store interface {
 	ReleaseMailLeases(ctx context.Context, owner string) error
 	MailByRef(ctx context.Context, ref string) ([]store.OutboxMail, error)
 
+	// The event log.
+	RecordEvent(ctx context.Context, e *store.Event, deliveries []store.OutboxMail) error
+	Events(ctx context.Context, f store.EventFilter) ([]store.Event, error)
+	PurgeEvents(ctx context.Context, before time.Time) (int64, error)
+
 	// Rate counters, step credentials, housekeeping.
 	Hit(ctx context.Context, key string, window time.Duration, now time.Time) (int, time.Time, error)
 	CredentialsOf(ctx context.Context, userID, typ string) ([]store.Credential, error)
