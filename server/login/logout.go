@@ -161,7 +161,7 @@ func (h *Logout) endSession(ctx context.Context, ssoID string, hint oidc.Hint) e
 		}
 		// The tokens issued in the session end with it, as with Keycloak:
 		// an app in another tab cannot refresh past the sign-out.
-		if err := h.Store.RevokeSession(ctx, ref); err != nil {
+		if err := h.Store.RevokeSession(ctx, sso.UserID, ref); err != nil {
 			return err
 		}
 		clients, err := h.Store.SessionClients(ctx, ref)

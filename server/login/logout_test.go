@@ -20,7 +20,7 @@ import (
 	"latchkey/server/web"
 )
 
-// ssoStore keeps SSO sessions, revoked sids and queued entries in memory.
+// ssoStore keeps SSO sessions, revoked "user sid" pairs and queued entries in memory.
 type ssoStore struct {
 	mu      sync.Mutex
 	sso     map[string]store.SSOSession
@@ -54,10 +54,10 @@ func (m *ssoStore) DeleteSSOSession(_ context.Context, id string) error {
 	delete(m.sso, id)
 	return nil
 }
-func (m *ssoStore) RevokeSession(_ context.Context, ref string) error {
+func (m *ssoStore) RevokeSession(_ context.Context, subject, ref string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.revoked = append(m.revoked, ref)
+	m.revoked = append(m.revoked, subject+" "+ref)
 	return nil
 }
 func (m *ssoStore) SessionClients(_ context.Context, ref string) ([]string, error) {
@@ -159,7 +159,7 @@ func TestLogoutByTheSessionsOwnHintEndsItAndTellsItsClients(t *testing.T) {
 	if w.Code != http.StatusFound || w.Header().Get("Location") != "https://app.example/bye?state=s1" {
 		t.Fatalf("status %d, location %q", w.Code, w.Header().Get("Location"))
 	}
-	if _, ok := hs.st.sso["sso-1"]; ok || !slices.Equal(hs.st.revoked, []string{ref}) {
+	if _, ok := hs.st.sso["sso-1"]; ok || !slices.Equal(hs.st.revoked, []string{"alice " + ref}) {
 		t.Fatalf("session left %v, revoked %v", hs.st.sso, hs.st.revoked)
 	}
 	// Only the client that asked for back-channel logout is told, with a
@@ -228,7 +228,7 @@ func TestLogoutWithoutCookieEndsTheHintsSession(t *testing.T) {
 	if w := hs.get(url.Values{"id_token_hint": {"app alice " + ref}}, nil); w.Code != http.StatusOK {
 		t.Fatalf("status %d", w.Code)
 	}
-	if len(hs.st.sso) != 0 || !slices.Equal(hs.st.revoked, []string{ref}) {
+	if len(hs.st.sso) != 0 || !slices.Equal(hs.st.revoked, []string{"alice " + ref}) {
 		t.Fatalf("the hint's session lives on: %v", hs.st.sso)
 	}
 }

@@ -42,8 +42,9 @@ type LogoutStore interface {
 	SSOSessionByID(ctx context.Context, id string, now time.Time) (*store.SSOSession, error)
 	SSOSessionByRef(ctx context.Context, ref string) (*store.SSOSession, error)
 	DeleteSSOSession(ctx context.Context, id string) error
-	// RevokeSession revokes the tokens issued in an SSO session (by its sid).
-	RevokeSession(ctx context.Context, ref string) error
+	// RevokeSession revokes the tokens issued to a user (subject, the
+	// user's id) in an SSO session (by its sid).
+	RevokeSession(ctx context.Context, subject, ref string) error
 	SessionClients(ctx context.Context, ref string) ([]string, error)
 	EnqueueMail(ctx context.Context, m *store.OutboxMail) error
 	// For ending all of a user's sessions (admin logout, disable, delete).

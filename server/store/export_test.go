@@ -61,3 +61,15 @@ func (s *Store) HoldReaders(ctx context.Context, n int) (release func(), err err
 	}
 	return release, nil
 }
+
+// TokenRevocations are the statements that end a user's or a session's
+// token records (SQLite text), for plan checks.
+var TokenRevocations = map[string]string{
+	"delete a user's":             deleteSubject.sqlite,
+	"deactivate a user's":         deactivateSubject.sqlite,
+	"delete a session's":          deleteSession.sqlite,
+	"deactivate a session's":      deactivateSession.sqlite,
+	"delete a grant's":            deleteGrant.sqlite,
+	"deactivate a grant's":        deactivateGrant.sqlite,
+	"deactivate one by signature": deactivateRecord.sqlite,
+}

@@ -168,6 +168,14 @@ func (s *Store) migrate() error {
 			return fmt.Errorf("migrate schema: events: %w", err)
 		}
 	}
+	// Token records' indexes by user and by SSO session, which
+	// idx_oauth_subject_session replaced: a database made before stops
+	// writing them with every record.
+	for _, idx := range []string{"idx_o_auth_records_subject", "idx_o_auth_records_session_ref"} {
+		if err := s.gdb.Exec("DROP INDEX IF EXISTS " + idx).Error; err != nil {
+			return fmt.Errorf("migrate schema: drop %s: %w", idx, err)
+		}
+	}
 	return nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -324,25 +325,90 @@ func TestEventsTableLayouts(t *testing.T) {
 	})
 	t.Run("former", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "former.db")
-		db, err := sql.Open("sqlite3", path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, ddl := range []string{
-			"CREATE TABLE `events` (`id` text,`occurred_at` datetime,`kind` text,`type` text,`client_id` text,`user_id` text,`session_id` text," +
+		formerSchema(t, path,
+			"CREATE TABLE `events` (`id` text,`occurred_at` datetime,`kind` text,`type` text,`client_id` text,`user_id` text,`session_id` text,"+
 				"`ip_address` text,`error` text,`details` text,`operation_type` text,`resource_type` text,`resource_path` text,PRIMARY KEY (`id`))",
 			"CREATE INDEX `idx_events_user_id` ON `events`(`user_id`)",
-			"CREATE INDEX `idx_events_kind_time` ON `events`(`kind`,`occurred_at`)",
-		} {
-			if _, err := db.Exec(ddl); err != nil {
-				t.Fatal(err)
-			}
-		}
-		_ = db.Close()
+			"CREATE INDEX `idx_events_kind_time` ON `events`(`kind`,`occurred_at`)")
 		before := schema(t, path)
 		conformance.Events(t, open(t, path))
 		if after := schema(t, path); after != before {
 			t.Fatalf("opening changed the former schema:\n%s\nto\n%s", before, after)
 		}
 	})
+}
+
+// Ending a user's tokens, a session's, a grant's or one record reads an
+// index, never the table: the user and session revocations share one
+// (subject, session_ref) index, and a database made before loses the two
+// single-column indexes it replaced (each was written with every record).
+func TestTokenRevocationsAreIndexed(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "t.db")
+	formerSchema(t, path,
+		"CREATE TABLE `o_auth_records` (`kind` text,`signature` text,`request_id` text,`client_id` text,`subject` text,`session_ref` text,"+
+			"`active` numeric,`requested_at` datetime,`expires_at` datetime,`data` text,PRIMARY KEY (`kind`,`signature`))",
+		"CREATE INDEX `idx_o_auth_records_subject` ON `o_auth_records`(`subject`)",
+		"CREATE INDEX `idx_o_auth_records_session_ref` ON `o_auth_records`(`session_ref`)")
+	s, err := store.Open("sqlite", path, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for what, q := range store.TokenRevocations {
+		args := make([]any, strings.Count(q, "?"))
+		for i := range args {
+			args[i] = "x"
+		}
+		plan := strings.Join(s.QueryPlan(t.Context(), q, args...), "; ")
+		if !strings.Contains(plan, "USING INDEX") && !strings.Contains(plan, "USING PRIMARY KEY") {
+			t.Errorf("%s: plan of %q: %s", what, q, plan)
+		}
+		if strings.Contains(q, "subject") && !strings.Contains(plan, "idx_oauth_subject_session") {
+			t.Errorf("%s: plan of %q: %s, want idx_oauth_subject_session", what, q, plan)
+		}
+	}
+	if got := indexesOf(t, path, "o_auth_records"); slices.Contains(got, "idx_o_auth_records_subject") ||
+		slices.Contains(got, "idx_o_auth_records_session_ref") || !slices.Contains(got, "idx_oauth_subject_session") {
+		t.Fatalf("token record indexes after opening: %v", got)
+	}
+}
+
+// formerSchema makes a SQLite database at path with tables as an earlier
+// release created them.
+func formerSchema(t *testing.T, path string, ddl ...string) {
+	t.Helper()
+	db, err := sql.Open("sqlite3", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, d := range ddl {
+		if _, err := db.Exec(d); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// indexesOf lists a table's indexes in the SQLite database at path.
+func indexesOf(t *testing.T, path, table string) []string {
+	t.Helper()
+	db, err := sql.Open("sqlite3", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rows, err := db.Query("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ? ORDER BY name", table)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, name)
+	}
+	return out
 }

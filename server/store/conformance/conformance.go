@@ -36,6 +36,7 @@ func Run(t *testing.T, open Open) {
 		{"AccessAndRefreshTokens", testTokens},
 		{"RefreshRotationAndFamilyRevocation", testRefreshRotation},
 		{"RevokeEveryTokenOfAUser", testRevokeSubject},
+		{"RevokeTheTokensOfASession", testRevokeSession},
 		{"PKCEAndOpenIDSessions", testPKCEAndOIDC},
 		{"LongSignatures", testLongSignatures},
 		{"Transactions", testTransactions},
@@ -316,6 +317,40 @@ func testRevokeSubject(t *testing.T, s Store) {
 	}
 	if _, err := s.GetRefreshTokenSession(ctx, "rt-theirs", newSession()); err != nil {
 		t.Fatalf("another user's refresh token: %v", err)
+	}
+}
+
+// sessionWithRef is a session issued in an SSO session, as the provider's
+// are: the store keeps its sid with the records.
+type sessionWithRef struct {
+	*openid.DefaultSession
+	ref string
+}
+
+func (s sessionWithRef) SessionRef() string { return s.ref }
+
+// Ending an SSO session ends the access tokens issued in it and makes its
+// refresh tokens inactive; the same user's tokens from another session
+// stay.
+func testRevokeSession(t *testing.T, s Store) {
+	for _, sid := range []string{"sid-a", "sid-b"} {
+		r := request("req-" + sid)
+		r.Session = sessionWithRef{r.Session.(*openid.DefaultSession), sid}
+		must(t, s.CreateAccessTokenSession(ctx, "at-"+sid, r))
+		must(t, s.CreateRefreshTokenSession(ctx, "rt-"+sid, "at-"+sid, r))
+	}
+	must(t, s.RevokeSession(ctx, "user-1", "sid-a"))
+	if _, err := s.GetAccessTokenSession(ctx, "at-sid-a", newSession()); !errors.Is(err, fosite.ErrNotFound) {
+		t.Fatalf("the session's access token: err = %v, want ErrNotFound", err)
+	}
+	if _, err := s.GetRefreshTokenSession(ctx, "rt-sid-a", newSession()); !errors.Is(err, fosite.ErrInactiveToken) {
+		t.Fatalf("the session's refresh token: err = %v, want ErrInactiveToken", err)
+	}
+	if _, err := s.GetAccessTokenSession(ctx, "at-sid-b", newSession()); err != nil {
+		t.Fatalf("another session's access token: %v", err)
+	}
+	if _, err := s.GetRefreshTokenSession(ctx, "rt-sid-b", newSession()); err != nil {
+		t.Fatalf("another session's refresh token: %v", err)
 	}
 }
 

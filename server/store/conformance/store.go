@@ -36,6 +36,8 @@ type Store interface {
 	fositestorage.Transactional
 	// RevokeSubject ends a user's tokens (a disabled account).
 	RevokeSubject(ctx context.Context, subject string) error
+	// RevokeSession ends the tokens a user got in an SSO session (logout).
+	RevokeSession(ctx context.Context, subject, ref string) error
 	SigningKeys(ctx context.Context) ([]store.SigningKey, error)
 	AddSigningKey(ctx context.Context, k *store.SigningKey) error
 
