@@ -22,7 +22,9 @@ type AuthSession struct {
 	UpdatedAt time.Time
 }
 
-// SaveAuthSession inserts or replaces an authentication session.
+// SaveAuthSession inserts or updates an authentication session. Its expiry
+// is fixed when it is created (a login has so long from its start):
+// saving it again keeps it, and so leaves the expiry index alone.
 func (s *Store) SaveAuthSession(ctx context.Context, a *AuthSession) error {
 	now := time.Now().UTC()
 	if a.CreatedAt.IsZero() {
@@ -65,7 +67,7 @@ func (s *Store) DeleteAuthSession(ctx context.Context, id string) error {
 // SQL: plainsql.go).
 var (
 	saveAuthSession = plain("INSERT INTO auth_sessions (id, browser_id, data, expires_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?) " +
-		"ON CONFLICT (id) DO UPDATE SET browser_id = excluded.browser_id, data = excluded.data, expires_at = excluded.expires_at, updated_at = excluded.updated_at")
+		"ON CONFLICT (id) DO UPDATE SET browser_id = excluded.browser_id, data = excluded.data, updated_at = excluded.updated_at")
 	selectAuthSession = plain("SELECT browser_id, data, expires_at, created_at, updated_at FROM auth_sessions WHERE id = ?")
 	deleteAuthSession = plain("DELETE FROM auth_sessions WHERE id = ?")
 )

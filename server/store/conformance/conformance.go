@@ -460,11 +460,11 @@ func testSessions(t *testing.T, s Store) {
 	now := time.Now().UTC()
 	a := &store.AuthSession{ID: "as-1", BrowserID: "b1", Data: `{"x":1}`, ExpiresAt: now.Add(time.Hour)}
 	must(t, s.SaveAuthSession(ctx, a))
-	a.Data = `{"x":2}`
+	a.Data, a.ExpiresAt = `{"x":2}`, now.Add(2*time.Hour)
 	must(t, s.SaveAuthSession(ctx, a))
 	got, err := s.AuthSessionByID(ctx, "as-1")
 	must(t, err)
-	if got.Data != `{"x":2}` || got.BrowserID != "b1" {
+	if got.Data != `{"x":2}` || got.BrowserID != "b1" || got.ExpiresAt.After(now.Add(90*time.Minute)) {
 		t.Fatalf("auth session = %+v", got)
 	}
 	must(t, s.DeleteAuthSession(ctx, "as-1"))
