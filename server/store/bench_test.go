@@ -215,3 +215,33 @@ func BenchmarkLookupsBetweenCommits(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkRecordEvent records a login event in a commit of its own (a
+// login records ~5, each in the commit of the change it reports), on the
+// events table a new database creates and on the one earlier releases made.
+func BenchmarkRecordEvent(b *testing.B) {
+	for _, layout := range []string{"new", "former"} {
+		b.Run(layout, func(b *testing.B) {
+			path := filepath.Join(b.TempDir(), "bench.db")
+			if layout == "former" {
+				formerSchema(b, path, formerEventsTable...)
+			}
+			s, err := store.Open("sqlite", path, store.Options{MaxOpenConns: 8})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { _ = s.Close() })
+			ctx := context.Background()
+			i := 0
+			for b.Loop() {
+				i++
+				e := store.Event{ID: fmt.Sprintf("01934b2c-%04x-7000-8000-%012x", i%0xffff, i), Kind: store.EventLogin, Time: time.Now(),
+					Type: "LOGIN", ClientID: "app", UserID: fmt.Sprintf("user-%06d", i%5000), SessionID: "0123456789abcdef01234567",
+					IPAddress: "192.0.2.1", Details: `{"link_id":"54ffc0fd-4ead-44a6-af80-9d6ccaf861cd","link_type":"login"}`}
+				if err := s.RecordEvent(ctx, &e, nil); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -325,11 +325,7 @@ func TestEventsTableLayouts(t *testing.T) {
 	})
 	t.Run("former", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "former.db")
-		formerSchema(t, path,
-			"CREATE TABLE `events` (`id` text,`occurred_at` datetime,`kind` text,`type` text,`client_id` text,`user_id` text,`session_id` text,"+
-				"`ip_address` text,`error` text,`details` text,`operation_type` text,`resource_type` text,`resource_path` text,PRIMARY KEY (`id`))",
-			"CREATE INDEX `idx_events_user_id` ON `events`(`user_id`)",
-			"CREATE INDEX `idx_events_kind_time` ON `events`(`kind`,`occurred_at`)")
+		formerSchema(t, path, formerEventsTable...)
 		before := schema(t, path)
 		conformance.Events(t, open(t, path))
 		if after := schema(t, path); after != before {
@@ -373,9 +369,18 @@ func TestTokenRevocationsAreIndexed(t *testing.T) {
 	}
 }
 
+// formerEventsTable is the events table as releases before WITHOUT ROWID
+// made it (gorm's DDL).
+var formerEventsTable = []string{
+	"CREATE TABLE `events` (`id` text,`occurred_at` datetime,`kind` text,`type` text,`client_id` text,`user_id` text,`session_id` text," +
+		"`ip_address` text,`error` text,`details` text,`operation_type` text,`resource_type` text,`resource_path` text,PRIMARY KEY (`id`))",
+	"CREATE INDEX `idx_events_user_id` ON `events`(`user_id`)",
+	"CREATE INDEX `idx_events_kind_time` ON `events`(`kind`,`occurred_at`)",
+}
+
 // formerSchema makes a SQLite database at path with tables as an earlier
 // release created them.
-func formerSchema(t *testing.T, path string, ddl ...string) {
+func formerSchema(t testing.TB, path string, ddl ...string) {
 	t.Helper()
 	db, err := sql.Open("sqlite3", path)
 	if err != nil {
