@@ -34,12 +34,14 @@ const (
 )
 
 // sqliteEventsTable is the events table of a new SQLite database: WITHOUT
-// ROWID, clustered on (kind, occurred_at, id). Kept as a rowid table
-// keyed by id with an index on (kind, occurred_at), every event wrote
-// three B-trees where this writes one (a login records ~5 events), and
-// reads by kind and time read the rows in place. The columns are those
-// gorm declares, so AutoMigrate finds nothing to change; a database made
-// before keeps its layout (same columns, same answers).
+// ROWID, clustered on (kind, occurred_at, id). As a rowid table keyed by
+// id with an index on (kind, occurred_at), every event wrote three B-trees
+// for what this one holds (the user index is written either way; a login
+// records ~5 events), and reads by kind and time read the rows in place.
+// The id stays in the key but is not unique on its own here: ids are
+// UUIDv7s made by the recorder, and nothing looks an event up by id. The
+// columns are those gorm declares, so AutoMigrate finds nothing to change;
+// a database made before keeps its layout (same columns, same answers).
 const sqliteEventsTable = "CREATE TABLE IF NOT EXISTS `events` (`id` text,`occurred_at` datetime,`kind` text,`type` text," +
 	"`client_id` text,`user_id` text,`session_id` text,`ip_address` text,`error` text,`details` text,`operation_type` text," +
 	"`resource_type` text,`resource_path` text,PRIMARY KEY (`kind`,`occurred_at`,`id`)) WITHOUT ROWID"
