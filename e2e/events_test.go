@@ -41,7 +41,7 @@ type delivery struct {
 // receiver is up it arrives signed per Standard Webhooks (verified by the
 // spec's reference library), with the event's id as webhook-id.
 func TestWebhookGetsSignedLoginEventAfterAnOutage(t *testing.T) {
-	addr := freePort(t) // the receiver is down: connections are refused
+	addr := testkit.FreePort(t) // the receiver is down: connections are refused
 	doc := realm + "events:\n  webhooks:\n    - url: http://" + addr + "/hook\n      secret: " + hookSecret + "\n      types: [LOGIN]\n"
 	s := startDoc(t, doc, opts{})
 	s.passwordLogin(t, testkit.NewClient(t), nil, "alice@example.com", alicePassword)

@@ -4,15 +4,12 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"math/rand/v2"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -35,32 +32,6 @@ func oauth2Proxy(t *testing.T) string {
 	return p
 }
 
-// freePort returns a free 127.0.0.1 address for a process the test starts
-// later. It is below the kernel's ephemeral range: a port taken from that
-// range and released could be handed to any server listening on port 0
-// meanwhile (this test's Latchkey, a parallel test's) before the process
-// it was meant for binds it.
-func freePort(t *testing.T) string {
-	t.Helper()
-	low := 32768 // Linux's default, when the range cannot be read
-	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
-		if f := strings.Fields(string(b)); len(f) == 2 {
-			if n, err := strconv.Atoi(f[0]); err == nil && n > 11000 {
-				low = n
-			}
-		}
-	}
-	for range 100 {
-		addr := fmt.Sprintf("127.0.0.1:%d", 10000+rand.IntN(low-10000))
-		if l, err := net.Listen("tcp", addr); err == nil {
-			l.Close()
-			return addr
-		}
-	}
-	t.Fatal("no free port below the ephemeral range")
-	return ""
-}
-
 // The real oauth2-proxy v7 in Keycloak mode (--provider=keycloak-oidc) in
 // front of an app: a user holding the allowed realm role gets through, one
 // without it is refused, the session refreshes, and its back-channel
@@ -72,7 +43,7 @@ func TestOAuth2ProxyKeycloakMode(t *testing.T) {
 		fmt.Fprintf(w, "hello %s", r.Header.Get("X-Forwarded-Email"))
 	}))
 	t.Cleanup(upstream.Close)
-	addr := freePort(t)
+	addr := testkit.FreePort(t)
 	proxyURL := "http://" + addr
 	doc := strings.Replace(realm, "  - clientId: confidential\n", "  - clientId: proxy\n    secret: proxy-secret-0123456789-0123456789\n"+
 		"    redirectUris: ["+proxyURL+"/oauth2/callback]\n  - clientId: confidential\n", 1)

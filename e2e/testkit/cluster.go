@@ -3,7 +3,6 @@ package testkit
 import (
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -58,12 +57,7 @@ type Node struct {
 // waits until it answers.
 func StartNode(t testing.TB, name, cfg string) *Node {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
+	addr := FreePort(t)
 	n := &Node{Name: name, Addr: addr, URL: "http://" + addr, logs: &SyncBuffer{}, done: make(chan error, 1)}
 	n.cmd = exec.Command(Binary(t), "serve", "--config", cfg, "--listen", addr)
 	n.cmd.Stdout, n.cmd.Stderr = n.logs, n.logs
