@@ -90,18 +90,13 @@ func TestMagicLinkLoginThroughSMTP(t *testing.T) {
 		t.Fatalf("mail: subject %q\n%s\n%s", m.Subject, m.Text, m.HTML)
 	}
 	// Delivered, the mail leaves the outbox (its bodies held the link).
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+	waitFor(t, "the delivered mail to leave the outbox", 10*time.Second, func() bool {
 		mails, err := s.LK.Server.Store.RecentMail(t.Context(), 10)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(mails) == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("delivered mail still in the outbox: %+v", mails)
-		}
-	}
+		return len(mails) == 0
+	})
 	p = confirm(t, c, m.Link())
 	res := s.App.Last()
 	if res.Err != "" || !p.Has("Logged in as alice@example.com") {

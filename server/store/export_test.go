@@ -62,8 +62,8 @@ func (s *Store) HoldReaders(ctx context.Context, n int) (release func(), err err
 	return release, nil
 }
 
-// TokenRevocations are the statements that end a user's or a session's
-// token records (SQLite text), for plan checks.
+// TokenRevocations are the statements that end token records by user,
+// session, grant or signature (SQLite text), for plan checks.
 var TokenRevocations = map[string]string{
 	"delete a user's":             deleteSubject.sqlite,
 	"deactivate a user's":         deactivateSubject.sqlite,

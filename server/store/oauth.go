@@ -392,15 +392,7 @@ func (s *Store) RevokeAccessToken(ctx context.Context, requestID string) error {
 
 // RevokeSubject revokes every token issued to a user (logout everywhere).
 func (s *Store) RevokeSubject(ctx context.Context, subject string) error {
-	return s.InTx(ctx, func(ctx context.Context) error {
-		if _, err := s.exec(ctx, deleteSubject, kindAccess, subject); err != nil {
-			return fmt.Errorf("revoke user's access tokens: %w", err)
-		}
-		if _, err := s.exec(ctx, deactivateSubject, false, kindRefresh, true, subject); err != nil {
-			return fmt.Errorf("revoke user's refresh tokens: %w", err)
-		}
-		return nil
-	})
+	return s.revoke(ctx, "user's", deleteSubject, deactivateSubject, subject)
 }
 
 // RevokeSession ends the access and refresh tokens issued to a user in an
@@ -409,12 +401,18 @@ func (s *Store) RevokeSession(ctx context.Context, subject, ref string) error {
 	if ref == "" {
 		return nil
 	}
+	return s.revoke(ctx, "session's", deleteSession, deactivateSession, subject, ref)
+}
+
+// revoke deletes the access tokens and deactivates the refresh tokens that
+// del and deactivate select by key, in one transaction.
+func (s *Store) revoke(ctx context.Context, whose string, del, deactivate plainQuery, key ...any) error {
 	return s.InTx(ctx, func(ctx context.Context) error {
-		if _, err := s.exec(ctx, deleteSession, kindAccess, subject, ref); err != nil {
-			return fmt.Errorf("revoke session access tokens: %w", err)
+		if _, err := s.exec(ctx, del, append([]any{kindAccess}, key...)...); err != nil {
+			return fmt.Errorf("revoke %s access tokens: %w", whose, err)
 		}
-		if _, err := s.exec(ctx, deactivateSession, false, kindRefresh, true, subject, ref); err != nil {
-			return fmt.Errorf("revoke session refresh tokens: %w", err)
+		if _, err := s.exec(ctx, deactivate, append([]any{false, kindRefresh, true}, key...)...); err != nil {
+			return fmt.Errorf("revoke %s refresh tokens: %w", whose, err)
 		}
 		return nil
 	})

@@ -272,25 +272,7 @@ lease_owner = NULL, last_error = NULL`); err != nil {
 func TestEventsTableLayouts(t *testing.T) {
 	schema := func(t *testing.T, path string) string {
 		t.Helper()
-		db, err := sql.Open("sqlite3", path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer db.Close()
-		rows, err := db.Query("SELECT name, COALESCE(sql, '') FROM sqlite_master WHERE tbl_name = 'events' ORDER BY name")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer rows.Close()
-		var out []string
-		for rows.Next() {
-			var name, ddl string
-			if err := rows.Scan(&name, &ddl); err != nil {
-				t.Fatal(err)
-			}
-			out = append(out, name+": "+ddl)
-		}
-		return strings.Join(out, "\n")
+		return strings.Join(sqliteStrings(t, path, "SELECT name || ': ' || COALESCE(sql, '') FROM sqlite_master WHERE tbl_name = 'events' ORDER BY name"), "\n")
 	}
 	open := func(t *testing.T, path string) *store.Store {
 		t.Helper()
@@ -397,23 +379,33 @@ func formerSchema(t testing.TB, path string, ddl ...string) {
 // indexesOf lists a table's indexes in the SQLite database at path.
 func indexesOf(t *testing.T, path, table string) []string {
 	t.Helper()
+	return sqliteStrings(t, path, "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ? ORDER BY name", table)
+}
+
+// sqliteStrings runs a query of one text column on the SQLite database at
+// path (on a connection of its own, beside the store's).
+func sqliteStrings(t *testing.T, path, query string, args ...any) []string {
+	t.Helper()
 	db, err := sql.Open("sqlite3", path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	rows, err := db.Query("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ? ORDER BY name", table)
+	rows, err := db.Query(query, args...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer rows.Close()
 	var out []string
 	for rows.Next() {
-		var name string
-		if err := rows.Scan(&name); err != nil {
+		var v string
+		if err := rows.Scan(&v); err != nil {
 			t.Fatal(err)
 		}
-		out = append(out, name)
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
 	}
 	return out
 }

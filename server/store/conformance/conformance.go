@@ -306,17 +306,30 @@ func testRevokeSubject(t *testing.T, s Store) {
 		must(t, s.CreateRefreshTokenSession(ctx, "rt-"+sig, "at-"+sig, r))
 	}
 	must(t, s.RevokeSubject(ctx, "user-1"))
-	if _, err := s.GetAccessTokenSession(ctx, "at-mine", newSession()); !errors.Is(err, fosite.ErrNotFound) {
-		t.Fatalf("the user's access token: err = %v, want ErrNotFound", err)
+	tokensEnded(t, s, "the user's", "mine")
+	tokensLive(t, s, "another user's", "theirs")
+}
+
+// tokensEnded checks that the access token at-SUFFIX is gone and the
+// refresh token rt-SUFFIX inactive (its reuse stays detectable).
+func tokensEnded(t *testing.T, s Store, whose, suffix string) {
+	t.Helper()
+	if _, err := s.GetAccessTokenSession(ctx, "at-"+suffix, newSession()); !errors.Is(err, fosite.ErrNotFound) {
+		t.Fatalf("%s access token: err = %v, want ErrNotFound", whose, err)
 	}
-	if _, err := s.GetRefreshTokenSession(ctx, "rt-mine", newSession()); !errors.Is(err, fosite.ErrInactiveToken) {
-		t.Fatalf("the user's refresh token: err = %v, want ErrInactiveToken", err)
+	if _, err := s.GetRefreshTokenSession(ctx, "rt-"+suffix, newSession()); !errors.Is(err, fosite.ErrInactiveToken) {
+		t.Fatalf("%s refresh token: err = %v, want ErrInactiveToken", whose, err)
 	}
-	if _, err := s.GetAccessTokenSession(ctx, "at-theirs", newSession()); err != nil {
-		t.Fatalf("another user's access token: %v", err)
+}
+
+// tokensLive checks that at-SUFFIX and rt-SUFFIX are still usable.
+func tokensLive(t *testing.T, s Store, whose, suffix string) {
+	t.Helper()
+	if _, err := s.GetAccessTokenSession(ctx, "at-"+suffix, newSession()); err != nil {
+		t.Fatalf("%s access token: %v", whose, err)
 	}
-	if _, err := s.GetRefreshTokenSession(ctx, "rt-theirs", newSession()); err != nil {
-		t.Fatalf("another user's refresh token: %v", err)
+	if _, err := s.GetRefreshTokenSession(ctx, "rt-"+suffix, newSession()); err != nil {
+		t.Fatalf("%s refresh token: %v", whose, err)
 	}
 }
 
@@ -340,18 +353,8 @@ func testRevokeSession(t *testing.T, s Store) {
 		must(t, s.CreateRefreshTokenSession(ctx, "rt-"+sid, "at-"+sid, r))
 	}
 	must(t, s.RevokeSession(ctx, "user-1", "sid-a"))
-	if _, err := s.GetAccessTokenSession(ctx, "at-sid-a", newSession()); !errors.Is(err, fosite.ErrNotFound) {
-		t.Fatalf("the session's access token: err = %v, want ErrNotFound", err)
-	}
-	if _, err := s.GetRefreshTokenSession(ctx, "rt-sid-a", newSession()); !errors.Is(err, fosite.ErrInactiveToken) {
-		t.Fatalf("the session's refresh token: err = %v, want ErrInactiveToken", err)
-	}
-	if _, err := s.GetAccessTokenSession(ctx, "at-sid-b", newSession()); err != nil {
-		t.Fatalf("another session's access token: %v", err)
-	}
-	if _, err := s.GetRefreshTokenSession(ctx, "rt-sid-b", newSession()); err != nil {
-		t.Fatalf("another session's refresh token: %v", err)
-	}
+	tokensEnded(t, s, "the session's", "sid-a")
+	tokensLive(t, s, "another session's", "sid-b")
 }
 
 func testRefreshRotation(t *testing.T, s Store) {
