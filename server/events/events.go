@@ -128,7 +128,7 @@ func (r *Recorder) store(ctx context.Context, row *store.Event, typ string, rep 
 		return err
 	}
 	if len(deliveries) > 0 && r.Queued != nil {
-		r.Queued()
+		store.AfterCommit(ctx, r.Queued)
 	}
 	return nil
 }

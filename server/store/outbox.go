@@ -190,6 +190,17 @@ func (s *Store) ReleaseMailLeases(ctx context.Context, owner string) error {
 		Update("lease_until", nil).Error
 }
 
+// ReleaseMail hands the given messages leased to owner back before their
+// lease ends (a sender that will not send them in time), so that they can
+// be claimed at once.
+func (s *Store) ReleaseMail(ctx context.Context, owner string, ids []uint64) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	return s.db(ctx).Model(&OutboxMail{}).Where("lease_owner = ? AND id IN ? AND sent_at IS NULL AND failed_at IS NULL", owner, ids).
+		Update("lease_until", nil).Error
+}
+
 // MailByRef returns the messages about ref, oldest first.
 func (s *Store) MailByRef(ctx context.Context, ref string) ([]OutboxMail, error) {
 	var out []OutboxMail

@@ -7,8 +7,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"gorm.io/gorm"
 )
 
 // The statements a login runs (token records, authentication sessions,
@@ -51,10 +49,10 @@ func (s *Store) text(q plainQuery) string {
 
 // conn is the transaction in ctx, or else the writer (write) or a reader.
 func (s *Store) conn(ctx context.Context, write bool) (sqlConn, error) {
-	if tx, ok := ctx.Value(txKey{}).(*gorm.DB); ok {
-		c, ok := tx.Statement.ConnPool.(sqlConn)
+	if tx, ok := inTx(ctx); ok {
+		c, ok := tx.db.Statement.ConnPool.(sqlConn)
 		if !ok {
-			return nil, fmt.Errorf("store: transaction %T runs no plain statements", tx.Statement.ConnPool)
+			return nil, fmt.Errorf("store: transaction %T runs no plain statements", tx.db.Statement.ConnPool)
 		}
 		return c, nil
 	}
@@ -91,7 +89,7 @@ func (s *Store) queryRow(ctx context.Context, q plainQuery, args ...any) (*sql.R
 // by key holds the writer for microseconds, and one that finds it busy
 // does not wait for it; scans (listings, counts) stay on the readers.
 func (s *Store) keyReader(ctx context.Context) (sqlConn, error) {
-	if s.driver == "sqlite" && ctx.Value(txKey{}) == nil && s.wsql.Stats().InUse == 0 {
+	if _, tx := inTx(ctx); s.driver == "sqlite" && !tx && s.wsql.Stats().InUse == 0 {
 		return s.wsql, nil
 	}
 	return s.conn(ctx, false)

@@ -210,10 +210,43 @@ func (s *Store) Ping(ctx context.Context) error {
 
 type txKey struct{}
 
+// txState is the transaction a context carries, and what is to run once
+// it has committed.
+type txState struct {
+	db    *gorm.DB
+	after []func()
+}
+
+// inTx returns the transaction in ctx, if any.
+func inTx(ctx context.Context) (*txState, bool) {
+	tx, ok := ctx.Value(txKey{}).(*txState)
+	return tx, ok
+}
+
+// AfterCommit runs fn once the transaction in ctx has committed (at once
+// when ctx holds none); fn is dropped if the transaction rolls back. What
+// tells others of a write (waking the outbox sender, handing it the
+// message) must not run before the write is visible, nor for one that
+// rolled back.
+func AfterCommit(ctx context.Context, fn func()) {
+	if tx, ok := inTx(ctx); ok {
+		tx.after = append(tx.after, fn)
+		return
+	}
+	fn()
+}
+
+func (tx *txState) committed() {
+	for _, fn := range tx.after {
+		fn()
+	}
+	tx.after = nil
+}
+
 // db returns the transaction in ctx, or the writer.
 func (s *Store) db(ctx context.Context) *gorm.DB {
-	if tx, ok := ctx.Value(txKey{}).(*gorm.DB); ok {
-		return tx
+	if tx, ok := inTx(ctx); ok {
+		return tx.db
 	}
 	return s.gdb.WithContext(s.stmtCtx(ctx))
 }
@@ -233,8 +266,8 @@ func (s *Store) stmtCtx(ctx context.Context) context.Context {
 
 // read returns the transaction in ctx, or a reader.
 func (s *Store) read(ctx context.Context) *gorm.DB {
-	if tx, ok := ctx.Value(txKey{}).(*gorm.DB); ok {
-		return tx
+	if tx, ok := inTx(ctx); ok {
+		return tx.db
 	}
 	return s.rdb.WithContext(s.stmtCtx(ctx))
 }
@@ -245,12 +278,18 @@ func (s *Store) read(ctx context.Context) *gorm.DB {
 // other context waits for it (for ever: SQLite statements run without
 // cancellation, see stmtCtx).
 func (s *Store) InTx(ctx context.Context, fn func(ctx context.Context) error) error {
-	if _, ok := ctx.Value(txKey{}).(*gorm.DB); ok {
+	if _, ok := inTx(ctx); ok {
 		return fn(ctx)
 	}
-	return s.gdb.WithContext(s.stmtCtx(ctx)).Transaction(func(tx *gorm.DB) error {
-		return fn(context.WithValue(ctx, txKey{}, tx))
+	state := &txState{}
+	err := s.gdb.WithContext(s.stmtCtx(ctx)).Transaction(func(tx *gorm.DB) error {
+		state.db = tx
+		return fn(context.WithValue(ctx, txKey{}, state))
 	})
+	if err == nil {
+		state.committed()
+	}
+	return err
 }
 
 // BeginTX, Commit and Rollback implement fosite's storage.Transactional, so
@@ -260,25 +299,30 @@ func (s *Store) BeginTX(ctx context.Context) (context.Context, error) {
 	if tx.Error != nil {
 		return ctx, fmt.Errorf("begin transaction: %w", tx.Error)
 	}
-	return context.WithValue(ctx, txKey{}, tx), nil
+	return context.WithValue(ctx, txKey{}, &txState{db: tx}), nil
 }
 
 // Commit commits the transaction in ctx.
 func (s *Store) Commit(ctx context.Context) error {
-	tx, ok := ctx.Value(txKey{}).(*gorm.DB)
+	tx, ok := inTx(ctx)
 	if !ok {
 		return errors.New("commit: no transaction in context")
 	}
-	return tx.Commit().Error
+	if err := tx.db.Commit().Error; err != nil {
+		return err
+	}
+	tx.committed()
+	return nil
 }
 
 // Rollback rolls back the transaction in ctx.
 func (s *Store) Rollback(ctx context.Context) error {
-	tx, ok := ctx.Value(txKey{}).(*gorm.DB)
+	tx, ok := inTx(ctx)
 	if !ok {
 		return errors.New("rollback: no transaction in context")
 	}
-	return tx.Rollback().Error
+	tx.after = nil
+	return tx.db.Rollback().Error
 }
 
 func notFound(err error) error {

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -48,6 +49,7 @@ func Run(t *testing.T, open Open) {
 		{"MagicLinkApproval", testMagicLinkApproval},
 		{"MagicLinkListing", testMagicLinkListing},
 		{"Outbox", testOutbox},
+		{"OutboxLeasedWhenQueued", testOutboxLeasedWhenQueued},
 		{"OutboxConcurrentClaims", testOutboxConcurrent},
 		{"RateCounters", testRateCounters},
 		{"Purge", testPurge},
@@ -457,6 +459,62 @@ func testTransactions(t *testing.T, s Store) {
 	if _, err := s.GetAccessTokenSession(ctx, "tx-at", newSession()); err != nil {
 		t.Fatalf("committed write is missing: %v", err)
 	}
+	testAfterCommit(t, s)
+}
+
+// What store.AfterCommit is given runs once the transaction has committed
+// (its writes visible to every connection), in either kind of
+// transaction, and never for one that rolled back.
+func testAfterCommit(t *testing.T, s Store) {
+	var ran []string
+	note := func(ctx context.Context, sig string) {
+		store.AfterCommit(ctx, func() {
+			_, err := s.GetAccessTokenSession(context.Background(), sig, newSession())
+			ran = append(ran, fmt.Sprintf("%s visible=%v", sig, err == nil))
+		})
+	}
+	write := func(ctx context.Context, sig string) error {
+		if err := s.CreateAccessTokenSession(ctx, sig, request("req-"+sig)); err != nil {
+			return err
+		}
+		note(ctx, sig)
+		return nil
+	}
+	must(t, s.InTx(ctx, func(ctx context.Context) error {
+		if err := write(ctx, "after-1"); err != nil {
+			return err
+		}
+		// A nested call joins the transaction, and so does its hook.
+		if err := s.InTx(ctx, func(ctx context.Context) error { return write(ctx, "after-2") }); err != nil {
+			return err
+		}
+		if len(ran) != 0 {
+			t.Errorf("ran before the commit: %v", ran)
+		}
+		return nil
+	}))
+	failed := errors.New("roll back")
+	if err := s.InTx(ctx, func(ctx context.Context) error {
+		if err := write(ctx, "after-rolled-back"); err != nil {
+			return err
+		}
+		return failed
+	}); !errors.Is(err, failed) {
+		t.Fatalf("InTx = %v, want the function's error", err)
+	}
+	tctx, err := s.BeginTX(ctx)
+	must(t, err)
+	must(t, write(tctx, "after-rolled-back-2"))
+	must(t, s.Rollback(tctx))
+	tctx, err = s.BeginTX(ctx)
+	must(t, err)
+	must(t, write(tctx, "after-3"))
+	must(t, s.Commit(tctx))
+	note(ctx, "after-3") // outside a transaction: at once
+	want := []string{"after-1 visible=true", "after-2 visible=true", "after-3 visible=true", "after-3 visible=true"}
+	if !slices.Equal(ran, want) {
+		t.Fatalf("after-commit hooks ran %v, want %v", ran, want)
+	}
 }
 
 func testSessions(t *testing.T, s Store) {
@@ -728,6 +786,40 @@ func testOutbox(t *testing.T, s Store) {
 	must(t, s.EnqueueMail(ctx, five))
 	if five.ID <= four[0].ID {
 		t.Fatalf("id %d given again after it was dropped (newest was %d)", five.ID, four[0].ID)
+	}
+}
+
+// A message queued already leased (mail.Sender's Reserve, for a handoff)
+// is the holder's to send and record without a claim; another node takes
+// it only once the holder hands it back (or the lease ends, as testOutbox
+// shows for claimed mail).
+func testOutboxLeasedWhenQueued(t *testing.T, s Store) {
+	now := time.Now().UTC()
+	until := now.Add(time.Minute)
+	handed := &store.OutboxMail{To: "a@example.com", Subject: "handed", LeaseOwner: "node-a", LeaseUntil: &until}
+	back := &store.OutboxMail{To: "b@example.com", Subject: "handed back", LeaseOwner: "node-a", LeaseUntil: &until}
+	must(t, s.EnqueueMail(ctx, handed))
+	must(t, s.EnqueueMail(ctx, back))
+	if got, _ := s.ClaimMail(ctx, "node-b", now.Add(time.Second), time.Minute, 10); len(got) != 0 {
+		t.Fatalf("mail leased when queued was claimed by another node: %+v", got)
+	}
+	lost, err := s.RecordMail(ctx, "node-a", []store.MailOutcome{{ID: handed.ID, At: now, Sent: true, Drop: true}})
+	must(t, err)
+	if len(lost) != 0 {
+		t.Fatalf("the holder's outcome was reported lost: %v", lost)
+	}
+	must(t, s.ReleaseMail(ctx, "node-b", []uint64{back.ID})) // not node-b's to release
+	if got, _ := s.ClaimMail(ctx, "node-b", now.Add(time.Second), time.Minute, 10); len(got) != 0 {
+		t.Fatalf("a node released a lease it does not hold: %+v", got)
+	}
+	must(t, s.ReleaseMail(ctx, "node-a", []uint64{back.ID}))
+	got, err := s.ClaimMail(ctx, "node-b", now.Add(time.Second), time.Minute, 10)
+	must(t, err)
+	if len(got) != 1 || got[0].ID != back.ID {
+		t.Fatalf("after the holder released it, node-b claimed %+v, want message %d", got, back.ID)
+	}
+	if left, _ := s.MailByRef(ctx, ""); len(left) != 1 || left[0].ID != back.ID {
+		t.Fatalf("outbox holds %+v, want only the message handed back", left)
 	}
 }
 

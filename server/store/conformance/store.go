@@ -68,6 +68,7 @@ type Store interface {
 	ClaimMail(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int) ([]store.OutboxMail, error)
 	RecordMail(ctx context.Context, owner string, outcomes []store.MailOutcome) (lost []uint64, err error)
 	ReleaseMailLeases(ctx context.Context, owner string) error
+	ReleaseMail(ctx context.Context, owner string, ids []uint64) error
 	MailByRef(ctx context.Context, ref string) ([]store.OutboxMail, error)
 
 	// The event log.
