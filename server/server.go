@@ -408,11 +408,10 @@ func (s *Server) realm(ctx context.Context, cfg *config.Config) (*realmState, er
 		return nil, fmt.Errorf("templates: %w", err)
 	}
 	links := &magiclink.Service{
-		Store: LinkStore{S: st, Sealer: sealer}, Counter: counter, Mail: renderer, Log: log,
+		Store: LinkStore{S: st, Sealer: sealer, Sender: sender}, Counter: counter, Mail: renderer, Log: log,
 		PublicURL: cfg.Server.PublicURL, Realm: cfg.Realm, RealmName: cfg.DisplayName(),
 		Brand:   login.Site{Cfg: cfg, Web: renderer, Log: log}.MailBrand,
 		CodeKey: derive("link-code", 32),
-		Queued:  sender.Wake,
 	}
 	rec := events.New(cfg, st, sealer.Seal, sender.Wake, log)
 	links.Observe = func(ctx context.Context, e magiclink.LinkEvent) error {
@@ -681,6 +680,16 @@ func (s *Server) Close() error { return s.Store.Close() }
 type LinkStore struct {
 	S      *store.Store
 	Sealer *mail.Sealer
+	// Sender, when set, is told of a link's mail once its transaction has
+	// committed: handed the message, queued already leased to it, or woken.
+	Sender LinkMailSender
+}
+
+// LinkMailSender is the part of mail.Sender a link's mail is given to.
+type LinkMailSender interface {
+	Reserve(now time.Time) (owner string, until time.Time, ok bool)
+	Handoff(m store.OutboxMail)
+	Wake()
 }
 
 var _ magiclink.Store = LinkStore{}
@@ -690,11 +699,26 @@ func (a LinkStore) CreateLink(ctx context.Context, l *magiclink.Link, m *magicli
 	var mail *store.OutboxMail
 	if m != nil {
 		mail = &store.OutboxMail{To: m.To, Subject: m.Subject, Text: a.Sealer.Seal(m.Text), HTML: a.Sealer.Seal(m.HTML)}
+		if a.Sender != nil {
+			if owner, until, ok := a.Sender.Reserve(time.Now().UTC()); ok {
+				mail.LeaseOwner, mail.LeaseUntil = owner, &until
+			}
+		}
 	}
 	if err := a.S.CreateMagicLink(ctx, &row, mail); err != nil {
 		return err
 	}
 	*l = magiclink.Link(row)
+	if mail != nil && a.Sender != nil {
+		queued := *mail
+		store.AfterCommit(ctx, func() {
+			if queued.LeaseOwner != "" {
+				a.Sender.Handoff(queued)
+			} else {
+				a.Sender.Wake()
+			}
+		})
+	}
 	return nil
 }
 

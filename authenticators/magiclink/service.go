@@ -101,7 +101,8 @@ var (
 )
 
 // Store keeps links; CreateLink stores the link and queues its mail in one
-// transaction, revoking older pending links of the same login. Every
+// transaction, revoking older pending links of the same login (and sees
+// the mail delivered once that transaction commits). Every
 // change of a link's state is one statement that returns ErrUnavailable
 // when the link is no longer in the state it needs (pending; approved for
 // ClaimApprovedLink).
@@ -152,9 +153,6 @@ type Service struct {
 	PublicURL string // links are built from this, never from the request
 	Realm     string
 	RealmName string
-	// Queued is called after a link's mail was committed to the outbox
-	// (it wakes the sender, so the mail leaves at once).
-	Queued func()
 	// Brand gives the look of a client's mail, a minted link's settings on
 	// top (nil: the realm's name only).
 	Brand func(clientID string, settings map[string]string) map[string]string
@@ -323,9 +321,6 @@ func (s *Service) Issue(ctx context.Context, in Issue, now time.Time) (string, *
 	}
 	if err != nil {
 		return "", nil, err
-	}
-	if mail != nil && s.Queued != nil {
-		s.Queued()
 	}
 	s.Log.InfoContext(ctx, "magic link issued", "event", "link_requested", "link_id", link.ID, "type", in.Type,
 		"user_id", in.User.ID, "client_id", in.ClientID, "expires_at", link.ExpiresAt, "mail_queued", in.Send)

@@ -29,6 +29,7 @@ type Outbox interface {
 	ClaimMail(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int) ([]store.OutboxMail, error)
 	RecordMail(ctx context.Context, owner string, outcomes []store.MailOutcome) (lost []uint64, err error)
 	ReleaseMailLeases(ctx context.Context, owner string) error
+	ReleaseMail(ctx context.Context, owner string, ids []uint64) error
 }
 
 // Transport hands one message to the next hop.
@@ -283,15 +284,70 @@ type Sender struct {
 	// leaves the outbox once delivered (the log's mail_delivered names it).
 	Keep bool
 
-	wake    chan struct{}
-	running atomic.Bool
+	wake chan struct{}
+	// claimDue: the outbox may hold due messages this sender has not been
+	// handed (Wake, the poll, a lease released).
+	claimDue atomic.Bool
+	running  atomic.Bool
+
+	mu     sync.Mutex
+	handed []store.OutboxMail // committed, leased to this node (Handoff)
+	unheld []uint64           // handed over past maxHanded: leases to release
 }
+
+// maxHanded bounds the handed-over messages held in memory; past it a
+// message's lease is released and it is claimed like any other.
+const maxHanded = 256
 
 // Running reports whether the delivery loop runs (readiness).
 func (s *Sender) Running() bool { return s.running.Load() }
 
 // Wake makes the sender look for mail now (after a commit that queued some).
 func (s *Sender) Wake() {
+	s.claimDue.Store(true)
+	s.signal()
+}
+
+// Reserve is the lease to write on a message queued now, for this node's
+// sender to deliver it once handed over (Handoff) without claiming it: a
+// claim is a write transaction (and on PostgreSQL a round trip) per batch.
+// ok is false while the sender does not run: queue the message unleased
+// and Wake the sender.
+func (s *Sender) Reserve(now time.Time) (owner string, until time.Time, ok bool) {
+	if s.wake == nil || !s.running.Load() {
+		return "", time.Time{}, false
+	}
+	return s.Owner, now.Add(s.Lease), true
+}
+
+// Handoff gives the sender a message queued with Reserve's lease, once the
+// transaction that queued it has committed. Should the node stop before
+// sending it, the message waits for its lease to end and is claimed then,
+// here or by another node (as when a node dies mid-send).
+func (s *Sender) Handoff(m store.OutboxMail) {
+	s.mu.Lock()
+	if len(s.handed) < maxHanded {
+		s.handed = append(s.handed, m)
+	} else {
+		s.unheld = append(s.unheld, m.ID)
+	}
+	s.mu.Unlock()
+	s.signal()
+}
+
+// takeHanded returns up to limit handed-over messages, and the ids of
+// those past maxHanded.
+func (s *Sender) takeHanded(limit int) (batch []store.OutboxMail, unheld []uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := min(limit, len(s.handed))
+	batch = slices.Clone(s.handed[:n])
+	s.handed = slices.Delete(s.handed, 0, n)
+	unheld, s.unheld = s.unheld, nil
+	return batch, unheld
+}
+
+func (s *Sender) signal() {
 	if s.wake == nil {
 		return
 	}
@@ -334,10 +390,14 @@ func (s *Sender) Run(ctx context.Context) {
 	defer s.running.Store(false)
 	t := time.NewTicker(s.Poll)
 	defer t.Stop()
+	s.claimDue.Store(true)
 	for {
 		s.drain(ctx)
 		select {
 		case <-ctx.Done():
+			// No more reservations; then every lease of this node is
+			// handed back, those of messages handed over but not sent too.
+			s.running.Store(false)
 			rel, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			if err := s.Outbox.ReleaseMailLeases(rel, s.Owner); err != nil {
 				s.Log.Warn("release mail leases", "err", err)
@@ -348,74 +408,93 @@ func (s *Sender) Run(ctx context.Context) {
 			}
 			return
 		case <-t.C:
+			s.claimDue.Store(true)
 		case <-s.wake:
 		}
 	}
 }
 
+// drain sends what was handed over and, when due, what the outbox holds,
+// a batch at a time, until there is nothing left to send.
 func (s *Sender) drain(ctx context.Context) {
 	for ctx.Err() == nil {
 		limit := 2 * s.Parallel
-		batch, err := s.Outbox.ClaimMail(ctx, s.Owner, time.Now(), s.Lease, limit)
-		if err != nil {
-			if ctx.Err() == nil {
+		batch, unheld := s.takeHanded(limit)
+		if len(unheld) > 0 {
+			s.release(ctx, unheld)
+		}
+		if len(batch) < limit && s.claimDue.Swap(false) {
+			want := limit - len(batch)
+			claimed, err := s.Outbox.ClaimMail(ctx, s.Owner, time.Now(), s.Lease, want)
+			if err != nil && ctx.Err() == nil {
 				s.Log.Error("claim mail", "err", err)
 			}
-			return
+			if len(claimed) == want {
+				s.claimDue.Store(true) // there may be more
+			}
+			batch = append(batch, claimed...)
 		}
 		if len(batch) == 0 {
 			return
 		}
-		// Every send must finish inside the lease, or another node could
-		// claim the same message: a send starts only while at least half the
-		// lease is left, and is cut off (every SMTP stage, see SMTP) after
-		// half a lease. Otherwise record what was done, hand the rest of
-		// the batch back, and claim again.
-		leaseEnd := time.Now().Add(s.Lease)
-		sem := make(chan struct{}, s.Parallel)
-		var (
-			wg       sync.WaitGroup
-			mu       sync.Mutex
-			outcomes []store.MailOutcome
-			expired  bool
-		)
-		for i := range batch {
-			sem <- struct{}{} // may wait for a slow send: check the lease after
-			if time.Until(leaseEnd) < s.Lease/2 {
-				<-sem
-				expired = true
-				break
-			}
-			wg.Add(1)
-			go func(m *store.OutboxMail) {
-				defer func() { <-sem; wg.Done() }()
-				o := s.deliver(ctx, m)
-				mu.Lock()
-				outcomes = append(outcomes, o)
-				mu.Unlock()
-			}(&batch[i])
-		}
-		wg.Wait()
-		// Record outcomes even while shutting down: the mail went out.
-		lost, err := s.Outbox.RecordMail(context.WithoutCancel(ctx), s.Owner, outcomes)
-		if err != nil {
-			s.Log.Error("record mail outcomes", "mails", len(outcomes), "err", err)
-		}
-		if len(lost) > 0 {
-			s.Log.Error("mail outcomes not recorded: the lease ran out and another node took the messages; raise outbox.lease",
-				"event", "mail_lease_lost", "mail_ids", lost, "lease", s.Lease)
-		}
-		if expired {
-			if err := s.Outbox.ReleaseMailLeases(ctx, s.Owner); err != nil {
-				s.Log.Warn("release mail leases", "err", err)
-			}
-		} else if len(batch) < limit {
-			// Nothing else was due: mail queued since wakes the loop
-			// (Wake), so claiming again would only find nothing, at the
-			// price of a write transaction per batch.
-			return
-		}
+		s.send(ctx, batch)
 	}
+}
+
+// send delivers a batch, Parallel messages at once, and records the
+// outcomes in one transaction. Every send must finish inside its lease, or
+// another node could claim the same message: a send starts only while at
+// least half the lease is left, and is cut off (every SMTP stage, see
+// SMTP) after half a lease. A message whose time is up is handed back, to
+// be claimed again.
+func (s *Sender) send(ctx context.Context, batch []store.OutboxMail) {
+	sem := make(chan struct{}, s.Parallel)
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		outcomes []store.MailOutcome
+		late     []uint64
+	)
+	for i := range batch {
+		m := &batch[i]
+		sem <- struct{}{} // may wait for a slow send: check the lease after
+		if m.LeaseUntil == nil || time.Until(*m.LeaseUntil) < s.Lease/2 {
+			<-sem
+			late = append(late, m.ID)
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			o := s.deliver(ctx, m)
+			mu.Lock()
+			outcomes = append(outcomes, o)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	// Record outcomes even while shutting down: the mail went out.
+	lost, err := s.Outbox.RecordMail(context.WithoutCancel(ctx), s.Owner, outcomes)
+	if err != nil {
+		s.Log.Error("record mail outcomes", "mails", len(outcomes), "err", err)
+	}
+	if len(lost) > 0 {
+		s.Log.Error("mail outcomes not recorded: the lease ran out and another node took the messages; raise outbox.lease",
+			"event", "mail_lease_lost", "mail_ids", lost, "lease", s.Lease)
+	}
+	if len(late) > 0 {
+		s.release(ctx, late)
+	}
+}
+
+// release hands leases back before they end, for the messages to be
+// claimed at once (here, on the next batch, or by another node).
+func (s *Sender) release(ctx context.Context, ids []uint64) {
+	if err := s.Outbox.ReleaseMail(context.WithoutCancel(ctx), s.Owner, ids); err != nil {
+		s.Log.Warn("release mail leases", "mail_ids", ids, "err", err)
+		return
+	}
+	s.claimDue.Store(true)
 }
 
 // deliver sends m and says what became of it; the caller records outcomes

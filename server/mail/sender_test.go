@@ -1,0 +1,214 @@
+package mail_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"latchkey/e2e/testkit"
+	"latchkey/server/config"
+	"latchkey/server/mail"
+	"latchkey/server/store"
+)
+
+// countingOutbox is the real store, counting the sender's claims and the
+// leases it hands back.
+type countingOutbox struct {
+	*store.Store
+	mu       sync.Mutex
+	claims   int
+	released []uint64
+}
+
+func (o *countingOutbox) ClaimMail(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int) ([]store.OutboxMail, error) {
+	o.mu.Lock()
+	o.claims++
+	o.mu.Unlock()
+	return o.Store.ClaimMail(ctx, owner, now, lease, limit)
+}
+
+func (o *countingOutbox) ReleaseMail(ctx context.Context, owner string, ids []uint64) error {
+	o.mu.Lock()
+	o.released = append(o.released, ids...)
+	o.mu.Unlock()
+	return o.Store.ReleaseMail(ctx, owner, ids)
+}
+
+func (o *countingOutbox) counts() (claims int, released []uint64) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.claims, append([]uint64(nil), o.released...)
+}
+
+func openOutbox(t *testing.T) *countingOutbox {
+	t.Helper()
+	st, err := store.Open("sqlite", filepath.Join(t.TempDir(), "outbox.db"), store.Options{MaxOpenConns: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	return &countingOutbox{Store: st}
+}
+
+// startSender runs a sender that polls only once an hour: what it sends,
+// it was handed or woken for. stop ends it and waits.
+func startSender(t *testing.T, o *countingOutbox, tr mail.Transport, lease time.Duration) (s *mail.Sender, stop func()) {
+	t.Helper()
+	s = (&mail.Sender{Outbox: o, Transport: tr, Owner: "node-a", Log: slog.Default(), Poll: time.Hour, Lease: lease}).Init()
+	if _, _, ok := s.Reserve(time.Now()); ok {
+		t.Fatal("a sender that does not run reserved a lease")
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := s.Go(ctx)
+	// The first look at the outbox, at start, is the one claim expected.
+	waitUntil(t, "the sender's first claim", func() bool { n, _ := o.counts(); return n == 1 })
+	return s, func() { cancel(); <-done }
+}
+
+// queue writes a message the way a link's mail is written: leased to the
+// sender when queued, handed over once the transaction has committed.
+func queue(t *testing.T, o *countingOutbox, s *mail.Sender, to string, lease func(now time.Time) time.Time) uint64 {
+	t.Helper()
+	m := store.OutboxMail{To: to, Subject: "link", Text: "body"}
+	owner, until, ok := s.Reserve(time.Now())
+	if !ok {
+		t.Fatal("the running sender reserved no lease")
+	}
+	if lease != nil {
+		until = lease(time.Now())
+	}
+	m.LeaseOwner, m.LeaseUntil = owner, &until
+	err := o.InTx(t.Context(), func(ctx context.Context) error {
+		if err := o.EnqueueMail(ctx, &m); err != nil {
+			return err
+		}
+		store.AfterCommit(ctx, func() { s.Handoff(m) })
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m.ID
+}
+
+func waitUntil(t *testing.T, what string, done func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !done(); {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited 10 s for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func outboxEmpty(t *testing.T, o *countingOutbox) func() bool {
+	return func() bool {
+		left, err := o.MailByRef(t.Context(), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(left) == 0
+	}
+}
+
+func smtpTransport(t *testing.T, srv *testkit.SMTPServer) *mail.SMTP {
+	t.Helper()
+	port, _ := strconv.Atoi(srv.Port())
+	tr, err := mail.NewSMTP(config.SMTP{Host: "127.0.0.1", Port: port, TLS: "none", From: "Latchkey <id@example.com>"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr
+}
+
+// A message handed over after its commit goes out, and leaves the outbox,
+// without a claim: no write transaction beyond the one recording it.
+func TestHandedOverMailIsSentWithoutAClaim(t *testing.T) {
+	srv := testkit.StartSMTP(t)
+	o := openOutbox(t)
+	s, stop := startSender(t, o, smtpTransport(t, srv), time.Minute)
+	for i := range 3 {
+		queue(t, o, s, fmt.Sprintf("u%d@example.com", i), nil)
+	}
+	for i := range 3 {
+		srv.WaitFor(t, fmt.Sprintf("u%d@example.com", i), 1, 10*time.Second)
+	}
+	waitUntil(t, "the delivered messages to leave the outbox", outboxEmpty(t, o))
+	if claims, released := o.counts(); claims != 1 || len(released) != 0 {
+		t.Fatalf("handed-over mail took %d claims and %d released leases, want only the claim at start", claims-1, len(released))
+	}
+	stop()
+	if _, _, ok := s.Reserve(time.Now()); ok {
+		t.Fatal("a stopped sender reserved a lease")
+	}
+}
+
+// A message handed over with less than half its lease left is not sent
+// under that lease (the send could outlast it, and another node could
+// send it too): its lease is handed back and it is claimed afresh.
+func TestHandedOverMailShortOfLeaseIsClaimedAfresh(t *testing.T) {
+	srv := testkit.StartSMTP(t)
+	o := openOutbox(t)
+	s, stop := startSender(t, o, smtpTransport(t, srv), 2*time.Second)
+	defer stop()
+	id := queue(t, o, s, "late@example.com", func(now time.Time) time.Time { return now.Add(500 * time.Millisecond) })
+	srv.WaitFor(t, "late@example.com", 1, 10*time.Second)
+	waitUntil(t, "the delivered message to leave the outbox", outboxEmpty(t, o))
+	claims, released := o.counts()
+	if len(released) != 1 || released[0] != id || claims != 2 {
+		t.Fatalf("released %v and claimed %d times after start, want message %d released and claimed once", released, claims-1, id)
+	}
+	if got := len(srv.To("late@example.com")); got != 1 {
+		t.Fatalf("the message arrived %d times", got)
+	}
+}
+
+// gate is a transport that holds its first send until opened, and counts
+// what it is given.
+type gate struct {
+	first, open chan struct{}
+	once        sync.Once
+	mu          sync.Mutex
+	sent        map[uint64]int
+}
+
+func (g *gate) Send(_ context.Context, m *store.OutboxMail) error {
+	g.once.Do(func() { close(g.first); <-g.open })
+	g.mu.Lock()
+	g.sent[m.ID]++
+	g.mu.Unlock()
+	return nil
+}
+
+// Messages handed over while the sender is stuck on a slow send are held
+// in memory up to a bound; past it their leases are handed back and they
+// are claimed instead. Each is sent once.
+func TestHandOverPastTheBoundFallsBackToClaims(t *testing.T) {
+	o := openOutbox(t)
+	g := &gate{first: make(chan struct{}), open: make(chan struct{}), sent: map[uint64]int{}}
+	s, stop := startSender(t, o, g, time.Minute)
+	defer stop()
+	ids := []uint64{queue(t, o, s, "first@example.com", nil)}
+	<-g.first // the sender is now held in that send
+	const more = mail.MaxHanded + 44
+	for i := range more {
+		ids = append(ids, queue(t, o, s, fmt.Sprintf("u%d@example.com", i), nil))
+	}
+	close(g.open)
+	waitUntil(t, "every message to leave the outbox", outboxEmpty(t, o))
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, id := range ids {
+		if g.sent[id] != 1 {
+			t.Errorf("message %d sent %d times", id, g.sent[id])
+		}
+	}
+	if _, released := o.counts(); len(released) != more-mail.MaxHanded {
+		t.Fatalf("%d leases handed back, want the %d messages past the bound", len(released), more-mail.MaxHanded)
+	}
+}
