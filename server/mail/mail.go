@@ -283,6 +283,9 @@ type Sender struct {
 	// development mailbox shows them) until the purge; otherwise a message
 	// leaves the outbox once delivered (the log's mail_delivered names it).
 	Keep bool
+	// RecordDelay is how long outcomes wait to be recorded together: the
+	// messages sent meanwhile share one write transaction. 0: 50ms.
+	RecordDelay time.Duration
 
 	wake chan struct{}
 	// claimDue: the outbox may hold due messages this sender has not been
@@ -293,6 +296,8 @@ type Sender struct {
 	mu     sync.Mutex
 	handed []store.OutboxMail // committed, leased to this node (Handoff)
 	unheld []uint64           // handed over past maxHanded: leases to release
+
+	pending []store.MailOutcome // not yet recorded; the loop's own
 }
 
 // maxHanded bounds the handed-over messages held in memory; past it a
@@ -372,6 +377,9 @@ func (s *Sender) Init() *Sender {
 	if s.Parallel < 1 {
 		s.Parallel = 8
 	}
+	if s.RecordDelay == 0 {
+		s.RecordDelay = 50 * time.Millisecond
+	}
 	return s
 }
 
@@ -391,10 +399,19 @@ func (s *Sender) Run(ctx context.Context) {
 	t := time.NewTicker(s.Poll)
 	defer t.Stop()
 	s.claimDue.Store(true)
+	var record <-chan time.Time // set while outcomes wait to be recorded
 	for {
 		s.drain(ctx)
+		if len(s.pending) > 0 && record == nil {
+			record = time.After(s.RecordDelay)
+		}
 		select {
+		case <-record:
+			record = nil
+			s.record(ctx)
+			continue
 		case <-ctx.Done():
+			s.record(ctx)
 			// No more reservations; then every lease of this node is
 			// handed back, those of messages handed over but not sent too.
 			s.running.Store(false)
@@ -441,12 +458,16 @@ func (s *Sender) drain(ctx context.Context) {
 	}
 }
 
-// send delivers a batch, Parallel messages at once, and records the
-// outcomes in one transaction. Every send must finish inside its lease, or
-// another node could claim the same message: a send starts only while at
-// least half the lease is left, and is cut off (every SMTP stage, see
-// SMTP) after half a lease. A message whose time is up is handed back, to
-// be claimed again.
+// send delivers a batch, Parallel messages at once. Every send must
+// finish inside its lease, or another node could claim the same message: a
+// send starts only while at least half the lease is left, and is cut off
+// (every SMTP stage, see SMTP) after half a lease. A message whose time is
+// up is handed back, to be claimed again.
+//
+// Outcomes are recorded RecordDelay later, with those of the batches sent
+// meanwhile, in one transaction; at once when RecordDelay's worth of
+// batches is waiting, or when a message has less than a quarter of its
+// lease left (a slow send), so that no outcome is recorded after its lease.
 func (s *Sender) send(ctx context.Context, batch []store.OutboxMail) {
 	sem := make(chan struct{}, s.Parallel)
 	var (
@@ -454,6 +475,7 @@ func (s *Sender) send(ctx context.Context, batch []store.OutboxMail) {
 		mu       sync.Mutex
 		outcomes []store.MailOutcome
 		late     []uint64
+		urgent   bool
 	)
 	for i := range batch {
 		m := &batch[i]
@@ -469,11 +491,28 @@ func (s *Sender) send(ctx context.Context, batch []store.OutboxMail) {
 			o := s.deliver(ctx, m)
 			mu.Lock()
 			outcomes = append(outcomes, o)
+			urgent = urgent || time.Until(*m.LeaseUntil) < s.Lease/4
 			mu.Unlock()
 		}()
 	}
 	wg.Wait()
-	// Record outcomes even while shutting down: the mail went out.
+	s.pending = append(s.pending, outcomes...)
+	if urgent || len(s.pending) >= 2*s.Parallel {
+		s.record(ctx)
+	}
+	if len(late) > 0 {
+		s.release(ctx, late)
+	}
+}
+
+// record stores the outcomes waiting, in one transaction: even while
+// shutting down, since the mail went out.
+func (s *Sender) record(ctx context.Context) {
+	if len(s.pending) == 0 {
+		return
+	}
+	outcomes := s.pending
+	s.pending = nil
 	lost, err := s.Outbox.RecordMail(context.WithoutCancel(ctx), s.Owner, outcomes)
 	if err != nil {
 		s.Log.Error("record mail outcomes", "mails", len(outcomes), "err", err)
@@ -481,9 +520,6 @@ func (s *Sender) send(ctx context.Context, batch []store.OutboxMail) {
 	if len(lost) > 0 {
 		s.Log.Error("mail outcomes not recorded: the lease ran out and another node took the messages; raise outbox.lease",
 			"event", "mail_lease_lost", "mail_ids", lost, "lease", s.Lease)
-	}
-	if len(late) > 0 {
-		s.release(ctx, late)
 	}
 }
 

@@ -23,6 +23,7 @@ type countingOutbox struct {
 	mu       sync.Mutex
 	claims   int
 	released []uint64
+	records  int // RecordMail transactions
 }
 
 func (o *countingOutbox) ClaimMail(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int) ([]store.OutboxMail, error) {
@@ -37,6 +38,19 @@ func (o *countingOutbox) ReleaseMail(ctx context.Context, owner string, ids []ui
 	o.released = append(o.released, ids...)
 	o.mu.Unlock()
 	return o.Store.ReleaseMail(ctx, owner, ids)
+}
+
+func (o *countingOutbox) RecordMail(ctx context.Context, owner string, outcomes []store.MailOutcome) ([]uint64, error) {
+	o.mu.Lock()
+	o.records++
+	o.mu.Unlock()
+	return o.Store.RecordMail(ctx, owner, outcomes)
+}
+
+func (o *countingOutbox) recordings() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.records
 }
 
 func (o *countingOutbox) counts() (claims int, released []uint64) {
@@ -56,10 +70,11 @@ func openOutbox(t *testing.T) *countingOutbox {
 }
 
 // startSender runs a sender that polls only once an hour: what it sends,
-// it was handed or woken for. stop ends it and waits.
-func startSender(t *testing.T, o *countingOutbox, tr mail.Transport, lease time.Duration) (s *mail.Sender, stop func()) {
+// it was handed or woken for. stop ends it and waits. recordDelay 0 is
+// the default.
+func startSender(t *testing.T, o *countingOutbox, tr mail.Transport, lease, recordDelay time.Duration) (s *mail.Sender, stop func()) {
 	t.Helper()
-	s = (&mail.Sender{Outbox: o, Transport: tr, Owner: "node-a", Log: slog.Default(), Poll: time.Hour, Lease: lease}).Init()
+	s = (&mail.Sender{Outbox: o, Transport: tr, Owner: "node-a", Log: slog.Default(), Poll: time.Hour, Lease: lease, RecordDelay: recordDelay}).Init()
 	if _, _, ok := s.Reserve(time.Now()); ok {
 		t.Fatal("a sender that does not run reserved a lease")
 	}
@@ -131,7 +146,7 @@ func smtpTransport(t *testing.T, srv *testkit.SMTPServer) *mail.SMTP {
 func TestHandedOverMailIsSentWithoutAClaim(t *testing.T) {
 	srv := testkit.StartSMTP(t)
 	o := openOutbox(t)
-	s, stop := startSender(t, o, smtpTransport(t, srv), time.Minute)
+	s, stop := startSender(t, o, smtpTransport(t, srv), time.Minute, 0)
 	for i := range 3 {
 		queue(t, o, s, fmt.Sprintf("u%d@example.com", i), nil)
 	}
@@ -154,7 +169,7 @@ func TestHandedOverMailIsSentWithoutAClaim(t *testing.T) {
 func TestHandedOverMailShortOfLeaseIsClaimedAfresh(t *testing.T) {
 	srv := testkit.StartSMTP(t)
 	o := openOutbox(t)
-	s, stop := startSender(t, o, smtpTransport(t, srv), 2*time.Second)
+	s, stop := startSender(t, o, smtpTransport(t, srv), 2*time.Second, 0)
 	defer stop()
 	id := queue(t, o, s, "late@example.com", func(now time.Time) time.Time { return now.Add(500 * time.Millisecond) })
 	srv.WaitFor(t, "late@example.com", 1, 10*time.Second)
@@ -191,7 +206,7 @@ func (g *gate) Send(_ context.Context, m *store.OutboxMail) error {
 func TestHandOverPastTheBoundFallsBackToClaims(t *testing.T) {
 	o := openOutbox(t)
 	g := &gate{first: make(chan struct{}), open: make(chan struct{}), sent: map[uint64]int{}}
-	s, stop := startSender(t, o, g, time.Minute)
+	s, stop := startSender(t, o, g, time.Minute, 0)
 	defer stop()
 	ids := []uint64{queue(t, o, s, "first@example.com", nil)}
 	<-g.first // the sender is now held in that send
@@ -210,5 +225,55 @@ func TestHandOverPastTheBoundFallsBackToClaims(t *testing.T) {
 	}
 	if _, released := o.counts(); len(released) != more-mail.MaxHanded {
 		t.Fatalf("%d leases handed back, want the %d messages past the bound", len(released), more-mail.MaxHanded)
+	}
+}
+
+// Outcomes wait RecordDelay to be recorded together: messages sent one
+// after another cost one write transaction, not one each. Shutting down
+// records what waits.
+func TestOutcomesAreRecordedTogether(t *testing.T) {
+	srv := testkit.StartSMTP(t)
+	o := openOutbox(t)
+	s, stop := startSender(t, o, smtpTransport(t, srv), time.Minute, time.Hour)
+	for i := range 3 {
+		queue(t, o, s, fmt.Sprintf("u%d@example.com", i), nil)
+		srv.WaitFor(t, fmt.Sprintf("u%d@example.com", i), 1, 10*time.Second) // sent in a batch of its own
+	}
+	if left, _ := o.MailByRef(t.Context(), ""); len(left) != 3 || o.recordings() != 0 {
+		t.Fatalf("within the delay: %d messages left in the outbox and %d recordings, want 3 and none", len(left), o.recordings())
+	}
+	stop()
+	if left, _ := o.MailByRef(t.Context(), ""); len(left) != 0 || o.recordings() != 1 {
+		t.Fatalf("after stopping: %d messages left and %d recordings, want none and 1", len(left), o.recordings())
+	}
+}
+
+// slowTransport delivers each message when less than a quarter of its
+// lease is left.
+type slowTransport struct{ lease time.Duration }
+
+func (s slowTransport) Send(ctx context.Context, m *store.OutboxMail) error {
+	select {
+	case <-time.After(time.Until(*m.LeaseUntil) - s.lease/4 + 100*time.Millisecond):
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// The outcome of a send that ends near its lease's end is recorded at once,
+// not after the delay, when the lease could be over and another node
+// could send the message again.
+func TestOutcomeNearTheLeasesEndIsRecordedAtOnce(t *testing.T) {
+	const lease = 2 * time.Second
+	o := openOutbox(t)
+	s, stop := startSender(t, o, slowTransport{lease}, lease, time.Hour)
+	defer stop()
+	// Handed over with 1.2 s of its 2 s lease left: sent (more than half
+	// is left), the send ends with 0.4 s left.
+	queue(t, o, s, "slow@example.com", func(now time.Time) time.Time { return now.Add(1200 * time.Millisecond) })
+	waitUntil(t, "the outcome to be recorded", outboxEmpty(t, o))
+	if n := o.recordings(); n != 1 {
+		t.Fatalf("%d recordings, want 1", n)
 	}
 }
