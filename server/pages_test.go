@@ -202,6 +202,35 @@ func TestMagicLinkPagesRenderEveryState(t *testing.T) {
 
 // BenchmarkLoginPage renders the page a magic-link login opens on (the
 // renderer's cost per page: templates, messages, the locale switcher).
+// The language menu, built outside the template, escapes the page's
+// address and links only to this server's own pages.
+func TestLanguageMenuEscapesThePageAddress(t *testing.T) {
+	rnd, _ := stepRenderer(t)
+	render := func(switchURL string) string {
+		w := httptest.NewRecorder()
+		rnd.Page(w, http.StatusOK, "info", web.View{Title: "t", Locale: "pt-BR", SwitchURL: switchURL})
+		return w.Body.String()
+	}
+	page := render(`/realms/test/login?session=a+b%26c&x="><script>x</script>`)
+	for _, want := range []string{
+		`<nav class="locales" aria-label="Idioma"><ul>`,
+		`<li><a href="/realms/test/login?session=a+b%26c&amp;x=%22%3E%3Cscript%3Ex%3C%2Fscript%3E&amp;kc_locale=de" lang="de" hreflang="de">Deutsch</a></li>`,
+		`<li><span aria-current="true" lang="pt-BR">Português</span></li>`,
+	} {
+		if !strings.Contains(page, want) {
+			t.Errorf("page lacks %s", want)
+		}
+	}
+	if strings.Contains(page, "<script>") {
+		t.Error("the page's address was not escaped")
+	}
+	for _, other := range []string{"https://evil.example/login", "//evil.example/login", "javascript:alert(1)"} {
+		if page := render(other); strings.Contains(page, "<nav") {
+			t.Errorf("a menu linking to %s", other)
+		}
+	}
+}
+
 func BenchmarkLoginPage(b *testing.B) {
 	rnd, reg := stepRenderer(b)
 	a := withDefaults(b, reg["magic-link"])
