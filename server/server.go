@@ -710,10 +710,9 @@ func (a LinkStore) CreateLink(ctx context.Context, l *magiclink.Link, m *magicli
 	}
 	*l = magiclink.Link(row)
 	if mail != nil && a.Sender != nil {
-		queued := *mail
 		store.AfterCommit(ctx, func() {
-			if queued.LeaseOwner != "" {
-				a.Sender.Handoff(queued)
+			if mail.LeaseOwner != "" {
+				a.Sender.Handoff(*mail)
 			} else {
 				a.Sender.Wake()
 			}

@@ -409,7 +409,6 @@ func (s *Sender) Run(ctx context.Context) {
 		case <-record:
 			record = nil
 			s.record(ctx)
-			continue
 		case <-ctx.Done():
 			s.record(ctx)
 			// No more reservations; then every lease of this node is
@@ -464,10 +463,10 @@ func (s *Sender) drain(ctx context.Context) {
 // (every SMTP stage, see SMTP) after half a lease. A message whose time is
 // up is handed back, to be claimed again.
 //
-// Outcomes are recorded RecordDelay later, with those of the batches sent
-// meanwhile, in one transaction; at once when RecordDelay's worth of
-// batches is waiting, or when a message has less than a quarter of its
-// lease left (a slow send), so that no outcome is recorded after its lease.
+// Outcomes are recorded RecordDelay later (Run), with those of the batches
+// sent meanwhile, in one transaction; at once when 2x Parallel are
+// waiting, or when a message has less than a quarter of its lease left (a
+// slow send), so that no outcome is recorded after its lease.
 func (s *Sender) send(ctx context.Context, batch []store.OutboxMail) {
 	sem := make(chan struct{}, s.Parallel)
 	var (

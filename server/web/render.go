@@ -379,24 +379,11 @@ func (r *Renderer) localeNav(locale string, links []LocaleLink) htmltemplate.HTM
 	b.WriteString(esc(r.Text(locale, flows.M("layout.language"))))
 	b.WriteString("\"><ul>\n")
 	for _, l := range links {
+		lang, name := esc(l.Locale), esc(l.Name)
 		if l.Current {
-			b.WriteString(`<li><span aria-current="true" lang="`)
-			b.WriteString(esc(l.Locale))
-			b.WriteString(`">`)
+			b.WriteString(`<li><span aria-current="true" lang="` + lang + `">` + name + "</span></li>\n")
 		} else {
-			b.WriteString(`<li><a href="`)
-			b.WriteString(esc(l.URL))
-			b.WriteString(`" lang="`)
-			b.WriteString(esc(l.Locale))
-			b.WriteString(`" hreflang="`)
-			b.WriteString(esc(l.Locale))
-			b.WriteString(`">`)
-		}
-		b.WriteString(esc(l.Name))
-		if l.Current {
-			b.WriteString("</span></li>\n")
-		} else {
-			b.WriteString("</a></li>\n")
+			b.WriteString(`<li><a href="` + esc(l.URL) + `" lang="` + lang + `" hreflang="` + lang + `">` + name + "</a></li>\n")
 		}
 	}
 	b.WriteString("</ul></nav>")
