@@ -247,9 +247,17 @@ func TestTokenRowsKeepNoCopyOfTheProfile(t *testing.T) {
 	if _, err := st.GetRefreshTokenSession(ctx, signature(tok.RefreshToken), refresh); err != nil {
 		t.Fatal(err)
 	}
-	if refresh.Subject != u.ID || refresh.SessionRef() != "sid-1" || len(refresh.Claims.Extra) != 1 ||
+	if refresh.Subject != u.ID || refresh.Claims.Subject != u.ID || refresh.SessionRef() != "sid-1" || len(refresh.Claims.Extra) != 1 ||
 		refresh.Claims.AuthTime.IsZero() || refresh.Access != nil {
 		t.Fatalf("refresh row keeps claims %+v, access claims %+v", refresh.Claims, refresh.Access)
+	}
+	// The subject and the sid are the rows' columns, given back on reading
+	// (above), not repeated in their JSON.
+	for kind, sess := range map[fosite.TokenType]*Session{fosite.AccessToken: access, fosite.RefreshToken: refresh} {
+		data, err := json.Marshal(storedSession{sess, kind})
+		if err != nil || strings.Contains(string(data), u.ID) || strings.Contains(string(data), "sid-1") {
+			t.Errorf("a %s row's JSON: %s, %v", kind, data, err)
+		}
 	}
 
 	refreshed, err := conf.TokenSource(ctx, &oauth2.Token{RefreshToken: tok.RefreshToken}).Token()

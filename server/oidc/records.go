@@ -25,8 +25,9 @@ import (
 //     the PKCE challenge. The PKCE and OpenID Connect records fosite asks
 //     for are read from it (see GetPKCERequestSession,
 //     GetOpenIDConnectSession): two inserts and two deletes fewer a login.
-//   - access: who (subject, username, sid), until when, and the token's
-//     digest (recordedAccessTokens checks a token by it). Userinfo and the
+//   - access: who (subject and sid: the row's columns; username), until
+//     when, and the token's digest (recordedAccessTokens checks a token by
+//     it). Userinfo and the
 //     service-account check read the subject, introspection the subject,
 //     username and expiry; the claims are in the token itself.
 //   - refresh: the ID token's claims without the user's (refreshClaims
@@ -160,10 +161,11 @@ func (s recordingStorage) CreateRefreshTokenSession(ctx context.Context, signatu
 }
 
 // storedSession is a token's session as stored, in the JSON of Session
-// without the zero values: subject, username, the sid and the token's own
-// expiry; for a refresh token also the ID token's claims a refreshed ID
-// token carries over (request and authentication times, acr, amr). No
-// access token claims, none of the user's.
+// without the zero values: the username and the token's own expiry; for a
+// refresh token also the ID token's claims a refreshed ID token carries
+// over (request and authentication times, acr, amr). No access token
+// claims, none of the user's. The subject and the sid are the row's columns
+// (store.KeyedSession gives them back); rows written before hold them too.
 type storedSession struct {
 	*Session
 	token fosite.TokenType
@@ -171,20 +173,15 @@ type storedSession struct {
 
 func (s storedSession) MarshalJSON() ([]byte, error) {
 	type idClaims struct {
-		Subject     string         `json:"sub,omitempty"`
-		RequestedAt time.Time      `json:"rat,omitzero"`
-		AuthTime    time.Time      `json:"auth_time,omitzero"`
-		ACR         string         `json:"acr,omitempty"`
-		AMR         []string       `json:"amr,omitempty"`
-		Extra       map[string]any `json:"ext,omitempty"`
+		RequestedAt time.Time `json:"rat,omitzero"`
+		AuthTime    time.Time `json:"auth_time,omitzero"`
+		ACR         string    `json:"acr,omitempty"`
+		AMR         []string  `json:"amr,omitempty"`
 	}
 	var claims idClaims
 	if c := s.Claims; c != nil && s.token == fosite.RefreshToken {
-		claims = idClaims{Subject: c.Subject, RequestedAt: c.RequestedAt, AuthTime: c.AuthTime,
+		claims = idClaims{RequestedAt: c.RequestedAt, AuthTime: c.AuthTime,
 			ACR: c.AuthenticationContextClassReference, AMR: c.AuthenticationMethodsReferences}
-	}
-	if sid := s.SessionRef(); sid != "" {
-		claims.Extra = map[string]any{"sid": sid}
 	}
 	var headers *jwt.Headers
 	if s.Headers != nil && len(s.Headers.Extra) > 0 {
@@ -199,11 +196,10 @@ func (s storedSession) MarshalJSON() ([]byte, error) {
 		digest = s.AccessDigest
 	}
 	return json.Marshal(struct {
-		Claims    idClaims                       `json:"id_token_claims"`
+		Claims    idClaims                       `json:"id_token_claims,omitzero"`
 		Headers   *jwt.Headers                   `json:"headers,omitempty"`
 		ExpiresAt map[fosite.TokenType]time.Time `json:"expires_at,omitempty"`
 		Username  string                         `json:"username,omitempty"`
-		Subject   string                         `json:"subject"`
 		Digest    []byte                         `json:"access_sha256,omitempty"`
-	}{claims, headers, exp, s.Username, s.Subject, digest})
+	}{claims, headers, exp, s.Username, digest})
 }

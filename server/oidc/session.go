@@ -39,6 +39,27 @@ func (s *Session) SessionRef() string {
 	return sid
 }
 
+// RestoreKeys gives a session read from a token's row the subject and sid
+// the row keeps in its columns, which storedSession leaves out of the JSON
+// (store.KeyedSession). A session stored with them keeps its own.
+func (s *Session) RestoreKeys(subject, sessionRef string) {
+	if s.Subject == "" {
+		s.Subject = subject
+	}
+	if s.Claims == nil {
+		s.Claims = &jwt.IDTokenClaims{}
+	}
+	if s.Claims.Subject == "" {
+		s.Claims.Subject = subject
+	}
+	if sessionRef != "" && s.SessionRef() == "" {
+		if s.Claims.Extra == nil {
+			s.Claims.Extra = map[string]any{}
+		}
+		s.Claims.Extra["sid"] = sessionRef
+	}
+}
+
 // GetJWTClaims implements oauth2.JWTSessionContainer.
 func (s *Session) GetJWTClaims() jwt.JWTClaimsContainer {
 	if s.Access == nil {

@@ -73,3 +73,10 @@ var TokenRevocations = map[string]string{
 	"deactivate a grant's":        deactivateGrant.sqlite,
 	"deactivate one by signature": deactivateRecord.sqlite,
 }
+
+// RecordData is the JSON a token record keeps, as stored.
+func (s *Store) RecordData(ctx context.Context, kind, signature string) string {
+	var data string
+	_ = s.db(ctx).Raw("SELECT data FROM o_auth_records WHERE kind = ? AND signature = ?", kind, signature).Scan(&data).Error
+	return data
+}

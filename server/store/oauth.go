@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"time"
 
 	"github.com/ory/fosite"
@@ -65,27 +66,44 @@ type OAuthRecord struct {
 // what a request is rebuilt from.
 var (
 	insertOAuthRecord = plain("INSERT INTO o_auth_records (kind, signature, request_id, client_id, subject, session_ref, active, requested_at, expires_at, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
-	selectOAuthRecord = plain("SELECT request_id, client_id, active, requested_at, data FROM o_auth_records WHERE kind = ? AND signature = ?")
+	selectOAuthRecord = plain("SELECT request_id, client_id, subject, session_ref, active, requested_at, data FROM o_auth_records WHERE kind = ? AND signature = ?")
 	// selectLivePKCE: a PKCE record whose code (same signature) is used is
 	// no longer there.
-	selectLivePKCE = plain("SELECT request_id, client_id, active, requested_at, data FROM o_auth_records p WHERE kind = ? AND signature = ? " +
+	selectLivePKCE = plain("SELECT request_id, client_id, subject, session_ref, active, requested_at, data FROM o_auth_records p WHERE kind = ? AND signature = ? " +
 		"AND NOT EXISTS (SELECT 1 FROM o_auth_records c WHERE c.kind = 'code' AND c.signature = p.signature AND NOT c.active)")
 )
 
 // storedRequest is the serialisable part of a fosite.Requester. Session
 // is written from the request's session and read straight into the
-// caller's (or skippedJSON): one pass each way.
+// caller's (or skippedJSON): one pass each way. The request's id, client
+// and time are the row's columns, so a row written now leaves them out of
+// its JSON (rows written before keep them, and are read as before); a
+// token's own form (its grant_type) is never read back, so only a code
+// keeps its form (the redirect_uri and PKCE challenge). Scope stands for
+// both the requested and the granted scopes when they are the same (most
+// grants: written once).
 type storedRequest struct {
-	ID                string     `json:"id"`
-	RequestedAt       time.Time  `json:"requested_at"`
-	ClientID          string     `json:"client_id"`
+	ID                string     `json:"id,omitempty"`
+	RequestedAt       time.Time  `json:"requested_at,omitzero"`
+	ClientID          string     `json:"client_id,omitempty"`
+	Scope             []string   `json:"scope,omitempty"`
 	RequestedScope    []string   `json:"requested_scope,omitempty"`
 	GrantedScope      []string   `json:"granted_scope,omitempty"`
 	RequestedAudience []string   `json:"requested_audience,omitempty"`
 	GrantedAudience   []string   `json:"granted_audience,omitempty"`
-	Form              url.Values `json:"form"`
+	Form              url.Values `json:"form,omitempty"`
 	Session           any        `json:"session"`
 }
+
+// KeyedSession is a session that may leave its subject and the SSO
+// session it belongs to (the row's subject and session_ref columns) out of
+// its JSON: the store gives them back when it reads the row.
+type KeyedSession interface {
+	RestoreKeys(subject, sessionRef string)
+}
+
+// keepsForm reports whether a record of kind keeps its request's form.
+func keepsForm(kind string) bool { return kind != kindAccess && kind != kindRefresh }
 
 // skippedJSON takes a value without decoding it.
 type skippedJSON struct{}
@@ -132,12 +150,16 @@ func expiryOf(kind string, r fosite.Requester) time.Time {
 
 func (s *Store) create(ctx context.Context, kind, signature string, r fosite.Requester) error {
 	signature = signatureKey(signature)
-	data, err := json.Marshal(storedRequest{
-		ID: r.GetID(), RequestedAt: r.GetRequestedAt(), ClientID: r.GetClient().GetID(),
-		RequestedScope: r.GetRequestedScopes(), GrantedScope: r.GetGrantedScopes(),
-		RequestedAudience: r.GetRequestedAudience(), GrantedAudience: r.GetGrantedAudience(),
-		Form: r.GetRequestForm(), Session: r.GetSession(),
-	})
+	sr := storedRequest{RequestedAudience: r.GetRequestedAudience(), GrantedAudience: r.GetGrantedAudience(), Session: r.GetSession()}
+	if requested, granted := r.GetRequestedScopes(), r.GetGrantedScopes(); len(granted) > 0 && slices.Equal(requested, granted) {
+		sr.Scope = granted
+	} else {
+		sr.RequestedScope, sr.GrantedScope = requested, granted
+	}
+	if keepsForm(kind) {
+		sr.Form = r.GetRequestForm()
+	}
+	data, err := json.Marshal(sr)
 	if err != nil {
 		return fmt.Errorf("encode %s request: %w", kind, err)
 	}
@@ -171,7 +193,7 @@ func (s *Store) getRecord(ctx context.Context, q plainQuery, kind, signature str
 	rec := OAuthRecord{Kind: kind, Signature: signature}
 	row, err := s.queryRow(ctx, q, kind, signature)
 	if err == nil {
-		err = row.Scan(&rec.RequestID, &rec.ClientID, &rec.Active, &rec.RequestedAt, &rec.Data)
+		err = row.Scan(&rec.RequestID, &rec.ClientID, &rec.Subject, &rec.SessionRef, &rec.Active, &rec.RequestedAt, &rec.Data)
 	}
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, false, fosite.ErrNotFound
@@ -190,6 +212,18 @@ func (s *Store) getRecord(ctx context.Context, q plainQuery, kind, signature str
 	}
 	if err := json.Unmarshal([]byte(rec.Data), &sr); err != nil {
 		return nil, false, fmt.Errorf("decode %s: %w", kind, err)
+	}
+	if sr.ID == "" {
+		sr.ID, sr.ClientID, sr.RequestedAt = rec.RequestID, rec.ClientID, rec.RequestedAt
+	}
+	if k, ok := session.(KeyedSession); ok {
+		k.RestoreKeys(rec.Subject, rec.SessionRef)
+	}
+	if sr.Scope != nil {
+		sr.RequestedScope, sr.GrantedScope = sr.Scope, slices.Clone(sr.Scope)
+	}
+	if sr.Form == nil {
+		sr.Form = url.Values{}
 	}
 	client, err := s.client(ctx, kind, sr.ClientID)
 	if err != nil {

@@ -3,7 +3,9 @@ package store_test
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -12,6 +14,7 @@ import (
 	"time"
 
 	_ "github.com/mattn/go-sqlite3"
+	"github.com/ory/fosite"
 
 	"latchkey/flows"
 	"latchkey/server/store"
@@ -251,8 +254,13 @@ lease_owner = NULL, last_error = NULL`); err != nil {
 			t.Fatalf("recorded %+v, %v", recent, err)
 		}
 	}
+	onBothDatabases(t, run)
+}
+
+// onBothDatabases runs a test on a new SQLite store and on PostgreSQL.
+func onBothDatabases(t *testing.T, run func(*testing.T, *store.Store)) {
 	t.Run("sqlite", func(t *testing.T) {
-		s, err := store.Open("sqlite", filepath.Join(t.TempDir(), "old.db"), store.Options{})
+		s, err := store.Open("sqlite", filepath.Join(t.TempDir(), "test.db"), store.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -408,4 +416,121 @@ func sqliteStrings(t *testing.T, path, query string, args ...any) []string {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// keyedSession is a token session that leaves its subject and SSO session
+// to the row's columns (store.KeyedSession), as the provider's does.
+type keyedSession struct {
+	Expires  map[fosite.TokenType]time.Time `json:"expires,omitempty"`
+	Username string                         `json:"username,omitempty"`
+	subject  string
+	ref      string
+}
+
+func (s *keyedSession) SetExpiresAt(k fosite.TokenType, t time.Time) {
+	if s.Expires == nil {
+		s.Expires = map[fosite.TokenType]time.Time{}
+	}
+	s.Expires[k] = t
+}
+func (s *keyedSession) GetExpiresAt(k fosite.TokenType) time.Time { return s.Expires[k] }
+func (s *keyedSession) GetUsername() string                       { return s.Username }
+func (s *keyedSession) GetSubject() string                        { return s.subject }
+func (s *keyedSession) SessionRef() string                        { return s.ref }
+func (s *keyedSession) Clone() fosite.Session                     { c := *s; return &c }
+func (s *keyedSession) RestoreKeys(subject, ref string)           { s.subject, s.ref = subject, ref }
+
+// A token's row keeps its grant's id, client and request time, its subject
+// and its SSO session in columns, so its JSON leaves them out, and a
+// token's own form (its grant_type), which nothing reads back: a code
+// keeps its form (the redirect_uri and PKCE challenge the exchange
+// checks). Reading a row gives everything back, and a row written before,
+// with all of it in its JSON, reads the same.
+func TestTokenRowsLeaveTheirKeysToTheirColumns(t *testing.T) {
+	run := func(t *testing.T, s *store.Store) {
+		ctx := t.Context()
+		s.SetClients(func(_ context.Context, id string) (fosite.Client, error) { return &fosite.DefaultClient{ID: id}, nil })
+		at := time.Now().UTC().Truncate(time.Microsecond) // PostgreSQL's precision
+		request := func(grant string) *fosite.Request {
+			sess := &keyedSession{Username: "ann@example.com", subject: "user-1", ref: "sid-1"}
+			sess.SetExpiresAt(fosite.AccessToken, at.Add(time.Hour))
+			sess.SetExpiresAt(fosite.RefreshToken, at.Add(time.Hour))
+			sess.SetExpiresAt(fosite.AuthorizeCode, at.Add(time.Hour))
+			return &fosite.Request{ID: grant, RequestedAt: at, Client: &fosite.DefaultClient{ID: "app"},
+				RequestedScope: fosite.Arguments{"openid"}, GrantedScope: fosite.Arguments{"openid"},
+				Form: url.Values{"grant_type": {"authorization_code"}, "redirect_uri": {"https://app.example/cb"}}, Session: sess}
+		}
+		check := func(t *testing.T, what string, r fosite.Requester, sess *keyedSession, form bool) {
+			t.Helper()
+			if r.GetID() != "grant-1" || r.GetClient().GetID() != "app" || !r.GetRequestedAt().Equal(at) ||
+				sess.subject != "user-1" || sess.ref != "sid-1" || sess.Username != "ann@example.com" ||
+				!slices.Equal(r.GetGrantedScopes(), []string{"openid"}) || !slices.Equal(r.GetRequestedScopes(), []string{"openid"}) {
+				t.Fatalf("%s read back as %+v with %+v", what, r, sess)
+			}
+			if got := r.GetRequestForm().Get("redirect_uri"); (got != "") != form {
+				t.Fatalf("%s read back with form %v", what, r.GetRequestForm())
+			}
+		}
+		if err := s.CreateAccessTokenSession(ctx, "at-1", request("grant-1")); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.CreateRefreshTokenSession(ctx, "rt-1", "at-1", request("grant-1")); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.CreateAuthorizeCodeSession(ctx, "code-1", request("grant-1")); err != nil {
+			t.Fatal(err)
+		}
+		for kind, sig := range map[string]string{"access": "at-1", "refresh": "rt-1", "code": "code-1"} {
+			data := s.RecordData(ctx, kind, sig)
+			for _, kept := range []string{"grant-1", `"app"`, "user-1", "sid-1", "requested_at", "granted_scope"} {
+				if strings.Contains(data, kept) {
+					t.Errorf("the %s row's JSON repeats its column %s: %s", kind, kept, data)
+				}
+			}
+			if strings.Contains(data, "grant_type") != (kind == "code") {
+				t.Errorf("the %s row's JSON: %s", kind, data)
+			}
+		}
+		for what, get := range map[string]func(*keyedSession) (fosite.Requester, error){
+			"access":  func(sess *keyedSession) (fosite.Requester, error) { return s.GetAccessTokenSession(ctx, "at-1", sess) },
+			"refresh": func(sess *keyedSession) (fosite.Requester, error) { return s.GetRefreshTokenSession(ctx, "rt-1", sess) },
+		} {
+			sess := &keyedSession{}
+			r, err := get(sess)
+			if err != nil {
+				t.Fatal(err)
+			}
+			check(t, what, r, sess, false)
+		}
+		sess := &keyedSession{}
+		r, err := s.GetAuthorizeCodeSession(ctx, "code-1", sess)
+		if err != nil {
+			t.Fatal(err)
+		}
+		check(t, "code", r, sess, true)
+
+		// A grant given fewer scopes than it asked for keeps both lists.
+		narrowed := request("grant-2")
+		narrowed.RequestedScope = fosite.Arguments{"openid", "offline_access"}
+		if err := s.CreateRefreshTokenSession(ctx, "rt-2", "", narrowed); err != nil {
+			t.Fatal(err)
+		}
+		if r, err := s.GetRefreshTokenSession(ctx, "rt-2", &keyedSession{}); err != nil ||
+			!slices.Equal(r.GetRequestedScopes(), []string{"openid", "offline_access"}) || !slices.Equal(r.GetGrantedScopes(), []string{"openid"}) {
+			t.Fatalf("a narrowed grant read back as %+v, %v", r, err)
+		}
+
+		// As a row was written before: everything in the JSON too.
+		old, _ := json.Marshal(map[string]any{"id": "grant-1", "requested_at": at, "client_id": "app", "requested_scope": []string{"openid"}, "granted_scope": []string{"openid"},
+			"form": url.Values{"redirect_uri": {"https://app.example/cb"}}, "session": map[string]any{"username": "ann@example.com"}})
+		if err := s.Exec(ctx, "UPDATE o_auth_records SET data = ? WHERE kind = 'access'", string(old)); err != nil {
+			t.Fatal(err)
+		}
+		sess = &keyedSession{}
+		if r, err = s.GetAccessTokenSession(ctx, "at-1", sess); err != nil {
+			t.Fatal(err)
+		}
+		check(t, "a row written before", r, sess, true)
+	}
+	onBothDatabases(t, run)
 }
