@@ -200,8 +200,6 @@ func TestMagicLinkPagesRenderEveryState(t *testing.T) {
 	}
 }
 
-// BenchmarkLoginPage renders the page a magic-link login opens on (the
-// renderer's cost per page: templates, messages, the locale switcher).
 // The language menu, built outside the template, escapes the page's
 // address and links only to this server's own pages.
 func TestLanguageMenuEscapesThePageAddress(t *testing.T) {
@@ -231,13 +229,25 @@ func TestLanguageMenuEscapesThePageAddress(t *testing.T) {
 	}
 }
 
+// BenchmarkLoginPage renders the page a magic-link login opens on (the
+// renderer's cost per page: templates, messages, the locale switcher).
 func BenchmarkLoginPage(b *testing.B) {
+	benchMagicLinkPage(b, magiclink.PageEmail, url.Values{}, flows.Authenticator.Authenticate)
+}
+
+// BenchmarkSentPage renders the "check your email" page a login shows once
+// its link is on its way (four forms, messages with arguments).
+func BenchmarkSentPage(b *testing.B) {
+	benchMagicLinkPage(b, magiclink.PageSent, url.Values{"email": {"ann@example.com"}}, flows.Authenticator.Action)
+}
+
+// benchMagicLinkPage renders the page the magic-link step answers form with.
+func benchMagicLinkPage(b *testing.B, page string, form url.Values, step func(flows.Authenticator, context.Context, *flows.Context) (flows.Result, error)) {
 	rnd, reg := stepRenderer(b)
-	a := withDefaults(b, reg["magic-link"])
 	c := &flows.Context{Realm: "test", Session: &flows.Session{ID: "s", MaxAge: -1}, Users: flowstest.NewUsers(),
-		Credentials: flowstest.NewCredentials(), Form: url.Values{}, Now: time.Now, SameBrowser: true}
-	r, err := a.Authenticate(context.Background(), c)
-	if err != nil || r.Status != flows.Challenge {
+		Credentials: flowstest.NewCredentials(), Form: form, Now: time.Now, SameBrowser: true}
+	r, err := step(withDefaults(b, reg["magic-link"]), context.Background(), c)
+	if err != nil || r.Page != page {
 		b.Fatalf("%+v %v", r, err)
 	}
 	v := web.View{Title: "Sign in", CSRF: "c", Action: "/a", Exec: "0", Data: r.Data, Locale: "en", SwitchURL: "/realms/test/login?client_id=app"}
