@@ -27,9 +27,9 @@ import (
 //     GetOpenIDConnectSession): two inserts and two deletes fewer a login.
 //   - access: who (subject and sid: the row's columns; username), until
 //     when, and the token's digest (recordedAccessTokens checks a token by
-//     it). Userinfo and the
-//     service-account check read the subject, introspection the subject,
-//     username and expiry; the claims are in the token itself.
+//     it). Userinfo and the service-account check read the subject,
+//     introspection the subject, username and expiry; the claims are in
+//     the token itself.
 //   - refresh: the ID token's claims without the user's (refreshClaims
 //     renews those from the user at every refresh, and the access claims with
 //     them), keeping the sid they are renewed for.
