@@ -2,6 +2,9 @@ package ratelimit
 
 import (
 	"context"
+	"runtime"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -76,5 +79,50 @@ func TestExportImportRoundTrip(t *testing.T) {
 	ended.Import(saved, now.Add(2*time.Minute))
 	if ended.Len() != 0 {
 		t.Fatal("an ended window was imported")
+	}
+}
+
+func TestSavedCountersNameTheirKeysByDigest(t *testing.T) {
+	m := NewMemory()
+	now := time.Now()
+	m.Hit(context.Background(), "ml:ann@example.com|192.0.2.7", 15*time.Minute, now)
+	saved := m.Export()
+	if len(saved) != 1 || !strings.HasPrefix(saved[0].Key, savedPrefix) || strings.Contains(saved[0].Key, "ann") || strings.Contains(saved[0].Key, "192.0.2.7") {
+		t.Fatalf("saved %+v: want the key's digest, not its address or IP", saved)
+	}
+}
+
+func TestImportTakesKeysSavedBeforeDigests(t *testing.T) {
+	now := time.Now()
+	m := NewMemory()
+	m.Import([]Entry{{Key: "ml:ann@example.com", Start: now, End: now.Add(time.Minute), Count: 5}}, now)
+	if n, _, _ := m.Hit(context.Background(), "ml:ann@example.com", time.Minute, now.Add(time.Second)); n != 6 {
+		t.Fatalf("a counter saved under its plain key counts %d after import, want 6", n)
+	}
+	m.Import([]Entry{{Key: savedPrefix + "not base64!", Start: now, End: now.Add(time.Minute), Count: 5}}, now)
+	if m.Len() != 1 {
+		t.Fatalf("a malformed saved key was imported: %d keys", m.Len())
+	}
+}
+
+// BenchmarkHeldWindows reports the heap a held window costs: a busy node
+// holds one for every address (twice: alone and with its IP) that asked
+// for a link within the window.
+func BenchmarkHeldWindows(b *testing.B) {
+	const keys = 100_000
+	now := time.Now()
+	var before, after runtime.MemStats
+	for b.Loop() {
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		m := NewMemory()
+		for i := range keys {
+			m.Hit(context.Background(), "ml:user"+strconv.Itoa(i)+"@example.com|192.0.2.7", 15*time.Minute, now)
+		}
+		m.Export()
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/keys, "heap-B/key")
+		runtime.KeepAlive(m)
 	}
 }
