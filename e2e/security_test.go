@@ -673,6 +673,16 @@ func TestSendLimitsSurviveARestart(t *testing.T) {
 	if p := s.requestLink(t, testkit.NewClient(t), "alice@example.com"); !p.Has("too many links") {
 		t.Fatalf("the limit was reset by the restart:\n%s", p.Body)
 	}
+	// What was saved names no address or IP: each counter is a digest.
+	saved, err := s.LK.Server.Store.LiveRateCounters(t.Context(), time.Now())
+	if err != nil || len(saved) == 0 {
+		t.Fatalf("saved counters: %v, %v", saved, err)
+	}
+	for _, c := range saved {
+		if strings.Contains(c.Key, "alice") || strings.Contains(c.Key, "127.0.0.1") || !strings.HasPrefix(c.Key, "#") {
+			t.Errorf("a saved counter is named %q", c.Key)
+		}
+	}
 }
 
 // max_age is enforced by the login flow: an SSO session older than max_age
