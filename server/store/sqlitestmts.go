@@ -21,6 +21,14 @@ import (
 // finalized as before.
 const maxCachedStmts = 256
 
+// maxCachedParams keeps batch statements out of the cache: a multi-row
+// INSERT's text changes with its row count, so each batch size seen would
+// be kept (~50 KB of compiled program per 100 rows). The rate counters
+// saved every 5 s grew a busy node's writer cache to 256 such statements,
+// ~40 MB, in an hour. Compiling a batch each time costs little beside
+// writing its rows; a request's own statements take at most ~25.
+const maxCachedParams = 64
+
 type stmtCachingDriver struct{ *sqlite3.SQLiteDriver }
 
 func (d stmtCachingDriver) Open(dsn string) (driver.Conn, error) {
@@ -72,9 +80,12 @@ func (c *cachingConn) PrepareContext(ctx context.Context, query string) (driver.
 	return s, nil
 }
 
-// cacheable is true of the statements a request runs; schema changes are
-// left to go-sqlite3.
+// cacheable is true of the statements a request runs; schema changes and
+// batches are left to go-sqlite3.
 func cacheable(query string) bool {
+	if strings.Count(query, "?") > maxCachedParams {
+		return false
+	}
 	for _, verb := range []string{"SELECT", "INSERT", "UPDATE", "DELETE", "REPLACE", "WITH", "BEGIN", "COMMIT", "ROLLBACK"} {
 		if hasPrefixFold(query, verb) {
 			return true

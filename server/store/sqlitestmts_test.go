@@ -2,8 +2,11 @@ package store
 
 import (
 	"database/sql"
+	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 )
 
 func openCachingDB(t *testing.T) *sql.DB {
@@ -116,5 +119,56 @@ func TestCachedTransactionStatements(t *testing.T) {
 	var n int
 	if err := db.QueryRow(`SELECT count(*) FROM t`).Scan(&n); err != nil || n != 2 {
 		t.Fatalf("count = %d, %v; want 2 (one of three rolled back)", n, err)
+	}
+}
+
+// Batch statements, whose text changes with their row count, are run but
+// not kept: the rate counters saved every 5 s in batches of every size once
+// filled a busy node's writer cache with 256 compiled batches (~40 MB).
+func TestBatchStatementsAreNotCached(t *testing.T) {
+	s, err := Open("sqlite", filepath.Join(t.TempDir(), "batches.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := t.Context()
+	now := time.Now().UTC().Truncate(time.Second)
+	const saves = 40
+	for n := 1; n <= saves; n++ {
+		rows := make([]RateCounter, n)
+		for i := range rows {
+			rows[i] = RateCounter{Key: fmt.Sprintf("k%d", i), WindowStart: now, Count: n, ExpiresAt: now.Add(time.Hour)}
+		}
+		if err := s.SaveRateCounters(ctx, rows); err != nil {
+			t.Fatal(err)
+		}
+	}
+	live, err := s.LiveRateCounters(ctx, now)
+	if err != nil || len(live) != saves {
+		t.Fatalf("%d counters saved (%v), want %d", len(live), err, saves)
+	}
+	for _, c := range live {
+		if c.Count != saves {
+			t.Fatalf("counter %s = %d, want %d: the last save was lost", c.Key, c.Count, saves)
+		}
+	}
+	conn, err := s.wsql.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var batches, mostParams int
+	_ = conn.Raw(func(dc any) error {
+		for q := range dc.(*cachingConn).stmts {
+			if strings.Contains(q, "INSERT INTO `rate_counters`") {
+				batches++
+			}
+			mostParams = max(mostParams, strings.Count(q, "?"))
+		}
+		return nil
+	})
+	// Batches of 1 to 16 rows (4 to 64 parameters) are kept, larger ones not.
+	if batches != maxCachedParams/4 || mostParams > maxCachedParams {
+		t.Fatalf("writer cache holds %d rate counter batches (want %d), the largest statement has %d parameters", batches, maxCachedParams/4, mostParams)
 	}
 }
