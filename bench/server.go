@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"latchkey/flows"
@@ -120,6 +121,12 @@ func launch(ctx context.Context, o options, smtpPort string, dir string) (*targe
 		return nil, err
 	}
 	t.cmd.Stdout, t.cmd.Stderr = logf, logf
+	// The server goes when the bench goes, however it ends (a kill of the
+	// bench alone left it holding the management port, and the next run
+	// could not start). Linux sends it when the thread that forked exits;
+	// the Go runtime ends a thread only when a goroutine locked to it
+	// returns without unlocking, which startPinned never does.
+	t.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	t.cmd.Env = os.Environ()
 	if o.quietServer {
 		t.cmd.Env = append(t.cmd.Env, "LATCHKEY_LOG_LEVEL=warn")
