@@ -42,6 +42,15 @@ func (s *Store) CheckpointedWAL() (frames, copied int64) {
 	return s.ckpt.frames.Load(), s.ckpt.copied.Load()
 }
 
+// WALSyncs is the background WAL syncer's file and how many syncs it
+// made; "" when there is no syncer.
+func (s *Store) WALSyncs() (path string, n int64) {
+	if s.walSync == nil {
+		return "", 0
+	}
+	return s.walSync.path, s.walSync.syncs.Load()
+}
+
 // HoldReaders takes n reader connections (all of them, with
 // Options.MaxOpenConns n) until release is called.
 func (s *Store) HoldReaders(ctx context.Context, n int) (release func(), err error) {

@@ -33,7 +33,8 @@ type Options struct {
 	// CheckpointEvery (SQLite) runs a background checkpoint this often
 	// (checkpoint.go); 0 leaves checkpoints to the writer's commits.
 	CheckpointEvery time.Duration
-	// Log hears of background trouble (SQLite checkpoints); nil is silent.
+	// Log hears of background trouble (SQLite checkpoints and WAL syncs);
+	// nil is silent.
 	Log *slog.Logger
 }
 
@@ -54,6 +55,8 @@ type Store struct {
 	clients ClientLookup
 	// ckpt checkpoints SQLite's WAL in the background (checkpoint.go).
 	ckpt *checkpointer
+	// walSync syncs SQLite's WAL in the background (walsync.go).
+	walSync *walSyncer
 }
 
 // Open connects and migrates the schema.
@@ -89,8 +92,14 @@ func Open(driver, dsn string, opts Options) (*Store, error) {
 		_ = s.Close()
 		return nil, err
 	}
-	if s.driver == "sqlite" && opts.CheckpointEvery > 0 {
-		s.startCheckpointer(opts.CheckpointEvery, opts.Log)
+	if s.driver == "sqlite" {
+		if err := s.startWALSyncer(opts.Log); err != nil {
+			_ = s.Close()
+			return nil, err
+		}
+		if opts.CheckpointEvery > 0 {
+			s.startCheckpointer(opts.CheckpointEvery, opts.Log)
+		}
 	}
 	return s, nil
 }
@@ -185,6 +194,7 @@ func (s *Store) Driver() string { return s.driver }
 // Close closes the pools.
 func (s *Store) Close() error {
 	s.stopCheckpointer()
+	s.stopWALSyncer()
 	var errs []error
 	for _, g := range []*gorm.DB{s.gdb, s.rdb} {
 		if g == nil || (g == s.rdb && s.rdb == s.gdb) {

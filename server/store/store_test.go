@@ -86,6 +86,48 @@ func TestWALIsCheckpointedInTheBackground(t *testing.T) {
 	}
 }
 
+// The WAL is synced in the background while it changes, so the writer's
+// checkpoint finds few unsynced frames; each new write is synced in turn.
+func TestWALIsSyncedInTheBackground(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "p.db")
+	s, err := store.Open("sqlite", path, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var synced int64
+	for i := range 3 {
+		if err := s.CreateUser(t.Context(), &flows.User{Email: fmt.Sprintf("u%d@example.com", i)}); err != nil {
+			t.Fatal(err)
+		}
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			file, n := s.WALSyncs()
+			if file != path+"-wal" {
+				t.Fatalf("syncing %q, want the WAL %q", file, path+"-wal")
+			}
+			if n > synced {
+				synced = n
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("write %d: no WAL sync after it in 30 s (%d syncs)", i, n)
+			}
+		}
+	}
+}
+
+// An in-memory database has no WAL to sync.
+func TestInMemoryDatabaseHasNoWALSyncer(t *testing.T) {
+	s, err := store.Open("sqlite", "file:nowal?mode=memory&cache=shared", store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if file, _ := s.WALSyncs(); file != "" {
+		t.Fatalf("syncing %q for an in-memory database", file)
+	}
+}
+
 // The poll of a login waiting for another device reads its newest link by
 // the indexed auth_session_id: one statement, a search, not a scan.
 func TestLinkForLoginIsOneIndexedRead(t *testing.T) {
