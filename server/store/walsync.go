@@ -18,9 +18,10 @@ import (
 // passes wal_autocheckpoint pages, and every write waits for it: that
 // sync of ~40 MB of frames was about half of each checkpoint's stall and
 // made the slowest 1% of logins (pinned ES256 bench, three pairs: login
-// p99 46-51 -> 27-29 ms, no CPU difference measured). Syncing every walSyncInterval leaves the
-// checkpoint only the frames written since, and it bounds what a power
-// loss takes to the last moments' transactions.
+// p99 46-51 -> 27-29 ms, no CPU difference measured). Syncing every
+// walSyncInterval leaves the checkpoint only the frames written since,
+// and it bounds what a power loss takes to the last moments'
+// transactions.
 //
 // It opens the WAL read-only and never writes it. SQLite's POSIX locks,
 // which any close of a file by the process would drop, are on the
