@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"os"
 )
 
 // Pragma reads an integer SQLite setting from the writer connection, for
@@ -42,13 +43,17 @@ func (s *Store) CheckpointedWAL() (frames, copied int64) {
 	return s.ckpt.frames.Load(), s.ckpt.copied.Load()
 }
 
-// WALSyncs is the background WAL syncer's file and how many syncs it
-// made; "" when there is no syncer.
-func (s *Store) WALSyncs() (path string, n int64) {
+// WALSynced is the background WAL syncer's file ("" when there is no
+// syncer) and whether the WAL as it is now has been synced.
+func (s *Store) WALSynced() (path string, upToDate bool, err error) {
 	if s.walSync == nil {
-		return "", 0
+		return "", false, nil
 	}
-	return s.walSync.path, s.walSync.syncs.Load()
+	fi, err := os.Stat(s.walSync.path)
+	if err != nil {
+		return s.walSync.path, false, err
+	}
+	return s.walSync.path, s.walSync.upToDate(fi), nil
 }
 
 // HoldReaders takes n reader connections (all of them, with

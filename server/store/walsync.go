@@ -34,8 +34,9 @@ type walSyncer struct {
 	log  *slog.Logger
 	stop chan struct{}
 	done sync.WaitGroup
-	// syncs counts the syncs made.
-	syncs atomic.Int64
+	// synced is the WAL's fs.FileInfo as of the newest sync (looked at
+	// just before it), nil before the first.
+	synced atomic.Value
 }
 
 // startWALSyncer starts the syncer for the database's WAL; an in-memory
@@ -60,7 +61,6 @@ func (w *walSyncer) run() {
 	defer w.done.Done()
 	t := time.NewTicker(walSyncInterval)
 	defer t.Stop()
-	var synced fs.FileInfo // the WAL as of the newest sync
 	failing := false
 	for {
 		select {
@@ -69,15 +69,14 @@ func (w *walSyncer) run() {
 		case <-t.C:
 		}
 		fi, err := os.Stat(w.path)
-		if errors.Is(err, fs.ErrNotExist) || err == nil && synced != nil && sameWrite(fi, synced) {
+		if errors.Is(err, fs.ErrNotExist) || err == nil && w.upToDate(fi) {
 			continue // no WAL until the first write; or nothing written since
 		}
 		if err == nil {
 			err = syncFile(w.path)
 		}
 		if err == nil {
-			synced = fi
-			w.syncs.Add(1)
+			w.synced.Store(fi)
 		} else if !failing && w.log != nil {
 			// Once per failing spell: checkpoints still sync the WAL.
 			w.log.Warn("background WAL sync failed; checkpoints sync it alone", "err", err)
@@ -86,11 +85,12 @@ func (w *walSyncer) run() {
 	}
 }
 
-// sameWrite reports whether the WAL is unchanged between two looks: a
-// commit changes its modification time, and its size until the WAL
-// restarts from the beginning.
-func sameWrite(a, b fs.FileInfo) bool {
-	return a.ModTime().Equal(b.ModTime()) && a.Size() == b.Size() && os.SameFile(a, b)
+// upToDate reports whether the WAL, as fi shows it, is the one last
+// synced: a commit changes its modification time, and its size until the
+// WAL restarts from the beginning.
+func (w *walSyncer) upToDate(fi fs.FileInfo) bool {
+	synced, ok := w.synced.Load().(fs.FileInfo)
+	return ok && fi.ModTime().Equal(synced.ModTime()) && fi.Size() == synced.Size() && os.SameFile(fi, synced)
 }
 
 func syncFile(path string) error {
