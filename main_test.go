@@ -42,7 +42,7 @@ func TestBrokenRealmYAMLExits2AndServesNothing(t *testing.T) {
 		{"link outlives its login", "            updateProfileOnCreate: true\n", "            updateProfileOnCreate: true\n            linkTTL: 2h\n",
 			"realm.yaml:41: flows.browser-magic-link[1].executions[0].config.linkTTL: 2h0m0s is longer than sessions.authSessionTTL (1h0m0s)"},
 		{"negative checkpoint interval", "  dsn: latchkey.db\n", "  dsn: latchkey.db\n  checkpointInterval: -1s\n",
-			"realm.yaml:9: database.checkpointInterval: must be 0 (the writer checkpoints alone) or between 1ms and 1m"},
+			"realm.yaml:9: database.checkpointInterval: must be 0 (checkpoints by the WAL's size) or between 1ms and 1m"},
 		{"postgres without cookie secret", "  driver: sqlite", "  driver: postgres", "realm.yaml:7: database.driver: postgres needs server.cookieSecret"},
 		{"empty file", "", "", "realm.yaml:1: the file is empty"},
 		{"only a comment", "", "# nothing here\n", "realm.yaml:1: the file is empty"},

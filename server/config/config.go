@@ -90,8 +90,9 @@ type Database struct {
 	MaxIdleConns    int      `yaml:"maxIdleConns"`
 	ConnMaxLifetime Duration `yaml:"connMaxLifetime"`
 	// CheckpointInterval (SQLite), when set, is how often a background
-	// checkpoint copies the WAL into the database; 0 (the default) leaves
-	// it to the writer's own checkpoint, in a commit, every 10,000 pages.
+	// checkpoint copies the WAL into the database; 0 (the default) copies
+	// it in the background once ~5,000 pages wait (the writer's own
+	// checkpoint, in a commit, is a backstop at 40,000).
 	CheckpointInterval Duration `yaml:"checkpointInterval"`
 }
 
@@ -612,7 +613,7 @@ func (d *decoder) validate(c *Config, opts Schema) {
 		d.failAt("database.maxOpenConns", "must be at least 1")
 	}
 	if ci := c.Database.CheckpointInterval.D(); ci < 0 || ci > 0 && ci < time.Millisecond || ci > time.Minute {
-		d.failAt("database.checkpointInterval", "must be 0 (the writer checkpoints alone) or between 1ms and 1m")
+		d.failAt("database.checkpointInterval", "must be 0 (checkpoints by the WAL's size) or between 1ms and 1m")
 	}
 	d.validateSMTP(c.SMTP, c.Server.PublicURL)
 	for _, t := range []struct {

@@ -11,18 +11,16 @@ import (
 // The background checkpointer copies the SQLite WAL's new pages into the
 // database every Options.CheckpointEvery (database.checkpointInterval)
 // while there are some; an idle database is looked at less and less
-// often, down to every checkpointIdle.
+// often, down to every checkpointIdle. Without it the WAL syncer
+// checkpoints by the WAL's size instead (walsync.go).
 //
-// A checkpoint (SQLite's, in the writer's commit once the WAL passes
-// wal_autocheckpoint pages) syncs the WAL, copies its pages and syncs the
-// database, and every write waits for it: at ~2 checkpoints a second under
-// load that was the slowest 1% of logins (40-60 ms). Checkpointing a little
-// at a time on another connection (PASSIVE: it never blocks the writer nor
-// waits for it) leaves the writer's own checkpoint only the few pages
-// written since, and the WAL restarts from its beginning whenever one
-// catches up. The price is CPU (~10% a login, pinned): a page written
-// often is copied more often, and each checkpoint syncs twice; so it is
-// the operator's choice (README, "Storage and durability").
+// Checkpointing a little at a time on another connection (PASSIVE: it
+// never blocks the writer nor waits for it) leaves the writer's own
+// checkpoint (the backstop) nothing, and the WAL restarts from its
+// beginning whenever one catches up. The price is CPU (~10% a login,
+// pinned): a page written often is copied more often, and each
+// checkpoint syncs twice; so it is the operator's choice (README,
+// "Storage and durability").
 const checkpointIdle = 2 * time.Second
 
 // checkpointer runs PASSIVE checkpoints until stopped.

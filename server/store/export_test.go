@@ -94,3 +94,36 @@ func (s *Store) RecordData(ctx context.Context, kind, signature string) string {
 	_ = s.db(ctx).Raw("SELECT data FROM o_auth_records WHERE kind = ? AND signature = ?", kind, signature).Scan(&data).Error
 	return data
 }
+
+// WALFrames counts the frames of the current generation of the store's WAL
+// as the syncer does.
+func (s *Store) WALFrames() (int64, error) {
+	f, err := os.Open(s.walSync.path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return 0, err
+	}
+	n, _, err := walFrames(f, fi.Size())
+	return n, err
+}
+
+// CheckpointWAL runs a PASSIVE checkpoint on the writer's connection: the
+// WAL's frames and how many of them are in the database.
+func (s *Store) CheckpointWAL(ctx context.Context) (frames, copied int64, err error) {
+	var busy int64
+	err = s.wsql.QueryRowContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &frames, &copied)
+	return frames, copied, err
+}
+
+// WALCopiedInTheBackground is how many frames of the WAL the syncer's
+// newest checkpoint left in the database (0 before its first).
+func (s *Store) WALCopiedInTheBackground() int64 {
+	if s.walSync == nil {
+		return 0
+	}
+	return s.walSync.copied.Load()
+}

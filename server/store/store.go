@@ -93,7 +93,7 @@ func Open(driver, dsn string, opts Options) (*Store, error) {
 		return nil, err
 	}
 	if s.driver == "sqlite" {
-		if err := s.startWALSyncer(opts.Log); err != nil {
+		if err := s.startWALSyncer(opts.Log, opts.CheckpointEvery == 0); err != nil {
 			_ = s.Close()
 			return nil, err
 		}
@@ -129,6 +129,13 @@ func openGorm(dial gorm.Dialector, opts Options) (*gorm.DB, error) {
 	return gdb, nil
 }
 
+// walBackstopPages is where the writer checkpoints the WAL itself (~160
+// MB). Well above walCheckpointFrames: the WAL restarts from its
+// beginning only when a write begins with all of it copied, so under
+// steady writes it may grow past one background checkpoint's worth, and a
+// writer's checkpoint at each commit past the backstop would sync twice.
+const walBackstopPages = 40000
+
 // sqliteDriver is mattn/go-sqlite3 with the per-connection settings a DSN
 // cannot carry.
 const sqliteDriver = "sqlite3-latchkey"
@@ -136,10 +143,11 @@ const sqliteDriver = "sqlite3-latchkey"
 func init() {
 	sql.Register(sqliteDriver, stmtCachingDriver{&sqlite3.SQLiteDriver{ConnectHook: func(c *sqlite3.SQLiteConn) error {
 		// The writer copies the WAL back into the database itself only
-		// past 10,000 pages (~40 MB) rather than SQLite's 1,000: the
-		// background checkpointer (checkpoint.go) does that work off the
-		// commit path, and this is the backstop when it falls behind.
-		_, err := c.Exec("PRAGMA wal_autocheckpoint = 10000", nil)
+		// past walBackstopPages rather than SQLite's 1,000: the WAL syncer
+		// (walsync.go) or the background checkpointer (checkpoint.go) does
+		// that work off the commit path, and this is the backstop when
+		// they fall behind.
+		_, err := c.Exec(fmt.Sprintf("PRAGMA wal_autocheckpoint = %d", walBackstopPages), nil)
 		return err
 	}}})
 }

@@ -54,7 +54,7 @@ func TestSQLitePragmas(t *testing.T) {
 			t.Fatalf("no WAL file: journal mode is not WAL (%v)", err)
 		}
 	}
-	for pragma, want := range map[string]int{"synchronous": 1, "wal_autocheckpoint": 10000, "foreign_keys": 1} {
+	for pragma, want := range map[string]int{"synchronous": 1, "wal_autocheckpoint": 40000, "foreign_keys": 1} {
 		if got := s.Pragma(t.Context(), pragma); got != want {
 			t.Errorf("PRAGMA %s = %d, want %d", pragma, got, want)
 		}
@@ -112,6 +112,80 @@ func TestWALIsSyncedInTheBackground(t *testing.T) {
 				t.Fatalf("write %d: the WAL it left is not synced after 30 s", i)
 			}
 		}
+	}
+}
+
+// fillWAL writes about pages pages of the WAL in one transaction.
+func fillWAL(t *testing.T, s *store.Store, pages int) {
+	t.Helper()
+	err := s.Exec(t.Context(), `CREATE TABLE IF NOT EXISTS scratch (b BLOB)`)
+	if err == nil {
+		err = s.Exec(t.Context(), `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)
+			INSERT INTO scratch SELECT randomblob(3000) FROM n`, pages)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The syncer counts the frames of the WAL's current generation as SQLite
+// does, also once a restart writes the WAL from its beginning again over
+// older frames.
+func TestWALFramesCountsTheCurrentGeneration(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "p.db")
+	// A timer an hour away stands in for the checkpoints by size.
+	s, err := store.Open("sqlite", path, store.Options{CheckpointEvery: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	fillWAL(t, s, 300)
+	counted, err := s.WALFrames()
+	if err != nil {
+		t.Fatal(err)
+	}
+	frames, copied, err := s.CheckpointWAL(t.Context())
+	if err != nil || counted != frames || frames < 300 || copied != frames {
+		t.Fatalf("counted %d frames, SQLite %d (%d copied, %v), want the same, at least 300, all copied", counted, frames, copied, err)
+	}
+	// All copied: the next write restarts the WAL.
+	if err := s.CreateUser(t.Context(), &flows.User{Email: "ann@example.com"}); err != nil {
+		t.Fatal(err)
+	}
+	counted, err = s.WALFrames()
+	if err != nil {
+		t.Fatal(err)
+	}
+	frames, _, err = s.CheckpointWAL(t.Context())
+	if err != nil || counted != frames || frames >= 300 {
+		t.Fatalf("after a restart counted %d frames, SQLite %d (%v), want the same, fewer than 300", counted, frames, err)
+	}
+	if fi, err := os.Stat(path + "-wal"); err != nil || fi.Size() < 300*4096 {
+		t.Fatalf("the WAL (%v, %v) no longer holds the older frames the count had to skip", fi, err)
+	}
+}
+
+// Once a WAL's worth of pages waits, the syncer copies it into the
+// database, not the writer in a commit (its backstop is far away), and the
+// WAL then restarts from its beginning instead of growing.
+func TestLargeWALIsCheckpointedInTheBackground(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "p.db")
+	s, err := store.Open("sqlite", path, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	fillWAL(t, s, 6000)
+	for deadline := time.Now().Add(30 * time.Second); s.WALCopiedInTheBackground() < 6000; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("after 30 s %d frames copied in the background, want the 6,000 written", s.WALCopiedInTheBackground())
+		}
+	}
+	if err := s.CreateUser(t.Context(), &flows.User{Email: "ann@example.com"}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.WALFrames(); err != nil || n > 100 {
+		t.Fatalf("the WAL has %d frames (%v) after a small write: it did not restart", n, err)
 	}
 }
 
