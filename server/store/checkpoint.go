@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -48,8 +49,7 @@ func (s *Store) startCheckpointer(every time.Duration, log *slog.Logger) {
 				return
 			case <-t.C:
 			}
-			var busy, frames, copied int64
-			err := s.rsql.QueryRowContext(context.Background(), "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &frames, &copied)
+			frames, copied, err := checkpointWAL(s.rsql)
 			switch {
 			case err != nil:
 				// Once per failing spell: the writer's own checkpoints go on.
@@ -68,6 +68,14 @@ func (s *Store) startCheckpointer(every time.Duration, log *slog.Logger) {
 		}
 	}()
 	s.ckpt = c
+}
+
+// checkpointWAL runs a PASSIVE checkpoint on one of db's connections: the
+// WAL's frames and how many of them are now in the database.
+func checkpointWAL(db *sql.DB) (frames, copied int64, err error) {
+	var busy int64
+	err = db.QueryRowContext(context.Background(), "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &frames, &copied)
+	return frames, copied, err
 }
 
 // stopCheckpointer ends the checkpointer and waits for it.

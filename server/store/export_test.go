@@ -113,10 +113,8 @@ func (s *Store) WALFrames() (int64, error) {
 
 // CheckpointWAL runs a PASSIVE checkpoint on the writer's connection: the
 // WAL's frames and how many of them are in the database.
-func (s *Store) CheckpointWAL(ctx context.Context) (frames, copied int64, err error) {
-	var busy int64
-	err = s.wsql.QueryRowContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &frames, &copied)
-	return frames, copied, err
+func (s *Store) CheckpointWAL() (frames, copied int64, err error) {
+	return checkpointWAL(s.wsql)
 }
 
 // WALCopiedInTheBackground is how many frames of the WAL the syncer's

@@ -31,7 +31,7 @@ type Options struct {
 	MaxIdleConns    int
 	ConnMaxLifetime time.Duration
 	// CheckpointEvery (SQLite) runs a background checkpoint this often
-	// (checkpoint.go); 0 leaves checkpoints to the writer's commits.
+	// (checkpoint.go); 0 checkpoints by the WAL's size instead (walsync.go).
 	CheckpointEvery time.Duration
 	// Log hears of background trouble (SQLite checkpoints and WAL syncs);
 	// nil is silent.

@@ -144,7 +144,7 @@ func TestWALFramesCountsTheCurrentGeneration(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	frames, copied, err := s.CheckpointWAL(t.Context())
+	frames, copied, err := s.CheckpointWAL()
 	if err != nil || counted != frames || frames < 300 || copied != frames {
 		t.Fatalf("counted %d frames, SQLite %d (%d copied, %v), want the same, at least 300, all copied", counted, frames, copied, err)
 	}
@@ -156,7 +156,7 @@ func TestWALFramesCountsTheCurrentGeneration(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	frames, _, err = s.CheckpointWAL(t.Context())
+	frames, _, err = s.CheckpointWAL()
 	if err != nil || counted != frames || frames >= 300 {
 		t.Fatalf("after a restart counted %d frames, SQLite %d (%v), want the same, fewer than 300", counted, frames, err)
 	}

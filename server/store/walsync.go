@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -47,7 +48,7 @@ const walCheckpointFrames = 5000
 const walCatchUpFrames = 1000
 
 // walSyncer syncs one WAL file until stopped, and checkpoints it when
-// checkpoint is set.
+// writer is set.
 type walSyncer struct {
 	path string
 	log  *slog.Logger
@@ -56,12 +57,12 @@ type walSyncer struct {
 	// synced is the WAL's fs.FileInfo as of the newest sync (looked at
 	// just before it), nil before the first.
 	synced atomic.Value
-	// checkpoint, when set, runs a PASSIVE checkpoint on a reader's
-	// connection or the writer's: the WAL's frames and how many of them
-	// are now in the database.
-	checkpoint func(onWriter bool) (frames, copied int64, err error)
+	// readers and writer, set when the syncer checkpoints, are the pools
+	// its checkpoints run on.
+	readers, writer *sql.DB
 	// copiedGen and copied are the newest checkpoint's generation of the
-	// WAL and how many of its frames were then in the database.
+	// WAL and how many of its frames were then in the database (copied is
+	// atomic for the tests to read).
 	copiedGen walGeneration
 	copied    atomic.Int64
 }
@@ -80,15 +81,7 @@ func (s *Store) startWALSyncer(log *slog.Logger, checkpoints bool) error {
 	}
 	w := &walSyncer{path: file + "-wal", log: log, stop: make(chan struct{})}
 	if checkpoints {
-		w.checkpoint = func(onWriter bool) (frames, copied int64, err error) {
-			db := s.rsql
-			if onWriter {
-				db = s.wsql
-			}
-			var busy int64
-			err = db.QueryRowContext(context.Background(), "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &frames, &copied)
-			return frames, copied, err
-		}
+		w.readers, w.writer = s.rsql, s.wsql
 	}
 	w.done.Add(1)
 	go w.run()
@@ -135,7 +128,7 @@ func (w *walSyncer) syncAndCheckpoint(fi fs.FileInfo) error {
 		return err
 	}
 	w.synced.Store(fi)
-	if w.checkpoint == nil {
+	if w.writer == nil {
 		return nil
 	}
 	frames, gen, err := walFrames(f, fi.Size())
@@ -149,7 +142,7 @@ func (w *walSyncer) syncAndCheckpoint(fi fs.FileInfo) error {
 	if waiting < walCheckpointFrames {
 		return nil
 	}
-	_, copied, err := w.checkpoint(false)
+	_, copied, err := checkpointWAL(w.readers)
 	if err != nil {
 		return err
 	}
@@ -166,7 +159,7 @@ func (w *walSyncer) syncAndCheckpoint(fi fs.FileInfo) error {
 	if err != nil || gen != w.copiedGen || frames-copied > walCatchUpFrames {
 		return err
 	}
-	if _, copied, err = w.checkpoint(true); err == nil {
+	if _, copied, err = checkpointWAL(w.writer); err == nil {
 		w.copied.Store(copied)
 	}
 	return err
