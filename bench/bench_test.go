@@ -3,8 +3,13 @@ package main
 import (
 	"context"
 	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"testing"
 	"time"
+
+	"latchkey/server/testenv"
 )
 
 // TestSmoke runs the benchmark for a few seconds at low load, so that it
@@ -30,6 +35,40 @@ func TestSmoke(t *testing.T) {
 	}
 	if rep.Steps["total"].P50 <= 0 || rep.Server.PeakRSSMB <= 0 {
 		t.Fatalf("figures missing: %+v %+v", rep.Steps["total"], rep.Server)
+	}
+}
+
+// TestPeerSmoke runs the Node peer of issue 17's comparison the same way
+// (-peer), so that the comparison cannot rot either: logins, refresh
+// grants and discovery against panva's oidc-provider all succeed, and its
+// CPU is read like Latchkey's.
+func TestPeerSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the Node peer")
+	}
+	if _, err := exec.LookPath("node"); err != nil {
+		testenv.Unavailable(t, "node-peer", "no node on PATH")
+	}
+	dir, err := peerDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "oidc-provider")); err != nil {
+		testenv.Unavailable(t, "node-peer", "npm ci --prefix bench/peer has not been run")
+	}
+	rep, err := run(context.Background(), options{
+		peer: true, concurrency: 2, duration: 2 * time.Second, signingAlg: "ES256",
+		refreshFor: 500 * time.Millisecond, discoveryFor: 500 * time.Millisecond, serverCPUs: "0",
+	}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Logins.Completed == 0 || rep.Logins.Errors != 0 || rep.Refresh.Completed == 0 || rep.Refresh.Errors != 0 ||
+		rep.Discovery.Completed == 0 || rep.Discovery.Errors != 0 {
+		t.Fatalf("peer run: logins %+v refresh %+v discovery %+v errors %v", rep.Logins, rep.Refresh, rep.Discovery, rep.ErrorsByKind)
+	}
+	if rep.Server.CPUSecondsPerLogin <= 0 || rep.Steps["password_post"].P50 <= 0 || rep.Steps["resume"].P50 <= 0 {
+		t.Fatalf("figures missing: %+v %+v", rep.Server, rep.Steps)
 	}
 }
 

@@ -18,7 +18,9 @@ import (
 )
 
 // Steps of one complete login, in order.
-var steps = []string{"authorize", "login_page", "email_post", "mail", "link_get", "confirm_post", "token", "verify", "userinfo", "total"}
+// The Node peer's login has no mail: its password form is posted
+// (password_post) and the authorization resumed (resume) instead.
+var steps = []string{"authorize", "login_page", "email_post", "password_post", "mail", "link_get", "confirm_post", "resume", "token", "verify", "userinfo", "total"}
 
 // loginError is a failed login, by kind (the step and what went wrong).
 type loginError struct{ kind string }
@@ -37,6 +39,7 @@ type rp struct {
 	provider *oidc.Provider
 	mail     *mailSink
 	http     *http.Transport
+	jwksURL  string // from discovery
 }
 
 func newRP(ctx context.Context, issuer string, sink *mailSink, conns int) (*rp, error) {
@@ -44,9 +47,15 @@ func newRP(ctx context.Context, issuer string, sink *mailSink, conns int) (*rp, 
 	if err != nil {
 		return nil, fmt.Errorf("discovery: %w", err)
 	}
+	var meta struct {
+		JWKSURL string `json:"jwks_uri"`
+	}
+	if err := p.Claims(&meta); err != nil || meta.JWKSURL == "" {
+		return nil, fmt.Errorf("discovery: no jwks_uri (%v)", err)
+	}
 	tr := &http.Transport{MaxIdleConns: conns * 4, MaxIdleConnsPerHost: conns * 4, IdleConnTimeout: time.Minute}
 	return &rp{
-		issuer: issuer, provider: p, mail: sink, http: tr,
+		issuer: issuer, provider: p, mail: sink, http: tr, jwksURL: meta.JWKSURL,
 		conf: oauth2.Config{ClientID: "bench", Endpoint: p.Endpoint(), RedirectURL: "http://127.0.0.1:9/cb",
 			Scopes: []string{oidc.ScopeOpenID, "email", "profile", oidc.ScopeOfflineAccess}},
 		verifier: p.Verifier(&oidc.Config{ClientID: "bench"}),
@@ -63,24 +72,15 @@ var (
 // login runs one complete login for email, as a browser and an app would,
 // and records each step's latency.
 func (r *rp) login(ctx context.Context, email string, rec func(step string, d time.Duration)) (*oauth2.Token, error) {
-	jar, _ := cookiejar.New(nil)
-	c := &http.Client{Jar: jar, Transport: r.http, Timeout: 30 * time.Second,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	start := time.Now()
-	mark := start
-	lap := func(step string) {
-		now := time.Now()
-		rec(step, now.Sub(mark))
-		mark = now
-	}
-	state, nonce, verifier := oauth2.GenerateVerifier(), oauth2.GenerateVerifier(), oauth2.GenerateVerifier()
+	v := r.visit(email, rec)
+	c, lap, state := v.c, v.lap, v.state
 	waiter := r.mail.expect(email)
 	defer r.mail.forget(email)
 
 	// 1. The app sends the browser to the authorization endpoint, which
 	// answers with the login page (servers before this answer redirected
 	// to it: step 2).
-	authURL := r.conf.AuthCodeURL(state, oidc.Nonce(nonce), oauth2.S256ChallengeOption(verifier))
+	authURL := v.authURL()
 	resp, err := c.Get(authURL)
 	if err != nil {
 		return nil, fail("authorize", "transport")
@@ -152,21 +152,64 @@ func (r *rp) login(ctx context.Context, email string, rec func(step string, d ti
 	lap("confirm_post")
 
 	// 7. Token exchange, 8. ID token verification, 9. userinfo.
+	return v.finish(ctx, cb.Query().Get("code"))
+}
+
+// visit is one login by one virtual user: a browser with cookies of its
+// own that does not follow redirects, the app's state, nonce and PKCE
+// verifier, and the clock its steps are timed by.
+type visit struct {
+	r                      *rp
+	c                      *http.Client
+	email                  string
+	state, nonce, verifier string
+	start, mark            time.Time
+	rec                    func(step string, d time.Duration)
+}
+
+func (r *rp) visit(email string, rec func(step string, d time.Duration)) *visit {
+	jar, _ := cookiejar.New(nil)
+	now := time.Now()
+	return &visit{r: r, email: email, rec: rec, start: now, mark: now,
+		c: &http.Client{Jar: jar, Transport: r.http, Timeout: 30 * time.Second,
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
+		state: oauth2.GenerateVerifier(), nonce: oauth2.GenerateVerifier(), verifier: oauth2.GenerateVerifier()}
+}
+
+// authURL is where the app sends the browser (with PKCE and a nonce).
+func (v *visit) authURL() string {
+	return v.r.conf.AuthCodeURL(v.state, oidc.Nonce(v.nonce), oauth2.S256ChallengeOption(v.verifier))
+}
+
+// lap records the time since the last step's end as step's.
+func (v *visit) lap(step string) {
+	now := time.Now()
+	v.rec(step, now.Sub(v.mark))
+	v.mark = now
+}
+
+// finish is what the app does with the code: the token exchange, the ID
+// token's verification (signature, nonce, email claim) and userinfo.
+func (v *visit) finish(ctx context.Context, code string) (*oauth2.Token, error) {
+	r, lap := v.r, v.lap
 	hc := context.WithValue(ctx, oauth2.HTTPClient, &http.Client{Transport: r.http, Timeout: 30 * time.Second})
-	t, err := r.conf.Exchange(hc, cb.Query().Get("code"), oauth2.VerifierOption(verifier))
+	t, err := r.conf.Exchange(hc, code, oauth2.VerifierOption(v.verifier))
 	if err != nil {
 		return nil, fail("token", "exchange failed")
+	}
+	if t.RefreshToken == "" {
+		return nil, fail("token", "no refresh token")
 	}
 	lap("token")
 	raw, _ := t.Extra("id_token").(string)
 	idt, err := r.verifier.Verify(hc, raw)
-	if err != nil || idt.Nonce != nonce {
+	if err != nil || idt.Nonce != v.nonce {
 		return nil, fail("verify", "ID token invalid")
 	}
 	var claims struct {
 		Email string `json:"email"`
 	}
-	if err := idt.Claims(&claims); err != nil || claims.Email != email {
+	if err := idt.Claims(&claims); err != nil || claims.Email != v.email {
 		return nil, fail("verify", "wrong email claim")
 	}
 	lap("verify")
@@ -175,7 +218,7 @@ func (r *rp) login(ctx context.Context, email string, rec func(step string, d ti
 		return nil, fail("userinfo", "failed")
 	}
 	lap("userinfo")
-	rec("total", time.Since(start))
+	v.rec("total", time.Since(v.start))
 	return t, nil
 }
 

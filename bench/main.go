@@ -57,6 +57,8 @@ type options struct {
 	// serverCPUs and generatorCPUs pin the two to their own cores
 	// (CPU lists like "0" and "1"); empty: unpinned.
 	serverCPUs, generatorCPUs string
+	// peer runs the logins against the Node peer (bench/peer) instead.
+	peer bool
 }
 
 func main() {
@@ -80,6 +82,7 @@ func main() {
 	flag.StringVar(&o.genProfile, "gen-cpuprofile", "", "write the generator's own CPU profile during the login phase to this file")
 	flag.StringVar(&o.serverCPUs, "server-cpus", "", `pin the server to these CPUs ("0"); with -generator-cpus: "pinned mode", reporting logins/s per server core`)
 	flag.StringVar(&o.generatorCPUs, "generator-cpus", "", `pin the generator to these CPUs ("1")`)
+	flag.BoolVar(&o.peer, "peer", false, "run against the Node peer of issue 17's comparison (panva's oidc-provider, in memory, password form; npm ci --prefix bench/peer first) instead of Latchkey")
 	flag.Parse()
 	if o.smoke {
 		o.concurrency, o.duration, o.users, o.refreshFor, o.discoveryFor = 2, 3*time.Second, 50, time.Second, time.Second
@@ -180,8 +183,14 @@ func run(ctx context.Context, o options, out io.Writer) (*Report, error) {
 		} else {
 			fmt.Fprintln(out, "keeping", dir)
 		}
-		fmt.Fprintf(out, "building and starting latchkey (seeding %d users)...\n", o.users)
-		if t, err = launch(ctx, o, sink.port(), dir); err != nil {
+		if o.peer {
+			fmt.Fprintln(out, "starting the Node peer...")
+			t, err = launchPeer(o, dir)
+		} else {
+			fmt.Fprintf(out, "building and starting latchkey (seeding %d users)...\n", o.users)
+			t, err = launch(ctx, o, sink.port(), dir)
+		}
+		if err != nil {
 			return nil, err
 		}
 		defer t.stop()
@@ -204,10 +213,14 @@ func run(ctx context.Context, o options, out io.Writer) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	login := r.login
+	if o.peer {
+		login = r.peerLogin
+	}
 	rep := &Report{
 		Machine: fmt.Sprintf("%s/%s, %d CPUs, %s", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version()),
 		Options: map[string]any{"concurrency": o.concurrency, "duration": o.duration.String(), "users": o.users,
-			"newUsers": o.newUsers, "signingAlgorithm": o.signingAlg, "checkpointInterval": o.checkpoint, "serverCPUs": o.serverCPUs, "generatorCPUs": o.generatorCPUs, "database": map[bool]string{true: "postgres", false: "sqlite"}[o.postgres != ""]},
+			"newUsers": o.newUsers, "signingAlgorithm": o.signingAlg, "checkpointInterval": o.checkpoint, "serverCPUs": o.serverCPUs, "generatorCPUs": o.generatorCPUs, "database": database(o)},
 		Steps: map[string]Latency{}, ErrorsByKind: map[string]int64{},
 	}
 	if t != nil {
@@ -245,7 +258,7 @@ func run(ctx context.Context, o options, out io.Writer) (*Report, error) {
 			defer wg.Done()
 			for time.Now().Before(deadline) {
 				email := pickEmail(o, w)
-				tok, err := r.login(ctx, email, rec.add)
+				tok, err := login(ctx, email, rec.add)
 				if err != nil {
 					failed.Add(1)
 					var le *loginError
@@ -368,7 +381,7 @@ func (r *rp) refreshPhase(ctx context.Context, tokens []string, d time.Duration,
 func (r *rp) discoveryPhase(ctx context.Context, workers int, d time.Duration, rec *recorder) Phase {
 	var done, failed atomic.Int64
 	c := &http.Client{Transport: r.http, Timeout: 30 * time.Second}
-	urls := []string{r.issuer + "/.well-known/openid-configuration", r.issuer + "/protocol/openid-connect/certs"}
+	urls := []string{r.issuer + "/.well-known/openid-configuration", r.jwksURL}
 	start := time.Now()
 	deadline := start.Add(d)
 	var wg sync.WaitGroup
@@ -464,6 +477,17 @@ func printReport(w io.Writer, r *Report, sink *mailSink) {
 		sort.Strings(kinds)
 		fmt.Fprintf(w, "errors by kind:\n%s\n", strings.Join(kinds, "\n"))
 	}
+}
+
+// database names what the server under test keeps its data in.
+func database(o options) string {
+	switch {
+	case o.peer:
+		return "node peer (in memory)"
+	case o.postgres != "":
+		return "postgres"
+	}
+	return "sqlite"
 }
 
 // selfCPU is this process's user+system CPU seconds so far.

@@ -137,28 +137,40 @@ func launch(ctx context.Context, o options, smtpPort string, dir string) (*targe
 		}
 		t.cmd.Env = append(t.cmd.Env, "LATCHKEY_PPROF="+t.pprof)
 	}
-	startServer := t.cmd.Start
-	if o.serverCPUs != "" {
-		set, _, err := cpuSet(o.serverCPUs)
-		if err != nil {
-			return nil, fmt.Errorf("-server-cpus: %w", err)
-		}
-		startServer = func() error { return startPinned(set, t.cmd.Start) }
-	}
-	if err := startServer(); err != nil {
+	if err := startTarget(o, t); err != nil {
 		return nil, err
 	}
+	if err := t.await(t.URL+"/healthz", filepath.Join(dir, "server.log")); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// startTarget starts the server's process, pinned to -server-cpus if set.
+func startTarget(o options, t *target) error {
+	if o.serverCPUs == "" {
+		return t.cmd.Start()
+	}
+	set, _, err := cpuSet(o.serverCPUs)
+	if err != nil {
+		return fmt.Errorf("-server-cpus: %w", err)
+	}
+	return startPinned(set, t.cmd.Start)
+}
+
+// await waits up to 30 s for the server to answer u; if it does not, the
+// server is stopped and its log named.
+func (t *target) await(u, logPath string) error {
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if resp, err := http.Get(t.URL + "/healthz"); err == nil {
+		if resp, err := http.Get(u); err == nil {
 			resp.Body.Close()
-			break
+			return nil
 		}
 		if time.Now().After(deadline) {
 			t.stop()
-			return nil, fmt.Errorf("latchkey did not start; see %s", filepath.Join(dir, "server.log"))
+			return fmt.Errorf("the server did not start; see %s", logPath)
 		}
 	}
-	return t, nil
 }
 
 // seed inserts the existing users before the server starts.
@@ -231,8 +243,12 @@ func (t *target) procStats() (cpu float64, peakRSSMB float64) {
 	return cpu, peakRSSMB
 }
 
-// dbSizeMB is the SQLite file plus its WAL, or the PostgreSQL database size.
+// dbSizeMB is the SQLite file plus its WAL, or the PostgreSQL database size
+// (0 for the Node peer, which keeps everything in memory).
 func (t *target) dbSizeMB(ctx context.Context) float64 {
+	if t.driver == "peer" {
+		return 0 // in memory
+	}
 	if t.dbPath != "" {
 		var total int64
 		for _, f := range []string{t.dbPath, t.dbPath + "-wal"} {
