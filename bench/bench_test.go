@@ -67,7 +67,7 @@ func TestPeerSmoke(t *testing.T) {
 		rep.Discovery.Completed == 0 || rep.Discovery.Errors != 0 {
 		t.Fatalf("peer run: logins %+v refresh %+v discovery %+v errors %v", rep.Logins, rep.Refresh, rep.Discovery, rep.ErrorsByKind)
 	}
-	if rep.Server.CPUSecondsPerLogin <= 0 || rep.Steps["password_post"].P50 <= 0 || rep.Steps["resume"].P50 <= 0 {
+	if rep.Server.CPUSecondsPerLogin <= 0 || rep.Steps["password_post"].P50 <= 0 || rep.Steps["consent_post"].P50 <= 0 || rep.Steps["resume"].P50 <= 0 {
 		t.Fatalf("figures missing: %+v %+v", rep.Server, rep.Steps)
 	}
 }

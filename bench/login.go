@@ -19,8 +19,9 @@ import (
 
 // Steps of one complete login, in order.
 // The Node peer's login has no mail: its password form is posted
-// (password_post) and the authorization resumed (resume) instead.
-var steps = []string{"authorize", "login_page", "email_post", "password_post", "mail", "link_get", "confirm_post", "resume", "token", "verify", "userinfo", "total"}
+// (password_post), its consent form shown and posted (consent_page,
+// consent_post) and the authorization resumed (resume) instead.
+var steps = []string{"authorize", "login_page", "email_post", "password_post", "consent_page", "consent_post", "mail", "link_get", "confirm_post", "resume", "token", "verify", "userinfo", "total"}
 
 // loginError is a failed login, by kind (the step and what went wrong).
 type loginError struct{ kind string }

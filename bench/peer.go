@@ -75,13 +75,12 @@ func launchPeer(o options, dir string) (*target, error) {
 	return t, nil
 }
 
-var peerFormRe = regexp.MustCompile(`<form autocomplete="off" action="([^"]+)" method="post">`)
-
 // peerLogin is one complete login at the Node peer, as a browser and an
 // app do it: the authorization request (redirected to the login form),
-// the form, the password POST (redirected back to the authorization), the
-// resumed authorization (redirected with the code), then what every login
-// ends with (finish). Any login is accepted; there is no mail.
+// the form, the password POST (redirected back to the authorization,
+// which redirects to the consent form), the consent POST, the resumed
+// authorization (redirected with the code), then what every login ends
+// with (finish). Any login is accepted; there is no mail.
 func (r *rp) peerLogin(ctx context.Context, email string, rec func(step string, d time.Duration)) (*oauth2.Token, error) {
 	v := r.visit(email, rec)
 	c, lap := v.c, v.lap
@@ -90,24 +89,27 @@ func (r *rp) peerLogin(ctx context.Context, email string, rec func(step string, 
 		return nil, fail("authorize", "%v", err)
 	}
 	lap("authorize")
-	page, err := get(c, loc)
+	action, err := peerForm(c, loc)
 	if err != nil {
 		return nil, fail("login_page", "%v", err)
 	}
-	action := find(peerFormRe, page)
-	if action == "" {
-		return nil, fail("login_page", "no login form")
-	}
 	lap("login_page")
-	resp, err := c.PostForm(resolve(loc, html.UnescapeString(action)), url.Values{"prompt": {"login"}, "login": {email}, "password": {"bench"}})
-	if err != nil {
-		return nil, fail("password_post", "transport")
-	}
-	if loc, err = redirect(resp, http.StatusSeeOther); err != nil {
+	if loc, err = submit(c, action, url.Values{"prompt": {"login"}, "login": {email}, "password": {"bench"}}); err != nil {
 		return nil, fail("password_post", "%v", err)
 	}
 	lap("password_post")
-	cbURL, err := follow(c, resolve(r.issuer, loc))
+	if loc, err = follow(c, loc); err == nil {
+		action, err = peerForm(c, loc)
+	}
+	if err != nil {
+		return nil, fail("consent_page", "%v", err)
+	}
+	lap("consent_page")
+	if loc, err = submit(c, action, url.Values{"prompt": {"consent"}}); err != nil {
+		return nil, fail("consent_post", "%v", err)
+	}
+	lap("consent_post")
+	cbURL, err := follow(c, loc)
 	if err != nil {
 		return nil, fail("resume", "%v", err)
 	}
@@ -117,6 +119,35 @@ func (r *rp) peerLogin(ctx context.Context, email string, rec func(step string, 
 	}
 	lap("resume")
 	return v.finish(ctx, cb.Query().Get("code"))
+}
+
+var peerFormRe = regexp.MustCompile(`<form autocomplete="off" action="([^"]+)" method="post">`)
+
+// peerForm GETs one of the peer's interaction pages and returns where its
+// form posts.
+func peerForm(c *http.Client, page string) (string, error) {
+	body, err := get(c, page)
+	if err != nil {
+		return "", err
+	}
+	action := find(peerFormRe, body)
+	if action == "" {
+		return "", errors.New("no form")
+	}
+	return resolve(page, html.UnescapeString(action)), nil
+}
+
+// submit POSTs a form and returns where its 303 points, resolved.
+func submit(c *http.Client, action string, form url.Values) (string, error) {
+	resp, err := c.PostForm(action, form)
+	if err != nil {
+		return "", errors.New("transport")
+	}
+	loc, err := redirect(resp, http.StatusSeeOther)
+	if err != nil {
+		return "", err
+	}
+	return resolve(action, loc), nil
 }
 
 // follow GETs u and returns where its 303 points, resolved against u.

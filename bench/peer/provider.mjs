@@ -1,7 +1,8 @@
-// The Node peer of issue 17's comparison: panva's oidc-provider with its
-// stock development login form (any login, no password check), everything
-// in memory (nothing persisted, no mail), consent skipped for the bench's
-// client as for a first-party app. go run ./bench -peer starts it; by hand:
+// The Node peer of issue 17's comparison, as the issue measured it: panva's
+// oidc-provider with its stock development interactions (a login form that
+// takes any login without a password check, then the consent form: 8
+// requests to a code), everything in memory (nothing persisted, no mail).
+// go run ./bench -peer starts it; by hand:
 //
 //	npm ci --prefix bench/peer && PORT=4000 node bench/peer/provider.mjs
 //
@@ -41,17 +42,6 @@ const provider = new Provider(issuer, {
   },
   async findAccount(ctx, id) {
     return { accountId: id, claims: () => ({ sub: id, email: id, email_verified: true, name: 'Bench User' }) };
-  },
-  // No consent screen: the grant is made on first use, as for a first-party app.
-  async loadExistingGrant(ctx) {
-    const grantId = ctx.oidc.result?.consent?.grantId || ctx.oidc.session.grantIdFor(ctx.oidc.client.clientId);
-    if (grantId) {
-      return ctx.oidc.provider.Grant.find(grantId);
-    }
-    const grant = new ctx.oidc.provider.Grant({ clientId: ctx.oidc.client.clientId, accountId: ctx.oidc.session.accountId });
-    grant.addOIDCScope('openid email profile offline_access');
-    await grant.save();
-    return grant;
   },
 });
 
