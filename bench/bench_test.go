@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -69,6 +70,15 @@ func TestPeerSmoke(t *testing.T) {
 	}
 	if rep.Server.CPUSecondsPerLogin <= 0 || rep.Steps["password_post"].P50 <= 0 || rep.Steps["consent_post"].P50 <= 0 || rep.Steps["resume"].P50 <= 0 {
 		t.Fatalf("figures missing: %+v %+v", rep.Server, rep.Steps)
+	}
+}
+
+// The peer signs only what its key generation supports; anything else is
+// refused before it starts, not after a run of failed logins.
+func TestPeerRefusesOtherSigningAlgorithms(t *testing.T) {
+	_, err := launchPeer(options{signingAlg: "EdDSA"}, t.TempDir())
+	if err == nil || !strings.Contains(err.Error(), "ES256 or RS256") {
+		t.Fatalf("launchPeer with EdDSA: %v, want a refusal naming ES256 and RS256", err)
 	}
 }
 

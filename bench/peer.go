@@ -41,6 +41,9 @@ func peerDir() (string, error) {
 // launchPeer starts the Node peer as the server under test, pinned like
 // Latchkey would be, so that its CPU time and RSS are read the same way.
 func launchPeer(o options, dir string) (*target, error) {
+	if o.signingAlg != "ES256" && o.signingAlg != "RS256" {
+		return nil, fmt.Errorf("-peer signs with ES256 or RS256, not %q", o.signingAlg)
+	}
 	peer, err := peerDir()
 	if err != nil {
 		return nil, err
@@ -140,19 +143,18 @@ func peerForm(c *http.Client, page string) (string, error) {
 // submit POSTs a form and returns where its 303 points, resolved.
 func submit(c *http.Client, action string, form url.Values) (string, error) {
 	resp, err := c.PostForm(action, form)
-	if err != nil {
-		return "", errors.New("transport")
-	}
-	loc, err := redirect(resp, http.StatusSeeOther)
-	if err != nil {
-		return "", err
-	}
-	return resolve(action, loc), nil
+	return seeOther(action, resp, err)
 }
 
 // follow GETs u and returns where its 303 points, resolved against u.
 func follow(c *http.Client, u string) (string, error) {
 	resp, err := c.Get(u)
+	return seeOther(u, resp, err)
+}
+
+// seeOther is where a request to u was sent on: its 303's Location,
+// resolved against u.
+func seeOther(u string, resp *http.Response, err error) (string, error) {
 	if err != nil {
 		return "", errors.New("transport")
 	}
