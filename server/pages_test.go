@@ -38,6 +38,14 @@ func (anyCount) Hit(context.Context, string, time.Duration, time.Time) (int, tim
 	return 1, time.Now(), nil
 }
 
+func (anyCount) HitAll(_ context.Context, keys []string, _ time.Duration, _ time.Time) ([]int, []time.Time, error) {
+	counts, ends := make([]int, len(keys)), make([]time.Time, len(keys))
+	for i := range keys {
+		counts[i], ends[i] = 1, time.Now()
+	}
+	return counts, ends, nil
+}
+
 // stepRenderer is the real renderer with every step's templates, and the
 // step registry, whose link service renders its mails with it.
 func stepRenderer(tb testing.TB) (*web.Renderer, flows.Registry) {

@@ -58,10 +58,12 @@ type Deps struct {
 	Log     *slog.Logger
 }
 
-// Counter counts events in a fixed window: the steps' rate limits. Each
-// step declares the same method in its own Counter interface.
+// Counter counts events in fixed windows: the rate limits of the login and
+// its steps. Each step declares the method it uses in its own Counter
+// interface (HitAll where a request checks several limits at once).
 type Counter interface {
 	Hit(ctx context.Context, key string, window time.Duration, now time.Time) (int, time.Time, error)
+	HitAll(ctx context.Context, keys []string, window time.Duration, now time.Time) (counts []int, ends []time.Time, err error)
 }
 
 // Registry is every authenticator Latchkey knows, by id. Adding one is a

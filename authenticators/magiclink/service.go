@@ -134,9 +134,10 @@ func (l *Link) Of() Owner {
 	return Owner{AuthSessionID: l.AuthSessionID, Execution: l.Execution, Type: l.Type}
 }
 
-// Counter counts events in a fixed window (rate limits).
+// Counter counts events in fixed windows (rate limits): one event for each
+// key, returning each key's count so far and the end of its window.
 type Counter interface {
-	Hit(ctx context.Context, key string, window time.Duration, now time.Time) (int, time.Time, error)
+	HitAll(ctx context.Context, keys []string, window time.Duration, now time.Time) (counts []int, ends []time.Time, err error)
 }
 
 // MailRenderer renders a mail template into subject, text and HTML bodies.

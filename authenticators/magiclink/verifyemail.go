@@ -67,13 +67,13 @@ func (v VerifyEmail) Resume(ctx context.Context, c *flows.Context, in *flows.Ent
 // send mails a verification link, within the address's send limit.
 func (v VerifyEmail) send(ctx context.Context, c *flows.Context) (flows.Result, error) {
 	now := c.Time()
-	n, until, err := v.Service.Counter.Hit(ctx, "ml:"+c.User.Email, 15*time.Minute, now)
+	counts, ends, err := v.Service.Counter.HitAll(ctx, []string{"ml:" + c.User.Email}, 15*time.Minute, now)
 	if err != nil {
 		return flows.Result{}, err
 	}
-	if n > 5 {
+	if counts[0] > 5 {
 		return flows.Show(PageVerify, VerifyPage{Email: c.User.Email, Sent: true,
-			Error: flows.M("verify.tooMany", "Wait", until.Sub(now).Round(time.Second))}), nil
+			Error: flows.M("verify.tooMany", "Wait", ends[0].Sub(now).Round(time.Second))}), nil
 	}
 	ttl := v.TTL
 	if ttl == 0 {

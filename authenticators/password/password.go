@@ -13,9 +13,10 @@ import (
 	"latchkey/flows"
 )
 
-// Counter counts events in a fixed window (the store's shared rate counters).
+// Counter counts events in fixed windows (the rate counters): one event for
+// each key, returning each key's count so far and the end of its window.
 type Counter interface {
-	Hit(ctx context.Context, key string, window time.Duration, now time.Time) (int, time.Time, error)
+	HitAll(ctx context.Context, keys []string, window time.Duration, now time.Time) (counts []int, ends []time.Time, err error)
 }
 
 // Factory builds the authenticator.
@@ -95,16 +96,14 @@ func (a *authenticator) Action(ctx context.Context, c *flows.Context) (flows.Res
 		return flows.Show(Page, FormData{Email: typed, Error: flows.EmailMsg(err)}), nil
 	}
 	now := c.Time()
-	for _, k := range []struct {
-		key string
-		max int
-	}{{"pw:" + email, a.opt.MaxAttempts}, {"pw-ip:" + c.ClientIP, a.opt.MaxAttempts * 5}} {
-		n, until, err := a.counter.Hit(ctx, k.key, a.opt.AttemptWindow, now)
-		if err != nil {
-			return flows.Result{}, err
-		}
-		if n > k.max {
-			return flows.Show(Page, FormData{Email: email, Error: flows.M("password.tooMany", "Wait", until.Sub(now).Round(time.Second))}), nil
+	keys := []string{"pw:" + email, "pw-ip:" + c.ClientIP}
+	counts, ends, err := a.counter.HitAll(ctx, keys, a.opt.AttemptWindow, now)
+	if err != nil {
+		return flows.Result{}, err
+	}
+	for i, max := range []int{a.opt.MaxAttempts, a.opt.MaxAttempts * 5} {
+		if counts[i] > max {
+			return flows.Show(Page, FormData{Email: email, Error: flows.M("password.tooMany", "Wait", ends[i].Sub(now).Round(time.Second))}), nil
 		}
 	}
 	u, err := c.Users.UserByEmail(ctx, email)

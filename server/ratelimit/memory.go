@@ -10,6 +10,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -102,6 +103,20 @@ func (m *Memory) Hit(_ context.Context, key string, length time.Duration, now ti
 	m.windows[d] = w
 	m.dirty[d] = struct{}{}
 	return int(w.count), time.Unix(0, w.start+int64(length)), nil
+}
+
+// HitAll is Hit for each key (counts[i] and ends[i] are keys[i]'s), as
+// store.Store.HitAll counts several limits in one statement.
+func (m *Memory) HitAll(ctx context.Context, keys []string, length time.Duration, now time.Time) (counts []int, ends []time.Time, err error) {
+	counts, ends = make([]int, len(keys)), make([]time.Time, len(keys))
+	for i, k := range keys {
+		if j := slices.Index(keys[:i], k); j >= 0 { // counted once, as by the store
+			counts[i], ends[i] = counts[j], ends[j]
+			continue
+		}
+		counts[i], ends[i], _ = m.Hit(ctx, k, length, now)
+	}
+	return counts, ends, nil
 }
 
 // Export returns the windows hit since the last Export.

@@ -3,6 +3,7 @@ package ratelimit
 import (
 	"context"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -28,6 +29,24 @@ func TestMemoryCountsFixedWindows(t *testing.T) {
 	}
 	if n, _, _ := m.Hit(ctx, "ml-ip:127.0.0.1", time.Minute, now); n != 1 {
 		t.Fatalf("other key counted %d", n)
+	}
+}
+
+// HitAll answers as store.Store.HitAll does: in the caller's order, a
+// key given twice counted once.
+func TestMemoryHitAllCountsEachKeyOnce(t *testing.T) {
+	m := NewMemory()
+	now := time.Now()
+	m.Hit(t.Context(), "ip:127.0.0.1", time.Minute, now)
+	counts, ends, err := m.HitAll(t.Context(), []string{"ip:127.0.0.1", "email:b@example.com", "ip:127.0.0.1"}, time.Minute, now.Add(30*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []int{2, 1, 2}; !slices.Equal(counts, want) {
+		t.Fatalf("HitAll counted %v, want %v", counts, want)
+	}
+	if want := now.Add(time.Minute); !ends[0].Equal(want) || !ends[2].Equal(want) || !ends[1].Equal(now.Add(90*time.Second)) {
+		t.Fatalf("windows end %v", ends)
 	}
 }
 

@@ -878,6 +878,19 @@ func testRateCounters(t *testing.T, s Store) {
 	if n, _, _ := s.Hit(ctx, "ip:127.0.0.1", time.Minute, now); n != 1 {
 		t.Fatalf("other key counted %d", n)
 	}
+	// Several limits in one call: answers in the caller's order (not the
+	// key order rows are locked in), a key given twice counted once.
+	later := now.Add(30 * time.Second)
+	counts, ends, err := s.HitAll(ctx, []string{"ip:127.0.0.1", "email:b@example.com", "ip:127.0.0.1", "email:a@example.com"}, time.Minute, later)
+	must(t, err)
+	if want := []int{2, 1, 2, 2}; !slices.Equal(counts, want) {
+		t.Fatalf("HitAll counted %v, want %v", counts, want)
+	}
+	for i, want := range []time.Time{now, later, now, now.Add(16*time.Minute + 2*time.Second)} {
+		if d := ends[i].Sub(want.Add(time.Minute)); d < -time.Second || d > time.Second {
+			t.Fatalf("HitAll: window %d ends %v, want a minute after %v", i, ends[i], want)
+		}
+	}
 }
 
 func testPurge(t *testing.T, s Store) {

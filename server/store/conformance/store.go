@@ -78,6 +78,7 @@ type Store interface {
 
 	// Rate counters, step credentials, housekeeping.
 	Hit(ctx context.Context, key string, window time.Duration, now time.Time) (int, time.Time, error)
+	HitAll(ctx context.Context, keys []string, window time.Duration, now time.Time) ([]int, []time.Time, error)
 	CredentialsOf(ctx context.Context, userID, typ string) ([]store.Credential, error)
 	SaveCredential(ctx context.Context, c *store.Credential) error
 	UseCounter(ctx context.Context, id string, n int64) (bool, error)
