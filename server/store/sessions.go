@@ -22,6 +22,15 @@ type AuthSession struct {
 	UpdatedAt time.Time
 }
 
+// sqliteAuthSessionsTable is the auth_sessions table of a new SQLite
+// database: WITHOUT ROWID, clustered on its id. A rowid table keyed by id
+// keeps a second B-tree for the key, so each login wrote three B-trees
+// where this writes two when its attempt starts and ends (the expiry index
+// either way). The columns are those gorm declares, so AutoMigrate finds
+// nothing to change; a database made before keeps its layout.
+const sqliteAuthSessionsTable = "CREATE TABLE IF NOT EXISTS `auth_sessions` (`id` text,`browser_id` text,`data` text," +
+	"`expires_at` datetime,`created_at` datetime,`updated_at` datetime,PRIMARY KEY (`id`)) WITHOUT ROWID"
+
 // SaveAuthSession inserts or updates an authentication session. Its expiry
 // is fixed when it is created (a login has so long from its start):
 // saving it again keeps it, and so leaves the expiry index alone.

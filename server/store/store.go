@@ -171,8 +171,10 @@ func sqliteDSN(dsn string) string {
 func (s *Store) migrate() error {
 	if s.driver == "sqlite" {
 		// Before AutoMigrate, which creates only the tables it does not find.
-		if err := s.gdb.Exec(sqliteEventsTable).Error; err != nil {
-			return fmt.Errorf("migrate schema: events: %w", err)
+		for name, table := range map[string]string{"events": sqliteEventsTable, "auth_sessions": sqliteAuthSessionsTable} {
+			if err := s.gdb.Exec(table).Error; err != nil {
+				return fmt.Errorf("migrate schema: %s: %w", name, err)
+			}
 		}
 	}
 	err := s.gdb.AutoMigrate(&User{}, &SigningKey{}, &Setting{}, &OAuthRecord{}, &AuthSession{},

@@ -393,50 +393,76 @@ func onBothDatabases(t *testing.T, run func(*testing.T, *store.Store)) {
 // former layout (rowid table, id key, an index on kind and time) keeps it
 // and gives the same answers.
 func TestEventsTableLayouts(t *testing.T) {
-	schema := func(t *testing.T, path string) string {
-		t.Helper()
-		return strings.Join(sqliteStrings(t, path, "SELECT name || ': ' || COALESCE(sql, '') FROM sqlite_master WHERE tbl_name = 'events' ORDER BY name"), "\n")
-	}
-	open := func(t *testing.T, path string) *store.Store {
-		t.Helper()
-		s, err := store.Open("sqlite", path, store.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = s.Close() })
-		return s
-	}
-
-	t.Run("new", func(t *testing.T) {
-		path := filepath.Join(t.TempDir(), "new.db")
-		s := open(t, path)
-		first := schema(t, path)
-		if !strings.Contains(first, "PRIMARY KEY (`kind`,`occurred_at`,`id`)) WITHOUT ROWID") || strings.Contains(first, "idx_events_kind_time") {
-			t.Fatalf("events schema:\n%s", first)
-		}
-		for q, want := range map[string]string{
+	testTableLayouts(t, tableLayouts{
+		table: "events", key: "PRIMARY KEY (`kind`,`occurred_at`,`id`)) WITHOUT ROWID", notNew: "idx_events_kind_time",
+		former: formerEventsTable, suite: conformance.Events,
+		plans: map[string]string{
 			"SELECT * FROM events WHERE kind = 'login' AND occurred_at < '2027' ORDER BY occurred_at DESC": "USING PRIMARY KEY",
 			"SELECT * FROM events WHERE kind = 'login' AND user_id = 'u1' ORDER BY occurred_at DESC":       "USING INDEX idx_events_user_id",
-		} {
+		},
+	})
+}
+
+// A new SQLite database keeps auth sessions WITHOUT ROWID, clustered on
+// their id: two B-trees written when a login starts and ends, not three.
+// Opening it again changes nothing, and a database made with the former
+// layout (rowid table, a second B-tree for the id) keeps it and works.
+func TestAuthSessionsTableLayouts(t *testing.T) {
+	testTableLayouts(t, tableLayouts{
+		table: "auth_sessions", key: "PRIMARY KEY (`id`)) WITHOUT ROWID", notNew: "sqlite_autoindex_auth_sessions",
+		former: formerAuthSessionsTable, suite: conformance.AuthSessions,
+	})
+}
+
+// tableLayouts is a table SQLite keeps in a new layout on new databases.
+type tableLayouts struct {
+	table       string
+	key, notNew string            // what the new layout's schema has, and lacks
+	plans       map[string]string // query -> what its plan uses, on the new layout
+	former      []string          // the former layout's DDL
+	suite       func(*testing.T, conformance.Store)
+}
+
+// testTableLayouts checks a new database gets the new layout, which
+// reopening leaves alone, and a database in the former layout keeps it and
+// passes the same suite.
+func testTableLayouts(t *testing.T, l tableLayouts) {
+	schema := func(t *testing.T, path string) string { return tableSchema(t, path, l.table) }
+	t.Run("new", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "new.db")
+		s := openSQLite(t, path)
+		first := schema(t, path)
+		if !strings.Contains(first, l.key) || strings.Contains(first, l.notNew) {
+			t.Fatalf("%s schema:\n%s", l.table, first)
+		}
+		for q, want := range l.plans {
 			if plan := strings.Join(s.QueryPlan(t.Context(), q), "; "); !strings.Contains(plan, want) {
 				t.Errorf("plan of %q: %s", q, plan)
 			}
 		}
+		l.suite(t, s)
 		_ = s.Close()
-		open(t, path)
+		openSQLite(t, path)
 		if again := schema(t, path); again != first {
 			t.Fatalf("reopening changed the schema:\n%s\nto\n%s", first, again)
 		}
 	})
 	t.Run("former", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "former.db")
-		formerSchema(t, path, formerEventsTable...)
+		formerSchema(t, path, l.former...)
 		before := schema(t, path)
-		conformance.Events(t, open(t, path))
+		l.suite(t, openSQLite(t, path))
 		if after := schema(t, path); after != before {
 			t.Fatalf("opening changed the former schema:\n%s\nto\n%s", before, after)
 		}
 	})
+}
+
+// formerAuthSessionsTable is the auth_sessions table as releases before
+// WITHOUT ROWID made it (gorm's DDL).
+var formerAuthSessionsTable = []string{
+	"CREATE TABLE `auth_sessions` (`id` text,`browser_id` text,`data` text,`expires_at` datetime,`created_at` datetime,`updated_at` datetime,PRIMARY KEY (`id`))",
+	"CREATE INDEX `idx_auth_sessions_expires_at` ON `auth_sessions`(`expires_at`)",
 }
 
 // Ending a user's tokens, a session's, a grant's or one record reads an
@@ -481,6 +507,23 @@ var formerEventsTable = []string{
 		"`ip_address` text,`error` text,`details` text,`operation_type` text,`resource_type` text,`resource_path` text,PRIMARY KEY (`id`))",
 	"CREATE INDEX `idx_events_user_id` ON `events`(`user_id`)",
 	"CREATE INDEX `idx_events_kind_time` ON `events`(`kind`,`occurred_at`)",
+}
+
+// tableSchema is what sqlite_master holds of a table and its indexes.
+func tableSchema(t *testing.T, path, table string) string {
+	t.Helper()
+	return strings.Join(sqliteStrings(t, path, "SELECT name || ': ' || COALESCE(sql, '') FROM sqlite_master WHERE tbl_name = ? ORDER BY name", table), "\n")
+}
+
+// openSQLite opens the store at path, closed when the test ends.
+func openSQLite(t *testing.T, path string) *store.Store {
+	t.Helper()
+	s, err := store.Open("sqlite", path, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
 }
 
 // formerSchema makes a SQLite database at path with tables as an earlier
