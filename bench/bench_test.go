@@ -27,10 +27,7 @@ func TestSmoke(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.Logins.Completed == 0 || rep.Logins.Errors != 0 || rep.Refresh.Completed == 0 || rep.Refresh.Errors != 0 ||
-		rep.Discovery.Completed == 0 || rep.Discovery.Errors != 0 {
-		t.Fatalf("smoke run: logins %+v refresh %+v discovery %+v errors %v", rep.Logins, rep.Refresh, rep.Discovery, rep.ErrorsByKind)
-	}
+	phasesSucceeded(t, "smoke run", rep)
 	if rep.Server.ServerCores != 1 || rep.Server.LoginsPerSecondPerServerCore <= 0 || rep.Server.CoreCapacityLoginsPerSecond <= 0 {
 		t.Errorf("pinned figures: %+v", rep.Server)
 	}
@@ -64,10 +61,7 @@ func TestPeerSmoke(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.Logins.Completed == 0 || rep.Logins.Errors != 0 || rep.Refresh.Completed == 0 || rep.Refresh.Errors != 0 ||
-		rep.Discovery.Completed == 0 || rep.Discovery.Errors != 0 {
-		t.Fatalf("peer run: logins %+v refresh %+v discovery %+v errors %v", rep.Logins, rep.Refresh, rep.Discovery, rep.ErrorsByKind)
-	}
+	phasesSucceeded(t, "peer run", rep)
 	if rep.Server.CPUSecondsPerLogin <= 0 || rep.Steps["password_post"].P50 <= 0 || rep.Steps["consent_post"].P50 <= 0 || rep.Steps["resume"].P50 <= 0 {
 		t.Fatalf("figures missing: %+v %+v", rep.Server, rep.Steps)
 	}
@@ -79,6 +73,16 @@ func TestPeerRefusesOtherSigningAlgorithms(t *testing.T) {
 	_, err := launchPeer(options{signingAlg: "EdDSA"}, t.TempDir())
 	if err == nil || !strings.Contains(err.Error(), "ES256 or RS256") {
 		t.Fatalf("launchPeer with EdDSA: %v, want a refusal naming ES256 and RS256", err)
+	}
+}
+
+// phasesSucceeded fails the test unless every phase of the run (logins,
+// refresh grants, discovery) completed some and failed none.
+func phasesSucceeded(t *testing.T, run string, rep *Report) {
+	t.Helper()
+	if rep.Logins.Completed == 0 || rep.Logins.Errors != 0 || rep.Refresh.Completed == 0 || rep.Refresh.Errors != 0 ||
+		rep.Discovery.Completed == 0 || rep.Discovery.Errors != 0 {
+		t.Fatalf("%s: logins %+v refresh %+v discovery %+v errors %v", run, rep.Logins, rep.Refresh, rep.Discovery, rep.ErrorsByKind)
 	}
 }
 

@@ -24,12 +24,7 @@ import (
 
 func TestConformanceSQLite(t *testing.T) {
 	conformance.Run(t, func(t *testing.T) conformance.Store {
-		s, err := store.Open("sqlite", filepath.Join(t.TempDir(), "test.db"), store.Options{MaxOpenConns: 8})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = s.Close() })
-		return s
+		return openSQLite(t, filepath.Join(t.TempDir(), "test.db"), store.Options{MaxOpenConns: 8})
 	})
 }
 
@@ -42,11 +37,7 @@ func TestConformancePostgres(t *testing.T) {
 
 func TestSQLitePragmas(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "p.db")
-	s, err := store.Open("sqlite", path, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openSQLite(t, path, store.Options{})
 	if _, err := os.Stat(path + "-wal"); err != nil {
 		// WAL files appear on first write
 		_, _, _ = s.Hit(t.Context(), "k", time.Minute, time.Now())
@@ -65,11 +56,7 @@ func TestSQLitePragmas(t *testing.T) {
 // writer once 10,000 pages have piled up (which every write then waited
 // for): a few writes are in the database soon, with no checkpoint asked for.
 func TestWALIsCheckpointedInTheBackground(t *testing.T) {
-	s, err := store.Open("sqlite", filepath.Join(t.TempDir(), "p.db"), store.Options{CheckpointEvery: 25 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openSQLite(t, filepath.Join(t.TempDir(), "p.db"), store.Options{CheckpointEvery: 25 * time.Millisecond})
 	for i := range 20 {
 		if err := s.CreateUser(t.Context(), &flows.User{Email: fmt.Sprintf("u%d@example.com", i)}); err != nil {
 			t.Fatal(err)
@@ -91,11 +78,7 @@ func TestWALIsCheckpointedInTheBackground(t *testing.T) {
 // write left it is synced.
 func TestWALIsSyncedInTheBackground(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "p.db")
-	s, err := store.Open("sqlite", path, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openSQLite(t, path, store.Options{})
 	for i := range 3 {
 		if err := s.CreateUser(t.Context(), &flows.User{Email: fmt.Sprintf("u%d@example.com", i)}); err != nil {
 			t.Fatal(err)
@@ -134,11 +117,7 @@ func fillWAL(t *testing.T, s *store.Store, pages int) {
 func TestWALFramesCountsTheCurrentGeneration(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "p.db")
 	// A timer an hour away stands in for the checkpoints by size.
-	s, err := store.Open("sqlite", path, store.Options{CheckpointEvery: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openSQLite(t, path, store.Options{CheckpointEvery: time.Hour})
 	fillWAL(t, s, 300)
 	counted, err := s.WALFrames()
 	if err != nil {
@@ -170,11 +149,7 @@ func TestWALFramesCountsTheCurrentGeneration(t *testing.T) {
 // WAL then restarts from its beginning instead of growing.
 func TestLargeWALIsCheckpointedInTheBackground(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "p.db")
-	s, err := store.Open("sqlite", path, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openSQLite(t, path, store.Options{})
 	fillWAL(t, s, 6000)
 	for deadline := time.Now().Add(30 * time.Second); s.WALCopiedInTheBackground() < 6000; time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
@@ -191,11 +166,7 @@ func TestLargeWALIsCheckpointedInTheBackground(t *testing.T) {
 
 // An in-memory database has no WAL to sync.
 func TestInMemoryDatabaseHasNoWALSyncer(t *testing.T) {
-	s, err := store.Open("sqlite", "file:nowal?mode=memory&cache=shared", store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openSQLite(t, "file:nowal?mode=memory&cache=shared", store.Options{})
 	if file, _, _ := s.WALSynced(); file != "" {
 		t.Fatalf("syncing %q for an in-memory database", file)
 	}
@@ -204,11 +175,7 @@ func TestInMemoryDatabaseHasNoWALSyncer(t *testing.T) {
 // The poll of a login waiting for another device reads its newest link by
 // the indexed auth_session_id: one statement, a search, not a scan.
 func TestLinkForLoginIsOneIndexedRead(t *testing.T) {
-	s, err := store.Open("sqlite", filepath.Join(t.TempDir(), "p.db"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openSQLite(t, filepath.Join(t.TempDir(), "p.db"), store.Options{})
 	ctx := t.Context()
 	now := time.Now()
 	for _, h := range []string{"h1", "h2"} {
@@ -238,11 +205,7 @@ func TestLinkForLoginIsOneIndexedRead(t *testing.T) {
 // never waits for it: with every reader busy a lookup is answered by the
 // idle writer, and while a transaction holds the writer, by a reader.
 func TestKeyLookupsUseTheIdleWriterAndNeverWaitForIt(t *testing.T) {
-	s, err := store.Open("sqlite", filepath.Join(t.TempDir(), "p.db"), store.Options{MaxOpenConns: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openSQLite(t, filepath.Join(t.TempDir(), "p.db"), store.Options{MaxOpenConns: 1})
 	ctx := t.Context()
 	u := &flows.User{Email: "someone@example.com"}
 	if err := s.CreateUser(ctx, u); err != nil {
@@ -375,11 +338,7 @@ lease_owner = NULL, last_error = NULL`); err != nil {
 // onBothDatabases runs a test on a new SQLite store and on PostgreSQL.
 func onBothDatabases(t *testing.T, run func(*testing.T, *store.Store)) {
 	t.Run("sqlite", func(t *testing.T) {
-		s, err := store.Open("sqlite", filepath.Join(t.TempDir(), "test.db"), store.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = s.Close() })
+		s := openSQLite(t, filepath.Join(t.TempDir(), "test.db"), store.Options{})
 		run(t, s)
 	})
 	t.Run("postgres", func(t *testing.T) {
@@ -430,7 +389,7 @@ func testTableLayouts(t *testing.T, l tableLayouts) {
 	schema := func(t *testing.T, path string) string { return tableSchema(t, path, l.table) }
 	t.Run("new", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "new.db")
-		s := openSQLite(t, path)
+		s := openSQLite(t, path, store.Options{})
 		first := schema(t, path)
 		if !strings.Contains(first, l.key) || strings.Contains(first, l.notNew) {
 			t.Fatalf("%s schema:\n%s", l.table, first)
@@ -442,7 +401,7 @@ func testTableLayouts(t *testing.T, l tableLayouts) {
 		}
 		l.suite(t, s)
 		_ = s.Close()
-		openSQLite(t, path)
+		openSQLite(t, path, store.Options{})
 		if again := schema(t, path); again != first {
 			t.Fatalf("reopening changed the schema:\n%s\nto\n%s", first, again)
 		}
@@ -451,7 +410,7 @@ func testTableLayouts(t *testing.T, l tableLayouts) {
 		path := filepath.Join(t.TempDir(), "former.db")
 		formerSchema(t, path, l.former...)
 		before := schema(t, path)
-		l.suite(t, openSQLite(t, path))
+		l.suite(t, openSQLite(t, path, store.Options{}))
 		if after := schema(t, path); after != before {
 			t.Fatalf("opening changed the former schema:\n%s\nto\n%s", before, after)
 		}
@@ -476,11 +435,7 @@ func TestTokenRevocationsAreIndexed(t *testing.T) {
 			"`active` numeric,`requested_at` datetime,`expires_at` datetime,`data` text,PRIMARY KEY (`kind`,`signature`))",
 		"CREATE INDEX `idx_o_auth_records_subject` ON `o_auth_records`(`subject`)",
 		"CREATE INDEX `idx_o_auth_records_session_ref` ON `o_auth_records`(`session_ref`)")
-	s, err := store.Open("sqlite", path, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openSQLite(t, path, store.Options{})
 	for what, q := range store.TokenRevocations {
 		args := make([]any, strings.Count(q, "?"))
 		for i := range args {
@@ -515,10 +470,10 @@ func tableSchema(t *testing.T, path, table string) string {
 	return strings.Join(sqliteStrings(t, path, "SELECT name || ': ' || COALESCE(sql, '') FROM sqlite_master WHERE tbl_name = ? ORDER BY name", table), "\n")
 }
 
-// openSQLite opens the store at path, closed when the test ends.
-func openSQLite(t *testing.T, path string) *store.Store {
+// openSQLite opens the SQLite store at path, closed when the test ends.
+func openSQLite(t *testing.T, path string, opts store.Options) *store.Store {
 	t.Helper()
-	s, err := store.Open("sqlite", path, store.Options{})
+	s, err := store.Open("sqlite", path, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
