@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/oauth2"
 
+	"latchkey/authenticators/magiclink"
 	"latchkey/e2e/testkit"
 	"latchkey/flows"
 	"latchkey/server/httplimit"
@@ -102,6 +103,46 @@ func TestUsedLinkCannotResumeTheVictimsLogin(t *testing.T) {
 	}
 	if n := len(s.App.Results()); n != 1 {
 		t.Fatalf("%d logins, want the victim's only", n)
+	}
+}
+
+// Resending from a dead link of an account disabled since answers as for
+// any account (no enumeration) but mails nothing and keeps no new link:
+// the rehearsal that makes it take as long is undone, though it runs
+// inside the transaction of the login it resumes, which commits.
+func TestResendForADisabledAccountMailsNothing(t *testing.T) {
+	s := start(t, magic(map[string]string{"resendCooldown": "1ms"}))
+	ctx := t.Context()
+	s.requestLink(t, testkit.NewClient(t), "alice@example.com")
+	first := s.SMTP.WaitFor(t, "alice@example.com", 1, 10*time.Second)[0].Link()
+	st := s.LK.Server.Store
+	l, err := st.MagicLinkByHash(ctx, magiclink.HashToken(linkToken(t, first)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := st.RevokeMagicLink(ctx, l.ID, magiclink.RevokedByAdmin, time.Now()); err != nil || !ok {
+		t.Fatalf("revoke the link: %v %v", ok, err)
+	}
+	u, err := st.UserByEmail(ctx, "alice@example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Disabled = true
+	if err := st.UpdateUser(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Millisecond) // past the resend cooldown
+
+	other := testkit.NewClient(t)
+	p := other.Post(s.resendURL(), url.Values{"csrf": {csrfOf(t, s, other)}, "token": {linkToken(t, first)}})
+	if p.Status != http.StatusOK || !p.Has("We sent a new sign-in link to alice@example.com") {
+		t.Fatalf("resend for a disabled account: status %d\n%s", p.Status, p.Body)
+	}
+	if n := s.mailCount(t, "alice@example.com"); n != 1 {
+		t.Errorf("%d mails to the disabled account, want the first only", n)
+	}
+	if last, err := st.MagicLinkForLogin(ctx, l.AuthSessionID); err != nil || last.ID != l.ID {
+		t.Errorf("the login's newest link: %+v %v, want the revoked first one", last, err)
 	}
 }
 

@@ -723,20 +723,9 @@ func (a LinkStore) CreateLink(ctx context.Context, l *magiclink.Link, m *magicli
 	return nil
 }
 
-// errRehearsal rolls a rehearsed link back.
-var errRehearsal = errors.New("rehearsal")
-
+// RehearseLink does all of CreateLink's work and undoes it (Store.Rehearse).
 func (a LinkStore) RehearseLink(ctx context.Context, l *magiclink.Link, m *magiclink.Mail) error {
-	err := a.S.InTx(ctx, func(ctx context.Context) error {
-		if err := a.CreateLink(ctx, l, m); err != nil {
-			return err
-		}
-		return errRehearsal
-	})
-	if errors.Is(err, errRehearsal) {
-		return nil
-	}
-	return err
+	return a.S.Rehearse(ctx, func(ctx context.Context) error { return a.CreateLink(ctx, l, m) })
 }
 
 func (a LinkStore) LinkByHash(ctx context.Context, hash string) (*magiclink.Link, error) {

@@ -113,41 +113,58 @@ func (h *Handler) resume(w http.ResponseWriter, r *http.Request, b browser, ente
 		return
 	}
 	c.SameBrowser = st.boundTo == b.ID
-	out, err := h.Engine.Resume(ctx, c, entered.Execution, in)
-	if err != nil {
-		h.internal(w, r, c.Locale, err)
-		return
-	}
+	// The step's writes (a link consumed, its event) and the login's (its
+	// session saved, or its end: SSO session, code, LOGIN event) are one
+	// transaction: one commit where there were two, and a secret is spent
+	// only by a login that goes on with it.
+	var ans answer
+	err = h.Store.InTx(ctx, func(ctx context.Context) error {
+		out, err := h.Engine.Resume(ctx, c, entered.Execution, in)
+		if err != nil {
+			return err
+		}
+		ans, err = h.resumed(ctx, r, st, c, b, entered, out)
+		return err
+	})
+	h.reply(w, r, c, ans, err)
+}
+
+// resumed records what a resumed step decided and returns what to show.
+func (h *Handler) resumed(ctx context.Context, r *http.Request, st *state, c *flows.Context, b browser, entered flows.Entered, out flows.Outcome) (answer, error) {
 	if !mayContinue(st, b, c) {
 		switch {
 		case out.Failed:
-			h.fail(w, c.Locale, failCode(out), flows.M("login.cannotTitle"), out.Message, "")
+			return func(w http.ResponseWriter, r *http.Request) {
+				h.fail(w, c.Locale, failCode(out), flows.M("login.cannotTitle"), out.Message, "")
+			}, nil
 		case out.Detached && out.Page != "":
 			// The login stays bound to its own browser.
 			if err := h.save(ctx, st, st.boundTo); err != nil {
-				h.internal(w, r, c.Locale, err)
-				return
+				return nil, err
 			}
-			v := h.view(c.Locale, flows.M("login.title"))
-			v.Brand = h.brand(st.Flow.ClientID, st.Brand)
-			v.Data = out.Data
-			h.Web.Page(w, http.StatusOK, out.Page, v)
+			return func(w http.ResponseWriter, r *http.Request) {
+				v := h.view(c.Locale, flows.M("login.title"))
+				v.Brand = h.brand(st.Flow.ClientID, st.Brand)
+				v.Data = out.Data
+				h.Web.Page(w, http.StatusOK, out.Page, v)
+			}, nil
 		default:
-			h.Log.InfoContext(ctx, "login resume refused", "event", "resume_refused", "reason", "not_consumed", "execution", entered.Execution)
-			h.fail(w, c.Locale, http.StatusGone, flows.M("login.cannotTitle"), flows.M("link.movedOn"), "")
+			return func(w http.ResponseWriter, r *http.Request) {
+				h.Log.InfoContext(r.Context(), "login resume refused", "event", "resume_refused", "reason", "not_consumed", "execution", entered.Execution)
+				h.fail(w, c.Locale, http.StatusGone, flows.M("login.cannotTitle"), flows.M("link.movedOn"), "")
+			}, nil
 		}
-		return
 	}
 	if c.ConsumedSecret != "" && !out.Done && !out.Failed {
 		// More steps: continue on the login page, now bound to this browser.
 		if err := h.save(ctx, st, b.ID); err != nil {
-			h.internal(w, r, c.Locale, err)
-			return
+			return nil, err
 		}
-		http.Redirect(w, r, h.authenticateURL(st.Flow.ID), http.StatusSeeOther)
-		return
+		return func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, h.authenticateURL(st.Flow.ID), http.StatusSeeOther)
+		}, nil
 	}
-	h.respond(w, r, st, c, b, out, nil)
+	return h.record(ctx, r, st, c, b, out)
 }
 
 func failCode(out flows.Outcome) int {

@@ -433,20 +433,54 @@ func (h *Handler) respond(w http.ResponseWriter, r *http.Request, st *state, c *
 		h.internal(w, r, c.Locale, err)
 		return
 	}
+	ans, err := h.record(r.Context(), r, st, c, b, out)
+	h.reply(w, r, c, ans, err)
+}
+
+// answer writes what a request of a login shows, once what the request
+// wrote has committed.
+type answer func(w http.ResponseWriter, r *http.Request)
+
+// record writes what the engine decided (the login's session, or its end)
+// and returns what to show once that has committed. Its writes join the
+// transaction in ctx, if any.
+func (h *Handler) record(ctx context.Context, r *http.Request, st *state, c *flows.Context, b browser, out flows.Outcome) (answer, error) {
 	if out.Done {
-		h.complete(w, r, st, c, nil)
-		return
+		return h.finish(ctx, r, st, c, nil)
 	}
-	if err := h.save(r.Context(), st, b.ID); err != nil {
-		h.internal(w, r, c.Locale, err)
-		return
+	if err := h.save(ctx, st, b.ID); err != nil {
+		return nil, err
 	}
 	if out.Failed {
-		h.counted(false, st.Flow.Methods)
-		h.fail(w, c.Locale, http.StatusForbidden, flows.M("login.cannotTitle"), out.Message, h.restartURL(st.Flow.ID))
-		return
+		return func(w http.ResponseWriter, r *http.Request) {
+			h.counted(false, st.Flow.Methods)
+			h.fail(w, c.Locale, http.StatusForbidden, flows.M("login.cannotTitle"), out.Message, h.restartURL(st.Flow.ID))
+		}, nil
 	}
-	h.show(w, st, c, b, out)
+	return func(w http.ResponseWriter, r *http.Request) { h.show(w, st, c, b, out) }, nil
+}
+
+// refusedAuthorize is the OIDC provider refusing to issue the code at the
+// end of a login: nothing of the login's end is kept, and the app is told.
+type refusedAuthorize struct {
+	ar  fosite.AuthorizeRequester
+	err error
+}
+
+func (e *refusedAuthorize) Error() string { return "authorization refused: " + e.err.Error() }
+func (e *refusedAuthorize) Unwrap() error { return e.err }
+
+// reply shows ans, or what went wrong instead.
+func (h *Handler) reply(w http.ResponseWriter, r *http.Request, c *flows.Context, ans answer, err error) {
+	var refused *refusedAuthorize
+	switch {
+	case errors.As(err, &refused):
+		h.OIDC.WriteAuthorizeError(r.Context(), w, refused.ar, refused.err)
+	case err != nil:
+		h.internal(w, r, c.Locale, err)
+	default:
+		ans(w, r)
+	}
 }
 
 // show renders the page the flow waits at.
@@ -462,20 +496,27 @@ func (h *Handler) show(w http.ResponseWriter, st *state, c *flows.Context, b bro
 // complete ends a successful flow: a new SSO session (its id rotated at
 // every login), then the authorization response to the client.
 func (h *Handler) complete(w http.ResponseWriter, r *http.Request, st *state, c *flows.Context, ar fosite.AuthorizeRequester) {
-	ctx := r.Context()
+	ans, err := h.finish(r.Context(), r, st, c, ar)
+	h.reply(w, r, c, ans, err)
+}
+
+// finish records the end of a successful flow and returns its answer: the
+// authorization response (ar, or the request the login began with, when
+// nil), or the redirect of a login begun by a minted link. Its writes are
+// one transaction, or join the one in ctx.
+func (h *Handler) finish(ctx context.Context, r *http.Request, st *state, c *flows.Context, ar fosite.AuthorizeRequester) (answer, error) {
 	if ar == nil && st.Query == "" && st.Return != "" {
-		h.completeMinted(w, r, st, c)
-		return
+		return h.finishMinted(ctx, r, st, c)
 	}
 	if ar == nil {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "/?"+st.Query, nil)
 		if err != nil {
-			h.internal(w, r, c.Locale, err)
-			return
+			return nil, err
 		}
 		if ar, err = h.OIDC.ParseAuthorize(ctx, req); err != nil {
-			h.fail(w, c.Locale, http.StatusBadRequest, flows.M("login.cannotTitle"), flows.M("login.requestGone"), "")
-			return
+			return func(w http.ResponseWriter, r *http.Request) {
+				h.fail(w, c.Locale, http.StatusBadRequest, flows.M("login.cannotTitle"), flows.M("login.requestGone"), "")
+			}, nil
 		}
 	}
 	now := time.Now().UTC()
@@ -488,7 +529,6 @@ func (h *Handler) complete(w http.ResponseWriter, r *http.Request, st *state, c 
 	// and OpenID Connect records are one transaction: one commit, and no
 	// code is issued for a login whose session was not recorded.
 	var resp fosite.AuthorizeResponder
-	var issueErr error
 	ssoID := h.Cookies.SSOID(r)
 	err := h.Store.InTx(ctx, func(ctx context.Context) error {
 		if fresh {
@@ -512,30 +552,27 @@ func (h *Handler) complete(w http.ResponseWriter, r *http.Request, st *state, c 
 				return err
 			}
 		}
-		resp, issueErr = h.OIDC.Authorize(ctx, ar, oidc.Identity{
+		var err error
+		if resp, err = h.OIDC.Authorize(ctx, ar, oidc.Identity{
 			User: c.User, AuthTime: authTime, RequestedAt: st.Flow.RequestedAt, Methods: st.Flow.Methods,
 			SessionID: sessionRef(ssoID),
-		})
-		if issueErr != nil {
-			return issueErr
+		}); err != nil {
+			return &refusedAuthorize{ar: ar, err: err}
 		}
 		return h.loginEvent(ctx, st, c.User.ID, ssoID, map[string]string{"sso_reused": strconv.FormatBool(!fresh)})
 	})
-	switch {
-	case issueErr != nil:
-		h.OIDC.WriteAuthorizeError(ctx, w, ar, issueErr)
-		return
-	case err != nil:
-		h.internal(w, r, c.Locale, err)
-		return
+	if err != nil {
+		return nil, err
 	}
-	if fresh {
-		h.setSSOCookies(w, r, ssoID) // only once the session they name is committed
-	}
-	h.Log.InfoContext(ctx, "login succeeded", "event", "login", "user_id", c.User.ID, "client_id", st.Flow.ClientID,
-		"methods", st.Flow.Methods, "sso_reused", !fresh)
-	h.counted(true, st.Flow.Methods)
-	h.OIDC.WriteAuthorize(ctx, w, ar, resp)
+	return func(w http.ResponseWriter, r *http.Request) {
+		if fresh {
+			h.setSSOCookies(w, r, ssoID) // only once the session they name is committed
+		}
+		h.Log.InfoContext(r.Context(), "login succeeded", "event", "login", "user_id", c.User.ID, "client_id", st.Flow.ClientID,
+			"methods", st.Flow.Methods, "sso_reused", !fresh)
+		h.counted(true, st.Flow.Methods)
+		h.OIDC.WriteAuthorize(r.Context(), w, ar, resp)
+	}, nil
 }
 
 // rememberLocale keeps the language the user picked with the switcher
@@ -586,10 +623,10 @@ func (h *Handler) setSSOCookies(w http.ResponseWriter, r *http.Request, ssoID st
 	h.Cookies.RotateBrowser(w, r)
 }
 
-// completeMinted ends a login begun by a minted link.
-func (h *Handler) completeMinted(w http.ResponseWriter, r *http.Request, st *state, c *flows.Context) {
+// finishMinted records the end of a login begun by a minted link.
+func (h *Handler) finishMinted(ctx context.Context, r *http.Request, st *state, c *flows.Context) (answer, error) {
 	var ssoID string
-	err := h.Store.InTx(r.Context(), func(ctx context.Context) error {
+	err := h.Store.InTx(ctx, func(ctx context.Context) error {
 		var err error
 		if ssoID, err = h.startSSO(ctx, r, c.User.ID, st.Flow.Methods, time.Now().UTC().Truncate(time.Second)); err != nil {
 			return err
@@ -600,14 +637,15 @@ func (h *Handler) completeMinted(w http.ResponseWriter, r *http.Request, st *sta
 		return h.loginEvent(ctx, st, c.User.ID, ssoID, map[string]string{"minted_link": "true"})
 	})
 	if err != nil {
-		h.internal(w, r, c.Locale, err)
-		return
+		return nil, err
 	}
-	h.setSSOCookies(w, r, ssoID)
-	h.Log.InfoContext(r.Context(), "login succeeded", "event", "login", "user_id", c.User.ID, "client_id", st.Flow.ClientID,
-		"methods", st.Flow.Methods, "minted_link", true)
-	h.counted(true, st.Flow.Methods)
-	http.Redirect(w, r, st.Return, http.StatusSeeOther)
+	return func(w http.ResponseWriter, r *http.Request) {
+		h.setSSOCookies(w, r, ssoID)
+		h.Log.InfoContext(r.Context(), "login succeeded", "event", "login", "user_id", c.User.ID, "client_id", st.Flow.ClientID,
+			"methods", st.Flow.Methods, "minted_link", true)
+		h.counted(true, st.Flow.Methods)
+		http.Redirect(w, r, st.Return, http.StatusSeeOther)
+	}, nil
 }
 
 // restart begins the same authorization request again, in this browser.

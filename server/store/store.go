@@ -312,6 +312,34 @@ func (s *Store) InTx(ctx context.Context, fn func(ctx context.Context) error) er
 	return err
 }
 
+// Rehearse runs fn and undoes its writes: in a savepoint of the
+// transaction in ctx (a nested InTx would join it, and the writes would
+// commit with it), or in a transaction of its own. What fn asked to run
+// after commit (AfterCommit) is dropped with them. fn's error is returned.
+func (s *Store) Rehearse(ctx context.Context, fn func(ctx context.Context) error) error {
+	rehearse := func(ctx context.Context) error {
+		if err := fn(ctx); err != nil {
+			return err
+		}
+		return errRehearsed
+	}
+	var err error
+	if tx, ok := inTx(ctx); ok {
+		n := len(tx.after)
+		err = tx.db.Transaction(func(*gorm.DB) error { return rehearse(ctx) })
+		tx.after = tx.after[:n]
+	} else {
+		err = s.InTx(ctx, rehearse)
+	}
+	if errors.Is(err, errRehearsed) {
+		return nil
+	}
+	return err
+}
+
+// errRehearsed rolls a rehearsal back.
+var errRehearsed = errors.New("rehearsal rolled back")
+
 // BeginTX, Commit and Rollback implement fosite's storage.Transactional, so
 // that fosite's multi-step writes (code redemption, refresh rotation) are atomic.
 func (s *Store) BeginTX(ctx context.Context) (context.Context, error) {

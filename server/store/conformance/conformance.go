@@ -41,6 +41,7 @@ func Run(t *testing.T, open Open) {
 		{"PKCEAndOpenIDSessions", testPKCEAndOIDC},
 		{"LongSignatures", testLongSignatures},
 		{"Transactions", testTransactions},
+		{"Rehearsals", testRehearse},
 		{"AuthAndSSOSessions", testSessions},
 		{"SigningKeys", testSigningKeys},
 		{"MagicLinks", testMagicLinks},
@@ -514,6 +515,45 @@ func testAfterCommit(t *testing.T, s Store) {
 	want := []string{"after-1 visible=true", "after-2 visible=true", "after-3 visible=true", "after-3 visible=true"}
 	if !slices.Equal(ran, want) {
 		t.Fatalf("after-commit hooks ran %v, want %v", ran, want)
+	}
+}
+
+// Rehearse undoes what its function wrote, and drops its after-commit
+// hooks, both alone and inside a transaction that goes on to commit what
+// it wrote before and after (a savepoint: joining would commit it); a
+// write that fails inside it leaves that transaction usable (PostgreSQL
+// aborts a transaction at a failed statement, short of a savepoint).
+func testRehearse(t *testing.T, s Store) {
+	var ran []string
+	write := func(ctx context.Context, sig string) error {
+		if err := s.CreateAccessTokenSession(ctx, sig, request("req-"+sig)); err != nil {
+			return err
+		}
+		store.AfterCommit(ctx, func() { ran = append(ran, sig) })
+		return nil
+	}
+	rehearse := func(ctx context.Context, sig string) error {
+		return s.Rehearse(ctx, func(ctx context.Context) error { return write(ctx, sig) })
+	}
+	must(t, rehearse(ctx, "rehearsed-alone"))
+	must(t, s.InTx(ctx, func(ctx context.Context) error {
+		must(t, write(ctx, "kept-before"))
+		must(t, rehearse(ctx, "rehearsed-inside"))
+		// The same signature again: a duplicate key fails inside the rehearsal.
+		must(t, write(ctx, "kept-duplicate"))
+		if err := rehearse(ctx, "kept-duplicate"); err == nil {
+			t.Error("a rehearsal whose write failed reported no error")
+		}
+		return write(ctx, "kept-after")
+	}))
+	for sig, want := range map[string]bool{"rehearsed-alone": false, "rehearsed-inside": false, "kept-before": true, "kept-duplicate": true, "kept-after": true} {
+		_, err := s.GetAccessTokenSession(ctx, sig, newSession())
+		if got := err == nil; got != want {
+			t.Errorf("%s kept = %v (err %v), want %v", sig, got, err, want)
+		}
+	}
+	if want := []string{"kept-before", "kept-duplicate", "kept-after"}; !slices.Equal(ran, want) {
+		t.Errorf("after-commit hooks ran %v, want %v", ran, want)
 	}
 }
 
