@@ -53,6 +53,7 @@ func Run(t *testing.T, open Open) {
 		{"OutboxLeasedWhenQueued", testOutboxLeasedWhenQueued},
 		{"OutboxConcurrentClaims", testOutboxConcurrent},
 		{"RateCounters", testRateCounters},
+		{"RateCountersConcurrent", testRateCountersConcurrent},
 		{"Purge", testPurge},
 		{"Events", Events},
 		{"Settings", testSettings},
@@ -938,6 +939,44 @@ func testRateCounters(t *testing.T, s Store) {
 		if d := ends[i].Sub(want.Add(time.Minute)); d < -time.Second || d > time.Second {
 			t.Fatalf("HitAll: window %d ends %v, want a minute after %v", i, ends[i], want)
 		}
+	}
+}
+
+// Requests that share limits count them at once, naming the keys in any
+// order: none is lost, and none waits on another for ever (rows are
+// locked in key order; in the caller's order two requests could each hold
+// the row the other wants, and PostgreSQL would abort one).
+func testRateCountersConcurrent(t *testing.T, s Store) {
+	keys := []string{"c:1", "c:2", "c:3"}
+	reversed := slices.Clone(keys)
+	slices.Reverse(reversed)
+	const workers, each = 8, 40
+	now := time.Now().UTC()
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for w := range workers {
+		order := keys
+		if w%2 == 1 {
+			order = reversed
+		}
+		wg.Go(func() {
+			for range each {
+				if _, _, err := s.HitAll(ctx, order, time.Hour, now); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	counts, _, err := s.HitAll(ctx, keys, time.Hour, now)
+	must(t, err)
+	if want := []int{workers*each + 1, workers*each + 1, workers*each + 1}; !slices.Equal(counts, want) {
+		t.Fatalf("counted %v, want %v", counts, want)
 	}
 }
 
