@@ -168,6 +168,42 @@ func TestMagicLinkUsedTwiceOrTamperedIsRejected(t *testing.T) {
 	}
 }
 
+// The confirm POST spends its link in the transaction that ends the login:
+// when the login's end cannot be recorded (here a trigger in the real
+// database refuses the SSO session once), the link is not spent and the
+// same link signs in afterwards.
+func TestALinkIsSpentOnlyByALoginThatEnds(t *testing.T) {
+	dsn := filepath.Join(t.TempDir(), "lk.db")
+	o := magic(nil)
+	o.dsn = dsn
+	s := start(t, o)
+	c := testkit.NewClient(t)
+	s.requestLink(t, c, "alice@example.com")
+	link := s.SMTP.WaitFor(t, "alice@example.com", 1, 10*time.Second)[0].Link()
+	db, err := sql.Open("sqlite3", dsn+"?_busy_timeout=5000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`CREATE TRIGGER refuse_sso BEFORE INSERT ON sso_sessions BEGIN SELECT RAISE(ABORT, 'refused by the test'); END`); err != nil {
+		t.Fatal(err)
+	}
+	if p := confirm(t, c, link); p.Status != http.StatusInternalServerError {
+		t.Fatalf("login whose end fails: status %d\n%s", p.Status, p.Body)
+	}
+	var used sql.NullTime
+	if err := db.QueryRow(`SELECT used_at FROM magic_links`).Scan(&used); err != nil || used.Valid {
+		t.Fatalf("after the failed end: used_at %v, err %v; want the link unspent", used, err)
+	}
+	if _, err := db.Exec(`DROP TRIGGER refuse_sso`); err != nil {
+		t.Fatal(err)
+	}
+	p := confirm(t, c, link)
+	if res := s.App.Last(); res.Err != "" || res.Claims["email"] != "alice@example.com" {
+		t.Fatalf("the same link after the failure: %+v\n%s", res, p.Body)
+	}
+}
+
 func TestMagicLinkExpiredOffersANewLink(t *testing.T) {
 	dsn := filepath.Join(t.TempDir(), "lk.db")
 	o := magic(map[string]string{"resendCooldown": "1s"})
