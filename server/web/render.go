@@ -17,6 +17,7 @@ import (
 	"strings"
 	"sync"
 	texttemplate "text/template"
+	"text/template/parse"
 	"time"
 
 	"latchkey/flows"
@@ -188,10 +189,25 @@ func NewRenderer(opts Options, log *slog.Logger, steps ...fs.FS) (*Renderer, err
 			if err != nil {
 				return nil, fmt.Errorf("template %s: %w", n, err)
 			}
+			r.foldMessages(l, htmlTrees(c))
 			r.pages[l][strings.TrimSuffix(n, ".html")] = c.Funcs(r.funcs(l))
 		}
 	}
 	return r, nil
+}
+
+// foldMessages puts the locale's text of every argument-free {{msg "id"}}
+// into trees (fold.go).
+func (r *Renderer) foldMessages(locale string, trees []*parse.Tree) {
+	foldMessages(trees, func(id string) string { return r.Text(locale, flows.M(id)) })
+}
+
+func htmlTrees(t *htmltemplate.Template) []*parse.Tree {
+	var out []*parse.Tree
+	for _, x := range t.Templates() {
+		out = append(out, x.Tree)
+	}
+	return out
 }
 
 // templateNames are the pages' and mails' file names (not the catalogs).
@@ -443,6 +459,11 @@ func (r *Renderer) mail(locale, name string) (*mailTemplates, error) {
 			return nil, fmt.Errorf("mail-layout.html: %w", err)
 		}
 	}
+	var trees []*parse.Tree
+	for _, t := range tt.Templates() {
+		trees = append(trees, t.Tree)
+	}
+	r.foldMessages(locale, append(trees, htmlTrees(ht)...))
 	m, _ := r.mails.LoadOrStore(key, &mailTemplates{text: tt, html: ht})
 	return m.(*mailTemplates), nil
 }
