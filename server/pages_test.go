@@ -263,3 +263,16 @@ func benchMagicLinkPage(b *testing.B, page string, form url.Values, step func(fl
 		rnd.Page(httptest.NewRecorder(), http.StatusOK, r.Page, v)
 	}
 }
+
+// BenchmarkLoginMail renders the sign-in mail (subject, text and HTML), as
+// every link a login sends does.
+func BenchmarkLoginMail(b *testing.B) {
+	rnd, _ := stepRenderer(b)
+	d := magiclink.MailData{RealmName: "Test", Email: "ann@example.com", URL: "https://id.example.com/realms/test/login-actions/magic-link?token=" + strings.Repeat("x", 43),
+		Lifetime: 15 * time.Minute, Locale: "en", Type: "login", Brand: map[string]string{"Name": "Test"}}
+	for b.Loop() {
+		if _, _, _, err := rnd.Mail("en", "mail-login", d); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

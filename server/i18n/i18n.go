@@ -57,6 +57,12 @@ type Catalog struct {
 	// "locale\x00id": a page renders dozens, and go-i18n executes a
 	// template for each. A catalog never changes (a reload builds anew).
 	plain sync.Map
+	// simple holds, by locale and id, the locale's own messages that
+	// render without go-i18n (simple.go); written by New only.
+	simple map[string]map[string]simpleMessage
+	// spans holds rendered durations by spanKey: a login renders the same
+	// link lifetime in every mail and page.
+	spans sync.Map
 
 	parser localeParser
 }
@@ -72,7 +78,9 @@ func New(defaultLocale string, supported []string, builtin, theme []File) (*Cata
 	if len(supported) == 0 {
 		supported = []string{defaultLocale}
 	}
-	c := &Catalog{local: map[string]*goi18n.Localizer{}, ids: map[string]map[string]bool{}, names: map[string]string{}, missing: map[string]bool{}}
+	c := &Catalog{local: map[string]*goi18n.Localizer{}, ids: map[string]map[string]bool{}, names: map[string]string{}, missing: map[string]bool{},
+		simple: map[string]map[string]simpleMessage{}}
+	messages := map[string]map[string]*goi18n.Message{} // locale -> id -> its message, the theme's over the built-in
 	c.parser = localeParser{funcs: c.funcs}
 	for _, s := range supported {
 		t, err := language.Parse(s)
@@ -99,12 +107,12 @@ func New(defaultLocale string, supported []string, builtin, theme []File) (*Cata
 	c.bundle = goi18n.NewBundle(language.English)
 	c.bundle.RegisterUnmarshalFunc("json", json.Unmarshal)
 	for _, f := range builtin {
-		if err := c.add(f, false); err != nil {
+		if err := c.add(f, false, messages); err != nil {
 			return nil, err
 		}
 	}
 	for _, f := range theme {
-		if err := c.add(f, true); err != nil {
+		if err := c.add(f, true, messages); err != nil {
 			return nil, err
 		}
 	}
@@ -114,11 +122,17 @@ func New(defaultLocale string, supported []string, builtin, theme []File) (*Cata
 		}
 		c.local[l] = goi18n.NewLocalizer(c.bundle, l)
 		c.names[l] = Name(l)
+		c.simple[l] = map[string]simpleMessage{}
+		for id, m := range messages[l] {
+			if s, ok := compileSimple(m); ok {
+				c.simple[l][id] = s
+			}
+		}
 	}
 	return c, nil
 }
 
-func (c *Catalog) add(f File, override bool) error {
+func (c *Catalog) add(f File, override bool, messages map[string]map[string]*goi18n.Message) error {
 	mf, err := goi18n.ParseMessageFileBytes(f.Data, f.Name, map[string]goi18n.UnmarshalFunc{"json": json.Unmarshal})
 	if err != nil {
 		return fmt.Errorf("messages %s: %w", f.Name, err)
@@ -137,8 +151,12 @@ func (c *Catalog) add(f File, override bool) error {
 	if c.ids[l] == nil {
 		c.ids[l] = map[string]bool{}
 	}
+	if messages[l] == nil {
+		messages[l] = map[string]*goi18n.Message{}
+	}
 	for _, m := range mf.Messages {
 		c.ids[l][m.ID] = true
+		messages[l][m.ID] = m
 	}
 	return c.bundle.AddMessages(mf.Tag, mf.Messages...)
 }
@@ -254,6 +272,15 @@ func (c *Catalog) Text(locale string, m flows.Msg) string {
 		return m.Text
 	}
 	var key string
+	if _, counted := m.Args["Count"]; len(m.Args) > 0 && !counted {
+		// Count picks a plural form: go-i18n's, always.
+		l := c.Locale(locale)
+		if s, ok := c.simple[l][m.ID]; ok {
+			if out, ok := c.render(s, l, m.Args); ok {
+				return out
+			}
+		}
+	}
 	if len(m.Args) == 0 {
 		key = c.Locale(locale) + "\x00" + m.ID // bounded: supported locales, known ids
 		if out, ok := c.plain.Load(key); ok {
@@ -336,10 +363,23 @@ func (c *Catalog) span(locale, prefix string, d time.Duration) string {
 	case d < 48*time.Hour:
 		unit, n = "hours", int(d.Round(time.Hour).Hours())
 	}
-	l := c.local[c.Locale(locale)]
-	out, err := l.Localize(&goi18n.LocalizeConfig{MessageID: prefix + unit, TemplateData: map[string]any{"Count": n}, PluralCount: n})
+	locale = c.Locale(locale)
+	key := spanKey{locale, prefix + unit, n}
+	if out, ok := c.spans.Load(key); ok {
+		return out.(string)
+	}
+	out, err := c.local[locale].Localize(&goi18n.LocalizeConfig{MessageID: prefix + unit, TemplateData: map[string]any{"Count": n}, PluralCount: n})
 	if err != nil && out == "" {
 		return fmt.Sprintf("%d %s", n, unit)
 	}
+	if err == nil && (unit != "days" || n <= 366) {
+		c.spans.Store(key, out) // bounded: locales x ~540 spans
+	}
 	return out
+}
+
+// spanKey names a rendered duration: locale, message id and count.
+type spanKey struct {
+	locale, id string
+	n          int
 }

@@ -1,6 +1,8 @@
 package i18n
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -138,5 +140,99 @@ func BenchmarkTextWithArguments(b *testing.B) {
 	m := flows.M("hi", "Name", "Ada", "Wait", 15*time.Minute)
 	for b.Loop() {
 		c.Text("en", m)
+	}
+}
+
+// Messages rendered without go-i18n (simple.go) read exactly as go-i18n
+// renders them, for every message of every shipped catalog, and those it
+// cannot print exactly are left to go-i18n.
+func TestSimpleMessagesRenderAsGoI18n(t *testing.T) {
+	var files []File
+	for _, pattern := range []string{"../../templates/*.json", "../../authenticators/*/templates/*.json"} {
+		names, err := filepath.Glob(pattern)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range names {
+			data, err := os.ReadFile(n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			files = append(files, File{Name: filepath.Base(n), Data: data})
+		}
+	}
+	c, err := New("en", Shipped, files, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checked := 0
+	for _, l := range c.Supported() {
+		for id, s := range c.simple[l] {
+			for _, value := range []any{`<b>"Ann" & 'Bob'</b>`, 7} {
+				args := map[string]any{}
+				for _, seg := range s {
+					switch {
+					case seg.fn != "":
+						args[seg.arg] = 90 * time.Minute
+					case seg.arg == "Count": // a plural count: go-i18n's path either way
+						args[seg.arg] = 7
+					case seg.arg != "":
+						args[seg.arg] = value
+					}
+				}
+				if len(args) == 0 {
+					args["Unused"] = value
+				}
+				want, err := c.localize(l, id, args)
+				if err != nil {
+					t.Fatalf("%s %s: %v", l, id, err)
+				}
+				if got := c.Text(l, flows.Msg{ID: id, Args: args}); got != want {
+					t.Errorf("%s %s: %q, go-i18n renders %q", l, id, got, want)
+				}
+				checked++
+			}
+		}
+	}
+	if len(c.simple["de"]["mail.login.lifetime"]) != 3 || len(c.simple["en"]["confirm.opened"]) != 3 {
+		t.Errorf("messages with an argument are not simple: %v %v", c.simple["de"]["mail.login.lifetime"], c.simple["en"]["confirm.opened"])
+	}
+	if _, ok := c.simple["en"]["duration.minutes"]; ok {
+		t.Error("a message with plural forms is simple")
+	}
+	t.Logf("%d renderings compared", checked)
+}
+
+// What the fast path cannot print exactly goes to go-i18n: an argument it
+// does not know the printing of, one missing, a Count.
+func TestSimpleMessagesLeaveTheRestToGoI18n(t *testing.T) {
+	c, err := New("en", []string{"en"}, []File{{Name: "core.en.json", Data: []byte(`{
+		"hi": "Hello {{.Name}}",
+		"wait": "Wait {{duration .Wait}}",
+		"n": "{{.Count}} left",
+		"cond": "{{if .Name}}yes{{end}}",
+		"minutes": "{{.Wait}}",
+		"duration.minutes": {"one": "{{.Count}} minute", "other": "{{.Count}} minutes"}}`)}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		m    flows.Msg
+		want string
+	}{
+		{flows.M("hi", "Name", 1.5), "Hello 1.5"},
+		{flows.M("hi", "Other", "x"), "Hello <no value>"},
+		{flows.M("wait", "Wait", "soon"), "wait"}, // go-i18n fails: the id, as ever
+		{flows.M("n", "Count", 1), "1 left"},
+		{flows.M("cond", "Name", "a"), "yes"},
+		{flows.M("minutes", "Wait", 2*time.Minute), "2m0s"},
+		{flows.M("wait", "Wait", 2*time.Minute), "Wait 2 minutes"},
+	} {
+		if got := c.Text("en", tc.m); got != tc.want {
+			t.Errorf("%s %v: %q, want %q", tc.m.ID, tc.m.Args, got, tc.want)
+		}
+	}
+	if _, ok := c.simple["en"]["cond"]; ok {
+		t.Error("a condition is simple")
 	}
 }
