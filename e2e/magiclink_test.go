@@ -34,6 +34,14 @@ func (s *setup) requestLink(t testing.TB, c *testkit.Client, email string) *test
 	return c.Submit(p, f, map[string]string{"email": email})
 }
 
+// startOnFile starts the server on a SQLite file the test reads and
+// changes beside it.
+func startOnFile(t *testing.T, o opts) (*setup, *sql.DB) {
+	t.Helper()
+	o.dsn = filepath.Join(t.TempDir(), "lk.db")
+	return start(t, o), openSQLite(t, o.dsn)
+}
+
 // confirm opens a link and presses "Continue".
 func confirm(t *testing.T, c *testkit.Client, link string) *testkit.Page {
 	t.Helper()
@@ -173,18 +181,10 @@ func TestMagicLinkUsedTwiceOrTamperedIsRejected(t *testing.T) {
 // database refuses the SSO session once), the link is not spent and the
 // same link signs in afterwards.
 func TestALinkIsSpentOnlyByALoginThatEnds(t *testing.T) {
-	dsn := filepath.Join(t.TempDir(), "lk.db")
-	o := magic(nil)
-	o.dsn = dsn
-	s := start(t, o)
+	s, db := startOnFile(t, magic(nil))
 	c := testkit.NewClient(t)
 	s.requestLink(t, c, "alice@example.com")
 	link := s.SMTP.WaitFor(t, "alice@example.com", 1, 10*time.Second)[0].Link()
-	db, err := sql.Open("sqlite3", dsn+"?_busy_timeout=5000")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
 	if _, err := db.Exec(`CREATE TRIGGER refuse_sso BEFORE INSERT ON sso_sessions BEGIN SELECT RAISE(ABORT, 'refused by the test'); END`); err != nil {
 		t.Fatal(err)
 	}
@@ -204,20 +204,41 @@ func TestALinkIsSpentOnlyByALoginThatEnds(t *testing.T) {
 	}
 }
 
+// The email POST's link and mail are kept only with the login they are
+// for: when its session cannot be saved, no link is left and no mail is
+// queued (so none is sent), and the same form then sends exactly one.
+func TestALinkIsSentOnlyForALoginThatIsSaved(t *testing.T) {
+	s, db := startOnFile(t, magic(nil))
+	c := testkit.NewClient(t)
+	page := c.Get(s.App.LoginURL(nil))
+	form := page.Form(t, "email")
+	if _, err := db.Exec(`CREATE TRIGGER refuse_save BEFORE UPDATE ON auth_sessions BEGIN SELECT RAISE(ABORT, 'refused by the test'); END`); err != nil {
+		t.Fatal(err)
+	}
+	if p := c.Submit(page, form, map[string]string{"email": "alice@example.com"}); p.Status != http.StatusInternalServerError {
+		t.Fatalf("email POST whose save fails: status %d\n%s", p.Status, p.Body)
+	}
+	var links, mails int
+	if err := db.QueryRow(`SELECT (SELECT count(*) FROM magic_links), (SELECT count(*) FROM outbox_mails)`).Scan(&links, &mails); err != nil || links != 0 || mails != 0 {
+		t.Fatalf("after the failed save: %d links, %d mails queued (err %v); want none", links, mails, err)
+	}
+	if _, err := db.Exec(`DROP TRIGGER refuse_save`); err != nil {
+		t.Fatal(err)
+	}
+	if p := c.Submit(page, form, map[string]string{"email": "alice@example.com"}); !p.Has("Check your email") {
+		t.Fatalf("the same form after the failure:\n%s", p.Body)
+	}
+	if got := s.SMTP.WaitFor(t, "alice@example.com", 1, 10*time.Second); len(got) != 1 {
+		t.Fatalf("%d mails, want 1", len(got))
+	}
+}
+
 func TestMagicLinkExpiredOffersANewLink(t *testing.T) {
-	dsn := filepath.Join(t.TempDir(), "lk.db")
-	o := magic(map[string]string{"resendCooldown": "1s"})
-	o.dsn = dsn
-	s := start(t, o)
+	s, db := startOnFile(t, magic(map[string]string{"resendCooldown": "1s"}))
 	c := testkit.NewClient(t)
 	s.requestLink(t, c, "alice@example.com")
 	link := s.SMTP.WaitFor(t, "alice@example.com", 1, 10*time.Second)[0].Link()
 	time.Sleep(1100 * time.Millisecond) // past the resend cooldown
-	db, err := sql.Open("sqlite3", dsn+"?_busy_timeout=5000")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
 	if _, err := db.Exec(`UPDATE magic_links SET expires_at = ?`, time.Now().UTC().Add(-20*time.Minute)); err != nil {
 		t.Fatal(err)
 	}

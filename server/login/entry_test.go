@@ -31,6 +31,9 @@ type memStore struct {
 }
 
 func (m *memStore) InTx(ctx context.Context, fn func(context.Context) error) error { return fn(ctx) }
+func (m *memStore) LazyTx(ctx context.Context) (context.Context, func(error) error) {
+	return ctx, func(err error) error { return err }
+}
 func (m *memStore) SaveAuthSession(_ context.Context, a *store.AuthSession) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -391,9 +391,24 @@ func (h *Handler) continueLogin(w http.ResponseWriter, r *http.Request, b browse
 		h.internal(w, r, h.locale(w, r, st, nil), err)
 		return
 	}
-	out, err := run(r.Context(), c)
-	h.respond(w, r, st, c, b, out, err)
+	// A step's transaction (the email POST's link and outbox, a new
+	// user's row) stays open for the login's save or end and commits with
+	// it: one commit where there were two, and nothing of the step is kept
+	// for a login that could not be saved. A step that begins none (a page
+	// view, a refused form, the password step's bcrypt and its counters)
+	// holds nothing.
+	ctx, end := h.Store.LazyTx(r.Context())
+	defer func() { _ = end(errAbandoned) }() // a panic: roll back, never keep the writer
+	out, err := run(ctx, c)
+	var ans answer
+	if err == nil {
+		ans, err = h.record(ctx, r, st, c, b, out)
+	}
+	h.reply(w, r, c, ans, end(err))
 }
+
+// errAbandoned rolls back a request's transaction that did not end.
+var errAbandoned = errors.New("request abandoned")
 
 // postedBrowser returns the browser of a form POST, or shows the expired-form
 // page when its CSRF token does not match (forged, or the page is stale).

@@ -13,6 +13,9 @@ import (
 type Store interface {
 	flows.Users
 	InTx(ctx context.Context, fn func(ctx context.Context) error) error
+	// LazyTx: the first InTx begins a transaction that what follows joins,
+	// until end (store.Store.LazyTx).
+	LazyTx(ctx context.Context) (_ context.Context, end func(err error) error)
 	AuthSessions
 	SSOSessions
 }

@@ -237,10 +237,16 @@ type txState struct {
 	after []func()
 }
 
-// inTx returns the transaction in ctx, if any.
+// inTx returns the transaction in ctx, if any: one InTx or BeginTX
+// began, or the one a LazyTx context's first InTx began.
 func inTx(ctx context.Context) (*txState, bool) {
-	tx, ok := ctx.Value(txKey{}).(*txState)
-	return tx, ok
+	if tx, ok := ctx.Value(txKey{}).(*txState); ok {
+		return tx, true
+	}
+	if l, ok := ctx.Value(lazyKey{}).(*lazyTx); ok && l.tx != nil {
+		return l.tx, true
+	}
+	return nil, false
 }
 
 // AfterCommit runs fn once the transaction in ctx has committed (at once
@@ -301,6 +307,9 @@ func (s *Store) InTx(ctx context.Context, fn func(ctx context.Context) error) er
 	if _, ok := inTx(ctx); ok {
 		return fn(ctx)
 	}
+	if l, ok := ctx.Value(lazyKey{}).(*lazyTx); ok {
+		return s.beginLazy(ctx, l, fn)
+	}
 	state := &txState{}
 	err := s.gdb.WithContext(s.stmtCtx(ctx)).Transaction(func(tx *gorm.DB) error {
 		state.db = tx
@@ -310,6 +319,71 @@ func (s *Store) InTx(ctx context.Context, fn func(ctx context.Context) error) er
 		state.committed()
 	}
 	return err
+}
+
+type lazyKey struct{}
+
+// lazyTx is the transaction a LazyTx context's first InTx begins; nil
+// until then, and again once ended.
+type lazyTx struct{ tx *txState }
+
+// LazyTx returns a context in which the first InTx begins a transaction
+// and leaves it open: what follows with that context (later InTx calls,
+// single writes, reads) joins it, and end commits it, or rolls it back
+// when given an error, which it returns. A request that writes in a
+// step's InTx and then saves its login (the email POST: link and outbox,
+// then the login's session) commits once, where it committed twice; one
+// that calls no InTx (a page view, a refused form) begins nothing, and its
+// writes commit as they are made, so a rate counter hit before any InTx
+// holds no row lock. end may be called again (no-op): defer it, with an
+// error, so that a panic cannot leave the transaction, on SQLite the only
+// writer, open.
+func (s *Store) LazyTx(ctx context.Context) (_ context.Context, end func(err error) error) {
+	l := &lazyTx{}
+	return context.WithValue(ctx, lazyKey{}, l), func(err error) error {
+		tx := l.tx
+		if tx == nil {
+			return err
+		}
+		l.tx = nil
+		if err != nil {
+			tx.after = nil
+			if rerr := tx.db.Rollback().Error; rerr != nil {
+				return errors.Join(err, fmt.Errorf("roll back: %w", rerr))
+			}
+			return err
+		}
+		if err := tx.db.Commit().Error; err != nil {
+			return fmt.Errorf("commit: %w", err)
+		}
+		tx.committed()
+		return nil
+	}
+}
+
+// beginLazy runs fn in the transaction it begins for l, and leaves it open
+// unless fn fails (or panics): then it is rolled back, and the next InTx
+// begins anew.
+func (s *Store) beginLazy(ctx context.Context, l *lazyTx, fn func(ctx context.Context) error) (err error) {
+	tx := s.gdb.WithContext(s.stmtCtx(ctx)).Begin()
+	if tx.Error != nil {
+		return fmt.Errorf("begin transaction: %w", tx.Error)
+	}
+	l.tx = &txState{db: tx}
+	kept := false
+	defer func() {
+		if !kept {
+			l.tx = nil
+			if rerr := tx.Rollback().Error; rerr != nil && err != nil {
+				err = errors.Join(err, fmt.Errorf("roll back: %w", rerr))
+			}
+		}
+	}()
+	if err := fn(ctx); err != nil {
+		return err
+	}
+	kept = true
+	return nil
 }
 
 // Rehearse runs fn and undoes its writes: in a savepoint of the

@@ -42,6 +42,7 @@ func Run(t *testing.T, open Open) {
 		{"LongSignatures", testLongSignatures},
 		{"Transactions", testTransactions},
 		{"Rehearsals", testRehearse},
+		{"LazyTransactions", testLazyTx},
 		{"AuthAndSSOSessions", testSessions},
 		{"SigningKeys", testSigningKeys},
 		{"MagicLinks", testMagicLinks},
@@ -526,13 +527,7 @@ func testAfterCommit(t *testing.T, s Store) {
 // aborts a transaction at a failed statement, short of a savepoint).
 func testRehearse(t *testing.T, s Store) {
 	var ran []string
-	write := func(ctx context.Context, sig string) error {
-		if err := s.CreateAccessTokenSession(ctx, sig, request("req-"+sig)); err != nil {
-			return err
-		}
-		store.AfterCommit(ctx, func() { ran = append(ran, sig) })
-		return nil
-	}
+	write := hookedWrite(s, &ran)
 	rehearse := func(ctx context.Context, sig string) error {
 		return s.Rehearse(ctx, func(ctx context.Context) error { return write(ctx, sig) })
 	}
@@ -555,6 +550,117 @@ func testRehearse(t *testing.T, s Store) {
 	}
 	if want := []string{"kept-before", "kept-duplicate", "kept-after"}; !slices.Equal(ran, want) {
 		t.Errorf("after-commit hooks ran %v, want %v", ran, want)
+	}
+}
+
+// hookedWrite writes a token row named sig and, once it has committed,
+// appends sig to ran.
+func hookedWrite(s Store, ran *[]string) func(ctx context.Context, sig string) error {
+	return func(ctx context.Context, sig string) error {
+		if err := s.CreateAccessTokenSession(ctx, sig, request("req-"+sig)); err != nil {
+			return err
+		}
+		store.AfterCommit(ctx, func() { *ran = append(*ran, sig) })
+		return nil
+	}
+}
+
+// testLazyTx: a LazyTx context begins its transaction at its first InTx,
+// everything after joins it, and end commits it or rolls it back; a
+// failed or panicking first InTx, or an abandoned context, leaves nothing
+// open (on SQLite the writer: the last write here would wait for ever).
+func testLazyTx(t *testing.T, s Store) {
+	var ran []string
+	write := hookedWrite(s, &ran)
+	inTx := func(ctx context.Context, sig string) error {
+		return s.InTx(ctx, func(ctx context.Context) error { return write(ctx, sig) })
+	}
+	kept := func(ctx context.Context, sig string) bool {
+		_, err := s.GetAccessTokenSession(ctx, sig, newSession())
+		return err == nil
+	}
+	boom := errors.New("boom")
+
+	// No InTx: nothing begun, a write commits as it is made.
+	lctx, end := s.LazyTx(ctx)
+	must(t, write(lctx, "single"))
+	if !kept(ctx, "single") || !slices.Equal(ran, []string{"single"}) {
+		t.Errorf("a write before any InTx waited for end: kept %v, hooks %v", kept(ctx, "single"), ran)
+	}
+	must(t, end(nil))
+
+	// Begun by the first InTx, joined by a single write and a second InTx,
+	// committed once by end.
+	ran = nil
+	lctx, end = s.LazyTx(ctx)
+	must(t, inTx(lctx, "first"))
+	must(t, write(lctx, "joined"))
+	must(t, inTx(lctx, "second"))
+	if !kept(lctx, "joined") {
+		t.Error("the lazy transaction does not read its own writes")
+	}
+	if kept(ctx, "first") || kept(ctx, "joined") || len(ran) > 0 {
+		t.Errorf("visible before end: first %v, joined %v, hooks %v", kept(ctx, "first"), kept(ctx, "joined"), ran)
+	}
+	must(t, end(nil))
+	must(t, end(nil)) // again: nothing to do
+	for _, sig := range []string{"first", "joined", "second"} {
+		if !kept(ctx, sig) {
+			t.Errorf("%s not committed by end", sig)
+		}
+	}
+	if want := []string{"first", "joined", "second"}; !slices.Equal(ran, want) {
+		t.Errorf("after-commit hooks ran %v, want %v", ran, want)
+	}
+
+	// end with an error rolls everything back, drops the hooks, and
+	// returns the error.
+	ran = nil
+	lctx, end = s.LazyTx(ctx)
+	must(t, inTx(lctx, "undone"))
+	if err := end(boom); !errors.Is(err, boom) {
+		t.Errorf("end(boom) = %v", err)
+	}
+	if kept(ctx, "undone") || len(ran) > 0 {
+		t.Errorf("rolled back: kept %v, hooks %v", kept(ctx, "undone"), ran)
+	}
+
+	// A first InTx that fails is undone; the next begins anew.
+	lctx, end = s.LazyTx(ctx)
+	err := s.InTx(lctx, func(ctx context.Context) error {
+		must(t, write(ctx, "failed"))
+		return boom
+	})
+	if !errors.Is(err, boom) {
+		t.Errorf("failed InTx = %v", err)
+	}
+	must(t, inTx(lctx, "after-failure"))
+	must(t, end(nil))
+	if kept(ctx, "failed") || !kept(ctx, "after-failure") {
+		t.Errorf("failed kept %v, after-failure kept %v", kept(ctx, "failed"), kept(ctx, "after-failure"))
+	}
+
+	// A panic inside the first InTx, or after it with end deferred, leaves
+	// no transaction open and keeps nothing.
+	lctx, end = s.LazyTx(ctx)
+	func() {
+		defer func() { _ = recover() }()
+		_ = s.InTx(lctx, func(ctx context.Context) error {
+			must(t, write(ctx, "panicked"))
+			panic(boom)
+		})
+	}()
+	must(t, end(nil))
+	lctx, end = s.LazyTx(ctx)
+	func() {
+		defer func() { _ = end(errors.New("abandoned")) }()
+		defer func() { _ = recover() }()
+		must(t, inTx(lctx, "abandoned"))
+		panic(boom)
+	}()
+	must(t, write(ctx, "writer-free"))
+	if kept(ctx, "panicked") || kept(ctx, "abandoned") || !kept(ctx, "writer-free") {
+		t.Errorf("panicked kept %v, abandoned kept %v, writer-free kept %v", kept(ctx, "panicked"), kept(ctx, "abandoned"), kept(ctx, "writer-free"))
 	}
 }
 

@@ -22,6 +22,7 @@ type Store interface {
 	ImportUsers(ctx context.Context, users []*flows.User) error
 	InTx(ctx context.Context, fn func(ctx context.Context) error) error
 	Rehearse(ctx context.Context, fn func(ctx context.Context) error) error
+	LazyTx(ctx context.Context) (context.Context, func(err error) error)
 	ListUsers(ctx context.Context, f store.UserFilter) ([]*flows.User, error)
 	CountUsersMatching(ctx context.Context, f store.UserFilter) (int64, error)
 	DeleteUser(ctx context.Context, id string) error
