@@ -47,8 +47,8 @@ type Catalog struct {
 	matcher   language.Matcher
 	bundle    *goi18n.Bundle
 	local     map[string]*goi18n.Localizer
-	ids       map[string]map[string]bool // locale -> ids it has
-	names     map[string]string          // supported locale -> its name in itself
+	messages  map[string]map[string]*goi18n.Message // locale -> id -> its message, the theme's over the built-in
+	names     map[string]string                     // supported locale -> its name in itself
 
 	mu      sync.Mutex
 	missing map[string]bool // "locale id" asked for and not found
@@ -78,9 +78,8 @@ func New(defaultLocale string, supported []string, builtin, theme []File) (*Cata
 	if len(supported) == 0 {
 		supported = []string{defaultLocale}
 	}
-	c := &Catalog{local: map[string]*goi18n.Localizer{}, ids: map[string]map[string]bool{}, names: map[string]string{}, missing: map[string]bool{},
+	c := &Catalog{local: map[string]*goi18n.Localizer{}, messages: map[string]map[string]*goi18n.Message{}, names: map[string]string{}, missing: map[string]bool{},
 		simple: map[string]map[string]simpleMessage{}}
-	messages := map[string]map[string]*goi18n.Message{} // locale -> id -> its message, the theme's over the built-in
 	c.parser = localeParser{funcs: c.funcs}
 	for _, s := range supported {
 		t, err := language.Parse(s)
@@ -107,23 +106,23 @@ func New(defaultLocale string, supported []string, builtin, theme []File) (*Cata
 	c.bundle = goi18n.NewBundle(language.English)
 	c.bundle.RegisterUnmarshalFunc("json", json.Unmarshal)
 	for _, f := range builtin {
-		if err := c.add(f, false, messages); err != nil {
+		if err := c.add(f, false); err != nil {
 			return nil, err
 		}
 	}
 	for _, f := range theme {
-		if err := c.add(f, true, messages); err != nil {
+		if err := c.add(f, true); err != nil {
 			return nil, err
 		}
 	}
 	for _, l := range c.supported {
-		if len(c.ids[l]) == 0 {
+		if len(c.messages[l]) == 0 {
 			return nil, fmt.Errorf("%w %s has no messages: add NAME.%s.json catalogs to the theme's templates folder", ErrLocale, l, l)
 		}
 		c.local[l] = goi18n.NewLocalizer(c.bundle, l)
 		c.names[l] = Name(l)
 		c.simple[l] = map[string]simpleMessage{}
-		for id, m := range messages[l] {
+		for id, m := range c.messages[l] {
 			if s, ok := compileSimple(m); ok {
 				c.simple[l][id] = s
 			}
@@ -132,7 +131,7 @@ func New(defaultLocale string, supported []string, builtin, theme []File) (*Cata
 	return c, nil
 }
 
-func (c *Catalog) add(f File, override bool, messages map[string]map[string]*goi18n.Message) error {
+func (c *Catalog) add(f File, override bool) error {
 	mf, err := goi18n.ParseMessageFileBytes(f.Data, f.Name, map[string]goi18n.UnmarshalFunc{"json": json.Unmarshal})
 	if err != nil {
 		return fmt.Errorf("messages %s: %w", f.Name, err)
@@ -148,22 +147,18 @@ func (c *Catalog) add(f File, override bool, messages map[string]map[string]*goi
 			}
 		}
 	}
-	if c.ids[l] == nil {
-		c.ids[l] = map[string]bool{}
-	}
-	if messages[l] == nil {
-		messages[l] = map[string]*goi18n.Message{}
+	if c.messages[l] == nil {
+		c.messages[l] = map[string]*goi18n.Message{}
 	}
 	for _, m := range mf.Messages {
-		c.ids[l][m.ID] = true
-		messages[l][m.ID] = m
+		c.messages[l][m.ID] = m
 	}
 	return c.bundle.AddMessages(mf.Tag, mf.Messages...)
 }
 
 func (c *Catalog) known(id string) bool {
-	for _, ids := range c.ids {
-		if ids[id] {
+	for _, ids := range c.messages {
+		if ids[id] != nil {
 			return true
 		}
 	}
@@ -177,7 +172,7 @@ func (c *Catalog) Default() string { return c.def }
 func (c *Catalog) Supported() []string { return slices.Clone(c.supported) }
 
 // IDs are the message ids a locale's catalogs have.
-func (c *Catalog) IDs(locale string) []string { return slices.Sorted(maps.Keys(c.ids[locale])) }
+func (c *Catalog) IDs(locale string) []string { return slices.Sorted(maps.Keys(c.messages[locale])) }
 
 // Match returns the supported locale that best serves a list of
 // preferences, each a tag, a space-separated list (ui_locales) or an

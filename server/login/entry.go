@@ -205,8 +205,7 @@ func (h *Handler) begin(w http.ResponseWriter, r *http.Request, b browser, facto
 		return
 	}
 	c.SameBrowser, c.ConsumedSecret = true, bg.Secret
-	out, err := h.Engine.Run(r.Context(), c)
-	h.respond(w, r, st, c, b, out, err)
+	h.advance(w, r, st, c, b, h.Engine.Run)
 }
 
 // progress answers a login page's poll: small, never cached.

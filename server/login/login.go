@@ -355,9 +355,7 @@ func mayContinue(st *state, b browser, c *flows.Context) bool {
 }
 
 func (h *Handler) page(w http.ResponseWriter, r *http.Request) {
-	h.continueLogin(w, r, h.Cookies.Browser(w, r), nil, func(ctx context.Context, c *flows.Context) (flows.Outcome, error) {
-		return h.Engine.Run(ctx, c)
-	})
+	h.continueLogin(w, r, h.Cookies.Browser(w, r), nil, h.Engine.Run)
 }
 
 func (h *Handler) action(w http.ResponseWriter, r *http.Request) {
@@ -391,12 +389,17 @@ func (h *Handler) continueLogin(w http.ResponseWriter, r *http.Request, b browse
 		h.internal(w, r, h.locale(w, r, st, nil), err)
 		return
 	}
-	// A step's transaction (the email POST's link and outbox, a new
-	// user's row) stays open for the login's save or end and commits with
-	// it: one commit where there were two, and nothing of the step is kept
-	// for a login that could not be saved. A step that begins none (a page
-	// view, a refused form, the password step's bcrypt and its counters)
-	// holds nothing.
+	h.advance(w, r, st, c, b, run)
+}
+
+// advance runs the engine and records what it decided (the login saved,
+// or ended), then shows it. A step's transaction (the email POST's link
+// and outbox, a new user's row) stays open for that record and commits
+// with it: one commit where there were two, and nothing of the step is
+// kept for a login that could not be saved. A step that begins none (a
+// page view, a refused form, the password step's bcrypt and its counters)
+// holds nothing.
+func (h *Handler) advance(w http.ResponseWriter, r *http.Request, st *state, c *flows.Context, b browser, run func(context.Context, *flows.Context) (flows.Outcome, error)) {
 	ctx, end := h.Store.LazyTx(r.Context())
 	defer func() { _ = end(errAbandoned) }() // a panic: roll back, never keep the writer
 	out, err := run(ctx, c)
@@ -440,16 +443,6 @@ func (h *Handler) signedInElsewhere(w http.ResponseWriter, r *http.Request) bool
 	v.Message = h.text(loc, flows.M("login.doneElsewhere"))
 	h.Web.Page(w, http.StatusOK, "info", v)
 	return true
-}
-
-// respond persists the session and shows what the engine decided.
-func (h *Handler) respond(w http.ResponseWriter, r *http.Request, st *state, c *flows.Context, b browser, out flows.Outcome, err error) {
-	if err != nil {
-		h.internal(w, r, c.Locale, err)
-		return
-	}
-	ans, err := h.record(r.Context(), r, st, c, b, out)
-	h.reply(w, r, c, ans, err)
 }
 
 // answer writes what a request of a login shows, once what the request

@@ -269,6 +269,30 @@ func (tx *txState) committed() {
 	tx.after = nil
 }
 
+// commit commits the transaction, then runs its after-commit hooks.
+func (tx *txState) commit() error {
+	if err := tx.db.Commit().Error; err != nil {
+		return err
+	}
+	tx.committed()
+	return nil
+}
+
+// rollback rolls the transaction back and drops its hooks.
+func (tx *txState) rollback() error {
+	tx.after = nil
+	return tx.db.Rollback().Error
+}
+
+// undo rolls tx back because of err, and returns err with any failure to
+// roll back.
+func (tx *txState) undo(err error) error {
+	if rerr := tx.rollback(); rerr != nil {
+		return errors.Join(err, fmt.Errorf("roll back: %w", rerr))
+	}
+	return err
+}
+
 // db returns the transaction in ctx, or the writer.
 func (s *Store) db(ctx context.Context) *gorm.DB {
 	if tx, ok := inTx(ctx); ok {
@@ -347,16 +371,11 @@ func (s *Store) LazyTx(ctx context.Context) (_ context.Context, end func(err err
 		}
 		l.tx = nil
 		if err != nil {
-			tx.after = nil
-			if rerr := tx.db.Rollback().Error; rerr != nil {
-				return errors.Join(err, fmt.Errorf("roll back: %w", rerr))
-			}
-			return err
+			return tx.undo(err)
 		}
-		if err := tx.db.Commit().Error; err != nil {
+		if err := tx.commit(); err != nil {
 			return fmt.Errorf("commit: %w", err)
 		}
-		tx.committed()
 		return nil
 	}
 }
@@ -369,14 +388,13 @@ func (s *Store) beginLazy(ctx context.Context, l *lazyTx, fn func(ctx context.Co
 	if tx.Error != nil {
 		return fmt.Errorf("begin transaction: %w", tx.Error)
 	}
-	l.tx = &txState{db: tx}
+	state := &txState{db: tx}
+	l.tx = state
 	kept := false
 	defer func() {
-		if !kept {
+		if !kept { // fn failed, or panicked (err is then nil, and unused)
 			l.tx = nil
-			if rerr := tx.Rollback().Error; rerr != nil && err != nil {
-				err = errors.Join(err, fmt.Errorf("roll back: %w", rerr))
-			}
+			err = state.undo(err)
 		}
 	}()
 	if err := fn(ctx); err != nil {
@@ -430,11 +448,7 @@ func (s *Store) Commit(ctx context.Context) error {
 	if !ok {
 		return errors.New("commit: no transaction in context")
 	}
-	if err := tx.db.Commit().Error; err != nil {
-		return err
-	}
-	tx.committed()
-	return nil
+	return tx.commit()
 }
 
 // Rollback rolls back the transaction in ctx.
@@ -443,8 +457,7 @@ func (s *Store) Rollback(ctx context.Context) error {
 	if !ok {
 		return errors.New("rollback: no transaction in context")
 	}
-	tx.after = nil
-	return tx.db.Rollback().Error
+	return tx.rollback()
 }
 
 func notFound(err error) error {
