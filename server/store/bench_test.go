@@ -245,3 +245,31 @@ func BenchmarkRecordEvent(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkCodeLifecycle is a login's code on SQLite: written in a commit
+// of its own (the authorization's), then read, spent and exchanged for an
+// access and a refresh token in the token request's transaction.
+func BenchmarkCodeLifecycle(b *testing.B) {
+	s, ctx := benchStore(b), context.Background()
+	for i := 0; b.Loop(); i++ {
+		code, grant := fmt.Sprintf("code-%043d", i), fmt.Sprint("grant-", i)
+		if err := s.CreateAuthorizeCodeSession(ctx, code, benchRequest(grant)); err != nil {
+			b.Fatal(err)
+		}
+		err := s.InTx(ctx, func(ctx context.Context) error {
+			if _, err := s.GetAuthorizeCodeSession(ctx, code, &openid.DefaultSession{}); err != nil {
+				return err
+			}
+			if err := s.InvalidateAuthorizeCodeSession(ctx, code); err != nil {
+				return err
+			}
+			if err := s.CreateAccessTokenSession(ctx, fmt.Sprintf("access-%043d", i), benchRequest(grant)); err != nil {
+				return err
+			}
+			return s.CreateRefreshTokenSession(ctx, fmt.Sprintf("refresh-%043d", i), "", benchRequest(grant))
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -116,6 +116,7 @@ func (s *Store) DeleteUser(ctx context.Context, id string) error {
 			{"credentials", func() *gorm.DB { return db.Where("user_id = ?", id).Delete(&Credential{}) }},
 			{"sso sessions", func() *gorm.DB { return db.Where("user_id = ?", id).Delete(&SSOSession{}) }},
 			{"tokens", func() *gorm.DB { return db.Where("subject = ?", id).Delete(&OAuthRecord{}) }},
+			{"codes", func() *gorm.DB { return db.Where("subject = ?", id).Delete(&OAuthCode{}) }},
 		}
 		for _, st := range steps {
 			if err := st.run().Error; err != nil {

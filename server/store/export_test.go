@@ -34,6 +34,11 @@ func (s *Store) Exec(ctx context.Context, sql string, args ...any) error {
 	return s.db(ctx).Exec(sql, args...).Error
 }
 
+// Raw reads rows into dest, for tests that check how rows are stored.
+func (s *Store) Raw(ctx context.Context, dest any, sql string, args ...any) error {
+	return s.db(ctx).Raw(sql, args...).Scan(dest).Error
+}
+
 // CheckpointedWAL is the background checkpointer's newest outcome: the
 // WAL's frames and how many of them are in the database.
 func (s *Store) CheckpointedWAL() (frames, copied int64) {
@@ -91,6 +96,10 @@ var TokenRevocations = map[string]string{
 // RecordData is the JSON a token record keeps, as stored.
 func (s *Store) RecordData(ctx context.Context, kind, signature string) string {
 	var data string
+	if kind == kindCode {
+		_ = s.db(ctx).Raw("SELECT data FROM o_auth_codes WHERE id = ? AND signature = ?", codeID(signature), signature).Scan(&data).Error
+		return data
+	}
 	_ = s.db(ctx).Raw("SELECT data FROM o_auth_records WHERE kind = ? AND signature = ?", kind, signature).Scan(&data).Error
 	return data
 }

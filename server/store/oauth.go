@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"database/sql"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -62,11 +63,48 @@ type OAuthRecord struct {
 	Data        string    // JSON of storedRequest
 }
 
+// OAuthCode is an authorization code waiting to be redeemed, with the
+// request its tokens are made from (about 1 KB). Redeeming it moves it to
+// o_auth_records as the used code's record (inactive, no data), which
+// reuse detection reads. Kept there from the start, a code's row shrank by
+// its data when spent and left that space empty in a page of the token
+// table for good (a rowid table only ever appends): about 0.9 KB of pages
+// a login. Here a spent code's row is deleted where rows live for seconds,
+// so its pages empty whole and are used again.
+//
+// Its key is the rowid itself (codeID: 64 bits of the signature's hash,
+// the signature checked beside it), so the table is one B-tree: a text
+// key would add its index, written at the code's issue and again at its
+// redemption. Two codes with the same 64 bits fail the second's insert.
+type OAuthCode struct {
+	ID          int64  `gorm:"primaryKey;autoIncrement:false"`
+	Signature   string `gorm:"size:128"`
+	RequestID   string `gorm:"size:64"`
+	ClientID    string `gorm:"size:128"`
+	Subject     string `gorm:"size:64"`
+	SessionRef  string `gorm:"size:64"`
+	RequestedAt time.Time
+	ExpiresAt   time.Time
+	Data        string // JSON of storedRequest
+}
+
+// codeID is the key of a code's row in o_auth_codes: the first 64 bits
+// of its signature key's SHA-256.
+func codeID(key string) int64 {
+	sum := sha256.Sum256([]byte(key))
+	return int64(binary.BigEndian.Uint64(sum[:8]))
+}
+
 // The token record statements (plain SQL: plainsql.go). get reads only
 // what a request is rebuilt from.
 var (
 	insertOAuthRecord = plain("INSERT INTO o_auth_records (kind, signature, request_id, client_id, subject, session_ref, active, requested_at, expires_at, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+	insertOAuthCode   = plain("INSERT INTO o_auth_codes (id, signature, request_id, client_id, subject, session_ref, requested_at, expires_at, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
 	selectOAuthRecord = plain("SELECT request_id, client_id, subject, session_ref, active, requested_at, data FROM o_auth_records WHERE kind = ? AND signature = ?")
+	// selectCode finds a code waiting, or else spent (or written, live,
+	// before codes waited in o_auth_codes): there is never both.
+	selectCode = plain("SELECT request_id, client_id, subject, session_ref, true, requested_at, data FROM o_auth_codes WHERE id = ? AND signature = ? " +
+		"UNION ALL SELECT request_id, client_id, subject, session_ref, active, requested_at, data FROM o_auth_records WHERE kind = 'code' AND signature = ?")
 	// selectLivePKCE: a PKCE record whose code (same signature) is used is
 	// no longer there.
 	selectLivePKCE = plain("SELECT request_id, client_id, subject, session_ref, active, requested_at, data FROM o_auth_records p WHERE kind = ? AND signature = ? " +
@@ -171,8 +209,13 @@ func (s *Store) create(ctx context.Context, kind, signature string, r fosite.Req
 	if sr, ok := r.GetSession().(interface{ SessionRef() string }); ok {
 		ref = sr.SessionRef()
 	}
-	_, err = s.exec(ctx, insertOAuthRecord, kind, signature, r.GetID(), r.GetClient().GetID(), subject, ref, true,
-		r.GetRequestedAt().UTC(), expiryOf(kind, r), string(data))
+	if kind == kindCode {
+		_, err = s.exec(ctx, insertOAuthCode, codeID(signature), signature, r.GetID(), r.GetClient().GetID(), subject, ref,
+			r.GetRequestedAt().UTC(), expiryOf(kind, r), string(data))
+	} else {
+		_, err = s.exec(ctx, insertOAuthRecord, kind, signature, r.GetID(), r.GetClient().GetID(), subject, ref, true,
+			r.GetRequestedAt().UTC(), expiryOf(kind, r), string(data))
+	}
 	if err != nil {
 		return fmt.Errorf("store %s: %w", kind, err)
 	}
@@ -183,15 +226,18 @@ func (s *Store) create(ctx context.Context, kind, signature string, r fosite.Req
 // returns the request even for inactive records, as fosite needs it to
 // revoke what was issued from a reused code or refresh token.
 func (s *Store) get(ctx context.Context, kind, signature string, session fosite.Session) (*fosite.Request, bool, error) {
-	return s.getRecord(ctx, selectOAuthRecord, kind, signature, session)
+	key := signatureKey(signature)
+	if kind == kindCode {
+		return s.getRecord(ctx, selectCode, kind, session, codeID(key), key, key)
+	}
+	return s.getRecord(ctx, selectOAuthRecord, kind, session, kind, key)
 }
 
-// getRecord is get with the statement that selects the record by kind and
-// signature.
-func (s *Store) getRecord(ctx context.Context, q plainQuery, kind, signature string, session fosite.Session) (*fosite.Request, bool, error) {
-	signature = signatureKey(signature)
-	rec := OAuthRecord{Kind: kind, Signature: signature}
-	row, err := s.queryRow(ctx, q, kind, signature)
+// getRecord is get with the statement that selects the record of kind,
+// and its arguments.
+func (s *Store) getRecord(ctx context.Context, q plainQuery, kind string, session fosite.Session, args ...any) (*fosite.Request, bool, error) {
+	rec := OAuthRecord{Kind: kind}
+	row, err := s.queryRow(ctx, q, args...)
 	if err == nil {
 		err = row.Scan(&rec.RequestID, &rec.ClientID, &rec.Subject, &rec.SessionRef, &rec.Active, &rec.RequestedAt, &rec.Data)
 	}
@@ -296,6 +342,13 @@ func (s *Store) InvalidateAuthorizeCodeSession(ctx context.Context, code string)
 	// The used code keeps only what reuse detection needs (its grant and
 	// client, as a rotated refresh token does): the tokens were made from
 	// the request read before this.
+	if spent, err := s.spendCode(ctx, signatureKey(code)); err != nil {
+		return fmt.Errorf("invalidate code: %w", err)
+	} else if spent {
+		return nil
+	}
+	// Not waiting: spent already, or written live to o_auth_records before
+	// codes waited in o_auth_codes (an upgrade within its minute of life).
 	if err := s.deactivate(ctx, kindCode, code); err != nil {
 		if errors.Is(err, fosite.ErrInactiveToken) {
 			return fosite.ErrInvalidatedAuthorizeCode
@@ -303,6 +356,46 @@ func (s *Store) InvalidateAuthorizeCodeSession(ctx context.Context, code string)
 		return fmt.Errorf("invalidate code: %w", err)
 	}
 	return nil
+}
+
+// Spending a waiting code: its row becomes the used code's record in
+// o_auth_records. On PostgreSQL one statement: the DELETE locks the row, so
+// a concurrent redemption waits and then finds nothing to move. SQLite's one
+// writer runs a transaction's two statements alone.
+var (
+	spendCodePostgres = plain("WITH spent AS (DELETE FROM o_auth_codes WHERE id = ? AND signature = ? RETURNING signature, request_id, client_id, subject, session_ref, requested_at, expires_at) " +
+		"INSERT INTO o_auth_records (kind, signature, request_id, client_id, subject, session_ref, active, requested_at, expires_at, data) " +
+		"SELECT 'code', signature, request_id, client_id, subject, session_ref, false, requested_at, expires_at, '' FROM spent")
+	keepSpentCode = plain("INSERT INTO o_auth_records (kind, signature, request_id, client_id, subject, session_ref, active, requested_at, expires_at, data) " +
+		"SELECT 'code', signature, request_id, client_id, subject, session_ref, false, requested_at, expires_at, '' FROM o_auth_codes WHERE id = ? AND signature = ?")
+	deleteWaitingCode = plain("DELETE FROM o_auth_codes WHERE id = ?")
+)
+
+// spendCode moves the waiting code keyed key to o_auth_records, inactive;
+// false when no code waits under key.
+func (s *Store) spendCode(ctx context.Context, key string) (bool, error) {
+	if s.driver == "postgres" {
+		res, err := s.exec(ctx, spendCodePostgres, codeID(key), key)
+		if err != nil {
+			return false, err
+		}
+		n, err := res.RowsAffected()
+		return n == 1, err
+	}
+	spent := false
+	err := s.InTx(ctx, func(ctx context.Context) error {
+		res, err := s.exec(ctx, keepSpentCode, codeID(key), key)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			return err
+		}
+		spent = true
+		_, err = s.exec(ctx, deleteWaitingCode, codeID(key))
+		return err
+	})
+	return spent, err
 }
 
 // CreateAccessTokenSession implements oauth2.AccessTokenStorage.
@@ -460,7 +553,7 @@ func (s *Store) CreatePKCERequestSession(ctx context.Context, signature string, 
 // GetPKCERequestSession implements pkce.PKCERequestStorage: a code's PKCE
 // record ends when the code is used.
 func (s *Store) GetPKCERequestSession(ctx context.Context, signature string, session fosite.Session) (fosite.Requester, error) {
-	req, _, err := s.getRecord(ctx, selectLivePKCE, kindPKCE, signature, session)
+	req, _, err := s.getRecord(ctx, selectLivePKCE, kindPKCE, session, kindPKCE, signatureKey(signature))
 	if err != nil {
 		return nil, err
 	}

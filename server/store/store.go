@@ -177,7 +177,7 @@ func (s *Store) migrate() error {
 			}
 		}
 	}
-	err := s.gdb.AutoMigrate(&User{}, &SigningKey{}, &Setting{}, &OAuthRecord{}, &AuthSession{},
+	err := s.gdb.AutoMigrate(&User{}, &SigningKey{}, &Setting{}, &OAuthRecord{}, &OAuthCode{}, &AuthSession{},
 		&SSOSession{}, &MagicLink{}, &OutboxMail{}, &RateCounter{}, &SessionClient{}, &Credential{}, &Event{})
 	if err != nil {
 		return fmt.Errorf("migrate schema: %w", err)
@@ -513,6 +513,7 @@ func (s *Store) Purge(ctx context.Context, now time.Time, grace time.Duration) (
 		where string
 	}{
 		{&OAuthRecord{}, "(kind, signature)", "expires_at < ?"},
+		{&OAuthCode{}, "id", "expires_at < ?"},
 		{&AuthSession{}, "id", "expires_at < ?"},
 		{&SSOSession{}, "id", "expires_at < ?"},
 		{&MagicLink{}, "id", "expires_at < ?"},

@@ -175,6 +175,9 @@ func testUserDirectory(t *testing.T, s Store) {
 		must(t, s.CreateMagicLink(ctx, &store.MagicLink{ID: id, TokenHash: "hash-" + id, UserID: u.ID, Email: u.Email, Type: "login", ExpiresAt: now.Add(time.Hour)},
 			&store.OutboxMail{To: u.Email, Subject: "link", Ref: id}))
 		must(t, s.CreateSSOSession(ctx, &store.SSOSession{ID: "sso-" + id, UserID: u.ID, Ref: "ref-" + id, AuthTime: now, ExpiresAt: now.Add(time.Hour)}))
+		code := request("grant-" + id)
+		code.Session.(*openid.DefaultSession).Subject = u.ID
+		must(t, s.CreateAuthorizeCodeSession(ctx, "code-"+id, code))
 	}
 	if ss, err := s.SSOSessionsOf(ctx, ann.ID, now); err != nil || len(ss) != 1 || ss[0].Ref != "ref-link-0" {
 		t.Fatalf("SSOSessionsOf = %v, %v", ss, err)
@@ -191,6 +194,12 @@ func testUserDirectory(t *testing.T, s Store) {
 	}
 	if _, err := s.SSOSessionByID(ctx, "sso-link-0", now); err == nil {
 		t.Error("the deleted user's session survived")
+	}
+	if _, err := s.GetAuthorizeCodeSession(ctx, "code-link-0", newSession()); !errors.Is(err, fosite.ErrNotFound) {
+		t.Errorf("the deleted user's authorization code survived: %v", err)
+	}
+	if _, err := s.GetAuthorizeCodeSession(ctx, "code-link-1", newSession()); err != nil {
+		t.Errorf("another user's authorization code went too: %v", err)
 	}
 	if _, err := s.MagicLinkByID(ctx, "link-1"); err != nil {
 		t.Errorf("another user's link went too: %v", err)
@@ -1093,10 +1102,20 @@ func testPurge(t *testing.T, s Store) {
 	must(t, s.CreateAccessTokenSession(ctx, "old-at", old))
 	must(t, s.CreateAccessTokenSession(ctx, "new-at", request("req-new")))
 	must(t, s.SaveAuthSession(ctx, &store.AuthSession{ID: "gone", ExpiresAt: now.Add(-2 * time.Hour)}))
+	oldCode, newCode := request("req-old-code"), request("req-new-code")
+	oldCode.Session.SetExpiresAt(fosite.AuthorizeCode, now.Add(-2*time.Hour))
+	must(t, s.CreateAuthorizeCodeSession(ctx, "old-code", oldCode))
+	must(t, s.CreateAuthorizeCodeSession(ctx, "new-code", newCode))
 	n, err := s.Purge(ctx, now, time.Hour)
 	must(t, err)
-	if n < 2 {
-		t.Fatalf("purged %d rows, want at least 2", n)
+	if n < 3 {
+		t.Fatalf("purged %d rows, want at least 3", n)
+	}
+	if _, err := s.GetAuthorizeCodeSession(ctx, "old-code", newSession()); !errors.Is(err, fosite.ErrNotFound) {
+		t.Fatalf("an expired code survived the purge: %v", err)
+	}
+	if _, err := s.GetAuthorizeCodeSession(ctx, "new-code", newSession()); err != nil {
+		t.Fatalf("a live code was purged: %v", err)
 	}
 	if _, err := s.GetAccessTokenSession(ctx, "new-at", newSession()); err != nil {
 		t.Fatalf("live token purged: %v", err)
