@@ -32,7 +32,8 @@ func signatureKey(signature string) string {
 	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
-// Kinds of fosite records, kept in one table keyed by (kind, signature).
+// Kinds of fosite records, kept in one table keyed by (kind, signature);
+// a code waits in o_auth_codes until it is spent (OAuthCode).
 const (
 	kindCode    = "code"
 	kindAccess  = "access"
