@@ -188,7 +188,19 @@ func expiryOf(kind string, r fosite.Requester) time.Time {
 }
 
 func (s *Store) create(ctx context.Context, kind, signature string, r fosite.Requester) error {
-	signature = signatureKey(signature)
+	rec, err := recordOf(kind, r)
+	if err != nil {
+		return err
+	}
+	if _, err := s.exec(ctx, insertOAuthRecord, kind, signatureKey(signature), rec.RequestID, rec.ClientID, rec.Subject, rec.SessionRef, true,
+		rec.RequestedAt, rec.ExpiresAt, rec.Data); err != nil {
+		return fmt.Errorf("store %s: %w", kind, err)
+	}
+	return nil
+}
+
+// recordOf is what a record of kind keeps of r: its columns and its JSON.
+func recordOf(kind string, r fosite.Requester) (OAuthRecord, error) {
 	sr := storedRequest{RequestedAudience: r.GetRequestedAudience(), GrantedAudience: r.GetGrantedAudience(), Session: r.GetSession()}
 	if requested, granted := r.GetRequestedScopes(), r.GetGrantedScopes(); len(granted) > 0 && slices.Equal(requested, granted) {
 		sr.Scope = granted
@@ -200,38 +212,24 @@ func (s *Store) create(ctx context.Context, kind, signature string, r fosite.Req
 	}
 	data, err := json.Marshal(sr)
 	if err != nil {
-		return fmt.Errorf("encode %s request: %w", kind, err)
+		return OAuthRecord{}, fmt.Errorf("encode %s request: %w", kind, err)
 	}
-	subject := ""
+	rec := OAuthRecord{Kind: kind, RequestID: r.GetID(), ClientID: r.GetClient().GetID(),
+		RequestedAt: r.GetRequestedAt().UTC(), ExpiresAt: expiryOf(kind, r), Data: string(data)}
 	if r.GetSession() != nil {
-		subject = r.GetSession().GetSubject()
+		rec.Subject = r.GetSession().GetSubject()
 	}
-	ref := ""
 	if sr, ok := r.GetSession().(interface{ SessionRef() string }); ok {
-		ref = sr.SessionRef()
+		rec.SessionRef = sr.SessionRef()
 	}
-	if kind == kindCode {
-		_, err = s.exec(ctx, insertOAuthCode, codeID(signature), signature, r.GetID(), r.GetClient().GetID(), subject, ref,
-			r.GetRequestedAt().UTC(), expiryOf(kind, r), string(data))
-	} else {
-		_, err = s.exec(ctx, insertOAuthRecord, kind, signature, r.GetID(), r.GetClient().GetID(), subject, ref, true,
-			r.GetRequestedAt().UTC(), expiryOf(kind, r), string(data))
-	}
-	if err != nil {
-		return fmt.Errorf("store %s: %w", kind, err)
-	}
-	return nil
+	return rec, nil
 }
 
 // get reads a record back into a fosite.Request hydrating session. It
 // returns the request even for inactive records, as fosite needs it to
 // revoke what was issued from a reused code or refresh token.
 func (s *Store) get(ctx context.Context, kind, signature string, session fosite.Session) (*fosite.Request, bool, error) {
-	key := signatureKey(signature)
-	if kind == kindCode {
-		return s.getRecord(ctx, selectCode, kind, session, codeID(key), key, key)
-	}
-	return s.getRecord(ctx, selectOAuthRecord, kind, session, kind, key)
+	return s.getRecord(ctx, selectOAuthRecord, kind, session, kind, signatureKey(signature))
 }
 
 // getRecord is get with the statement that selects the record of kind,
@@ -317,14 +315,25 @@ func (s *Store) delete(ctx context.Context, kind, signature string) error {
 }
 
 // CreateAuthorizeCodeSession implements oauth2.AuthorizeCodeStorage.
+// The code waits in o_auth_codes (OAuthCode) until it is spent.
 func (s *Store) CreateAuthorizeCodeSession(ctx context.Context, code string, r fosite.Requester) error {
-	return s.create(ctx, kindCode, code, r)
+	rec, err := recordOf(kindCode, r)
+	if err != nil {
+		return err
+	}
+	key := signatureKey(code)
+	if _, err := s.exec(ctx, insertOAuthCode, codeID(key), key, rec.RequestID, rec.ClientID, rec.Subject, rec.SessionRef,
+		rec.RequestedAt, rec.ExpiresAt, rec.Data); err != nil {
+		return fmt.Errorf("store code: %w", err)
+	}
+	return nil
 }
 
 // GetAuthorizeCodeSession returns fosite.ErrInvalidatedAuthorizeCode with the
 // request for a used code, so fosite revokes the tokens issued from it.
 func (s *Store) GetAuthorizeCodeSession(ctx context.Context, code string, session fosite.Session) (fosite.Requester, error) {
-	req, active, err := s.get(ctx, kindCode, code, session)
+	key := signatureKey(code)
+	req, active, err := s.getRecord(ctx, selectCode, kindCode, session, codeID(key), key, key)
 	if err != nil {
 		return nil, err
 	}
