@@ -27,6 +27,7 @@ func TestFoldedMessagesRenderTheSame(t *testing.T) {
 		return catalog[id]
 	}}
 	const src = `{{define "part"}}<i>{{.}}</i>{{end}}` +
+		`{{define "orphan"}}<p>{{msg "markup"}}</p>{{end}}` +
 		`<title>{{msg "markup"}}</title>` +
 		`<p title="{{msg "markup"}}">{{msg "plain"}}</p>` +
 		`<a href="{{msg "url"}}">{{msg "url"}}</a>` +
@@ -49,6 +50,13 @@ func TestFoldedMessagesRenderTheSame(t *testing.T) {
 				trees = append(trees, t.Tree)
 			}
 			foldMessages(trees, func(id string) string { return catalog[id] })
+			foldConstantText(trees[len(htmlTrees(h)):])
+			foldEscaped(h, "page")
+			for _, tree := range trees {
+				if n := constantActions(tree.Root); n > 0 && tree.Name != "orphan" {
+					t.Errorf("%s: %d actions print a constant after folding", tree.Name, n)
+				}
+			}
 		}
 		var hb, tb strings.Builder
 		if err := h.Execute(&hb, data); err != nil {
@@ -75,6 +83,54 @@ func TestFoldedMessagesRenderTheSame(t *testing.T) {
 	if !strings.Contains(gotHTML, "&lt;b&gt;") || strings.Contains(gotHTML, "<b>") {
 		t.Errorf("the folded markup is not escaped: %s", gotHTML)
 	}
+}
+
+// A template the page does not call is not escaped when the page is, so
+// its constants are left to be escaped when it runs, for where they stand
+// (here a script).
+func TestFoldingLeavesTemplatesNotYetEscaped(t *testing.T) {
+	h := htmltemplate.Must(htmltemplate.New("page").Parse(`<p>{{"<b>"}}</p>{{define "orphan"}}<script>var s = {{"<b>"}};</script>{{end}}`))
+	foldEscaped(h, "page")
+	var b strings.Builder
+	if err := h.ExecuteTemplate(&b, "orphan", nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := b.String(); got != `<script>var s = "\u003cb\u003e";</script>` {
+		t.Errorf("orphan rendered %q", got)
+	}
+	b.Reset()
+	if err := h.Execute(&b, nil); err != nil || b.String() != "<p>&lt;b&gt;</p>" {
+		t.Errorf("page rendered %q, %v", b.String(), err)
+	}
+	if n := constantActions(h.Tree.Root); n != 0 {
+		t.Errorf("%d constant actions left in the page", n)
+	}
+}
+
+// Folding escapes the template with data that has no fields: no function
+// taking one is called for it (msg would note a message missing).
+func TestFoldingCallsNoFunctionWithData(t *testing.T) {
+	var calls []string
+	h := htmltemplate.Must(htmltemplate.New("page").Funcs(map[string]any{"msg": func(id string, kv ...any) string {
+		calls = append(calls, id)
+		return id
+	}}).Parse(`{{msg "a" "Name" .Name}}<p>{{msg "b" "Name" .Name}}</p>`))
+	foldEscaped(h, "page")
+	if len(calls) != 0 {
+		t.Errorf("msg called %v while folding", calls)
+	}
+}
+
+// constantActions counts the actions under n that print a constant.
+func constantActions(n parse.Node) int {
+	count := 0
+	foldActions(n, func(a *parse.ActionNode) (string, bool) {
+		if _, ok := constantString(a.Pipe.Cmds[0]); ok && len(a.Pipe.Decl) == 0 && (len(a.Pipe.Cmds) == 1 || printsEscapedConstant(a.Pipe)) {
+			count++
+		}
+		return "", false
+	})
+	return count
 }
 
 // Trees with no root (a {{define}} of nothing) and nil branches are walked

@@ -190,7 +190,8 @@ func NewRenderer(opts Options, log *slog.Logger, steps ...fs.FS) (*Renderer, err
 				return nil, fmt.Errorf("template %s: %w", n, err)
 			}
 			r.foldMessages(l, htmlTrees(c))
-			r.pages[l][strings.TrimSuffix(n, ".html")] = c.Funcs(r.funcs(l))
+			foldEscaped(c.Funcs(r.funcs(l)), "layout")
+			r.pages[l][strings.TrimSuffix(n, ".html")] = c
 		}
 	}
 	return r, nil
@@ -464,6 +465,8 @@ func (r *Renderer) mail(locale, name string) (*mailTemplates, error) {
 		trees = append(trees, t.Tree)
 	}
 	r.foldMessages(locale, append(trees, htmlTrees(ht)...))
+	foldConstantText(trees)
+	foldEscaped(ht, name)
 	m, _ := r.mails.LoadOrStore(key, &mailTemplates{text: tt, html: ht})
 	return m.(*mailTemplates), nil
 }
