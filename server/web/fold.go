@@ -139,12 +139,21 @@ func foldConstantText(trees []*parse.Tree) {
 			continue
 		}
 		foldActions(t.Root, func(a *parse.ActionNode) (string, bool) {
-			if len(a.Pipe.Decl) > 0 || len(a.Pipe.Cmds) != 1 {
+			if !printsConstant(a.Pipe) {
 				return "", false
 			}
 			return constantString(a.Pipe.Cmds[0])
 		})
 	}
+}
+
+// printsConstant reports whether a pipeline is a string constant alone.
+func printsConstant(p *parse.PipeNode) bool {
+	if p == nil || len(p.Decl) > 0 || len(p.Cmds) != 1 {
+		return false
+	}
+	_, ok := constantString(p.Cmds[0])
+	return ok
 }
 
 // printsEscapedConstant reports whether a pipeline is a string constant

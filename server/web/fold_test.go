@@ -2,10 +2,14 @@ package web
 
 import (
 	htmltemplate "html/template"
+	"io"
+	"log/slog"
 	"strings"
 	"testing"
 	texttemplate "text/template"
 	"text/template/parse"
+
+	"latchkey/authenticators/magiclink"
 )
 
 // A folded template renders exactly what the unfolded one does, in every
@@ -45,12 +49,13 @@ func TestFoldedMessagesRenderTheSame(t *testing.T) {
 		h := htmltemplate.Must(htmltemplate.New("page").Funcs(funcs).Parse(src))
 		x := texttemplate.Must(texttemplate.New("mail").Funcs(funcs).Parse(src))
 		if fold {
-			trees := htmlTrees(h)
+			var textTrees []*parse.Tree
 			for _, t := range x.Templates() {
-				trees = append(trees, t.Tree)
+				textTrees = append(textTrees, t.Tree)
 			}
+			trees := append(htmlTrees(h), textTrees...)
 			foldMessages(trees, func(id string) string { return catalog[id] })
-			foldConstantText(trees[len(htmlTrees(h)):])
+			foldConstantText(textTrees)
 			foldEscaped(h, "page")
 			for _, tree := range trees {
 				if n := constantActions(tree.Root); n > 0 && tree.Name != "orphan" {
@@ -121,11 +126,53 @@ func TestFoldingCallsNoFunctionWithData(t *testing.T) {
 	}
 }
 
-// constantActions counts the actions under n that print a constant.
+// The shipped pages and mails are folded when the renderer parses them:
+// once escaped (as a render escapes them), none keeps an action that
+// prints a constant through the escapers, and no text mail one that
+// prints a constant. (A partial a page does not call stays unescaped,
+// its constants as written.)
+func TestShippedTemplatesKeepNoConstantAction(t *testing.T) {
+	r, err := NewRenderer(Options{}, slog.New(slog.DiscardHandler), magiclink.Factory{}.Templates())
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := func(name string, trees []*parse.Tree, constant func(*parse.PipeNode) bool) {
+		for _, tree := range trees {
+			if n := countActions(tree.Root, constant); n > 0 {
+				t.Errorf("%s: %s keeps %d constant actions", name, tree.Name, n)
+			}
+		}
+	}
+	for locale, pages := range r.pages {
+		for name, page := range pages {
+			_ = page.ExecuteTemplate(io.Discard, "layout", struct{}{})
+			count(locale+" "+name, htmlTrees(page), printsEscapedConstant)
+		}
+		m, err := r.mail(locale, "mail-login")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = m.html.Execute(io.Discard, struct{}{})
+		count(locale+" mail-login", htmlTrees(m.html), printsEscapedConstant)
+		var text []*parse.Tree
+		for _, x := range m.text.Templates() {
+			text = append(text, x.Tree)
+		}
+		count(locale+" mail-login", text, printsConstant)
+	}
+}
+
+// constantActions counts the actions under n that print a constant, as is
+// or through html/template's escapers.
 func constantActions(n parse.Node) int {
+	return countActions(n, func(p *parse.PipeNode) bool { return printsConstant(p) || printsEscapedConstant(p) })
+}
+
+// countActions counts the actions under n whose pipeline matches.
+func countActions(n parse.Node, match func(*parse.PipeNode) bool) int {
 	count := 0
 	foldActions(n, func(a *parse.ActionNode) (string, bool) {
-		if _, ok := constantString(a.Pipe.Cmds[0]); ok && len(a.Pipe.Decl) == 0 && (len(a.Pipe.Cmds) == 1 || printsEscapedConstant(a.Pipe)) {
+		if match(a.Pipe) {
 			count++
 		}
 		return "", false
