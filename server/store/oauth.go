@@ -33,7 +33,7 @@ func signatureKey(signature string) string {
 }
 
 // Kinds of fosite records, kept in one table keyed by (kind, signature);
-// a code waits in o_auth_codes until it is spent (OAuthCode).
+// a code lives in o_auth_codes instead (OAuthCode).
 const (
 	kindCode    = "code"
 	kindAccess  = "access"
@@ -65,13 +65,13 @@ type OAuthRecord struct {
 }
 
 // OAuthCode is an authorization code waiting to be redeemed, with the
-// request its tokens are made from (about 1 KB). Redeeming it moves it to
-// o_auth_records as the used code's record (inactive, no data), which
-// reuse detection reads. Kept there from the start, a code's row shrank by
-// its data when spent and left that space empty in a page of the token
-// table for good (a rowid table only ever appends): about 0.9 KB of pages
-// a login. Here a spent code's row is deleted where rows live for seconds,
-// so its pages empty whole and are used again.
+// request its tokens are made from (about 1 KB). Redeeming it drops that
+// data: the row stays, as the used code's record reuse detection reads,
+// until the code expires and is purged. In the token table a spent code's
+// row shrank the same way and left that space empty for good (a rowid table
+// only appends there: about 0.9 KB of pages a login), and a record moved
+// there on redemption wrote the token table's five B-trees. Here rows are
+// keyed at random, so the room a spent code leaves takes later codes.
 //
 // Its key is the rowid itself (codeID: 64 bits of the signature's hash,
 // the signature checked beside it), so the table is one B-tree: a text
@@ -102,13 +102,15 @@ var (
 	insertOAuthRecord = plain("INSERT INTO o_auth_records (kind, signature, request_id, client_id, subject, session_ref, active, requested_at, expires_at, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 	insertOAuthCode   = plain("INSERT INTO o_auth_codes (id, signature, request_id, client_id, subject, session_ref, requested_at, expires_at, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
 	selectOAuthRecord = plain("SELECT request_id, client_id, subject, session_ref, active, requested_at, data FROM o_auth_records WHERE kind = ? AND signature = ?")
-	// selectCode finds a code waiting, or else spent (or written, live,
-	// before codes waited in o_auth_codes): there is never both.
-	selectCode = plain("SELECT request_id, client_id, subject, session_ref, true, requested_at, data FROM o_auth_codes WHERE id = ? AND signature = ? " +
+	// selectCode finds a code in o_auth_codes (live while it has data), or
+	// else in o_auth_records, where releases before kept codes, live or
+	// spent: there is never both.
+	selectCode = plain("SELECT request_id, client_id, subject, session_ref, data <> '', requested_at, data FROM o_auth_codes WHERE id = ? AND signature = ? " +
 		"UNION ALL SELECT request_id, client_id, subject, session_ref, active, requested_at, data FROM o_auth_records WHERE kind = 'code' AND signature = ?")
 	// selectLivePKCE: a PKCE record whose code (same signature) is used is
 	// no longer there.
 	selectLivePKCE = plain("SELECT request_id, client_id, subject, session_ref, active, requested_at, data FROM o_auth_records p WHERE kind = ? AND signature = ? " +
+		"AND NOT EXISTS (SELECT 1 FROM o_auth_codes c WHERE c.id = ? AND c.signature = p.signature AND c.data = '') " +
 		"AND NOT EXISTS (SELECT 1 FROM o_auth_records c WHERE c.kind = 'code' AND c.signature = p.signature AND NOT c.active)")
 )
 
@@ -368,44 +370,24 @@ func (s *Store) InvalidateAuthorizeCodeSession(ctx context.Context, code string)
 	return nil
 }
 
-// Spending a waiting code: its row becomes the used code's record in
-// o_auth_records. On PostgreSQL one statement: the DELETE locks the row, so
-// a concurrent redemption waits and then finds nothing to move. SQLite's one
-// writer runs a transaction's two statements alone.
-var (
-	spendCodePostgres = plain("WITH spent AS (DELETE FROM o_auth_codes WHERE id = ? AND signature = ? RETURNING signature, request_id, client_id, subject, session_ref, requested_at, expires_at) " +
-		"INSERT INTO o_auth_records (kind, signature, request_id, client_id, subject, session_ref, active, requested_at, expires_at, data) " +
-		"SELECT 'code', signature, request_id, client_id, subject, session_ref, false, requested_at, expires_at, '' FROM spent")
-	keepSpentCode = plain("INSERT INTO o_auth_records (kind, signature, request_id, client_id, subject, session_ref, active, requested_at, expires_at, data) " +
-		"SELECT 'code', signature, request_id, client_id, subject, session_ref, false, requested_at, expires_at, '' FROM o_auth_codes WHERE id = ? AND signature = ?")
-	deleteWaitingCode = plain("DELETE FROM o_auth_codes WHERE id = ?")
-)
+// spendWaitingCode spends a waiting code where it waits: it drops the
+// request (about 1 KB) and whose it was, and keeps what reuse detection
+// reads (the grant, the client) until the code expires. A waiting code always has
+// data, so one statement decides between concurrent redemptions (on
+// PostgreSQL the loser waits for the winner's row lock, reads the row
+// again and updates nothing). The table is keyed by random 64-bit ids, so
+// the room a spent code leaves in its page takes later codes.
+var spendWaitingCode = plain("UPDATE o_auth_codes SET data = '', subject = '', session_ref = '' WHERE id = ? AND signature = ? AND data <> ''")
 
-// spendCode moves the waiting code keyed key to o_auth_records, inactive;
-// false when no code waits under key.
+// spendCode spends the waiting code keyed key; false when none waits
+// under key, live.
 func (s *Store) spendCode(ctx context.Context, key string) (bool, error) {
-	if s.driver == "postgres" {
-		res, err := s.exec(ctx, spendCodePostgres, codeID(key), key)
-		if err != nil {
-			return false, err
-		}
-		n, err := res.RowsAffected()
-		return n == 1, err
+	res, err := s.exec(ctx, spendWaitingCode, codeID(key), key)
+	if err != nil {
+		return false, err
 	}
-	spent := false
-	err := s.InTx(ctx, func(ctx context.Context) error {
-		res, err := s.exec(ctx, keepSpentCode, codeID(key), key)
-		if err != nil {
-			return err
-		}
-		if n, err := res.RowsAffected(); err != nil || n == 0 {
-			return err
-		}
-		spent = true
-		_, err = s.exec(ctx, deleteWaitingCode, codeID(key))
-		return err
-	})
-	return spent, err
+	n, err := res.RowsAffected()
+	return n == 1, err
 }
 
 // CreateAccessTokenSession implements oauth2.AccessTokenStorage.
@@ -563,7 +545,8 @@ func (s *Store) CreatePKCERequestSession(ctx context.Context, signature string, 
 // GetPKCERequestSession implements pkce.PKCERequestStorage: a code's PKCE
 // record ends when the code is used.
 func (s *Store) GetPKCERequestSession(ctx context.Context, signature string, session fosite.Session) (fosite.Requester, error) {
-	req, _, err := s.getRecord(ctx, selectLivePKCE, kindPKCE, session, kindPKCE, signatureKey(signature))
+	key := signatureKey(signature)
+	req, _, err := s.getRecord(ctx, selectLivePKCE, kindPKCE, session, kindPKCE, key, codeID(key))
 	if err != nil {
 		return nil, err
 	}
