@@ -85,8 +85,12 @@ type OAuthCode struct {
 	Subject     string `gorm:"size:64"`
 	SessionRef  string `gorm:"size:64"`
 	RequestedAt time.Time
-	ExpiresAt   time.Time
-	Data        string // JSON of storedRequest
+	// ExpiresAt is indexed for the purge: the table holds every code of
+	// the last hour or so, keyed at random, which a scan for the expired
+	// ones would read whole, on the writer, every few minutes. Codes are
+	// written in time order, so the index only appends.
+	ExpiresAt time.Time `gorm:"index"`
+	Data      string    // JSON of storedRequest
 }
 
 // codeID is the key of a code's row in o_auth_codes: the first 64 bits
