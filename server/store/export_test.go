@@ -4,6 +4,10 @@ import (
 	"context"
 	"database/sql"
 	"os"
+	"strings"
+	"time"
+
+	"gorm.io/gorm"
 )
 
 // Pragma reads an integer SQLite setting from the writer connection, for
@@ -26,6 +30,17 @@ func (s *Store) QueryPlan(ctx context.Context, sql string, args ...any) []string
 		out[i] = r.Detail
 	}
 	return out
+}
+
+// PurgePlans is SQLite's plan for each select Purge deletes a batch by,
+// by table.
+func (s *Store) PurgePlans(ctx context.Context) map[string]string {
+	plans := map[string]string{}
+	for _, q := range purged {
+		stmt := q.batch(s.read(ctx).Session(&gorm.Session{DryRun: true}), time.Now()).Find(&[]map[string]any{}).Statement
+		plans[stmt.Table] = strings.Join(s.QueryPlan(ctx, stmt.SQL.String(), stmt.Vars...), "; ")
+	}
+	return plans
 }
 
 // Exec runs a statement on the writer, for tests that shape rows as an

@@ -502,28 +502,40 @@ func (s *Store) SettingOrCreate(ctx context.Context, key string, create func() (
 // while logins wait.
 const purgeBatch = 1000
 
+// purged is what Purge deletes: each table by its primary key, the rows
+// its condition selects. Each batch is selected in a subquery of the
+// DELETE, on the writer, so every condition must be an index range
+// (TestPurgeSelectsByIndex): a scan would hold every write meanwhile.
+var purged = []purgedTable{
+	{&OAuthRecord{}, "(kind, signature)", "expires_at < ?"},
+	{&OAuthCode{}, "id", "expires_at < ?"},
+	{&AuthSession{}, "id", "expires_at < ?"},
+	{&SSOSession{}, "id", "expires_at < ?"},
+	{&MagicLink{}, "id", "expires_at < ?"},
+	{&OutboxMail{}, "id", "(sent_at IS NOT NULL OR failed_at IS NOT NULL) AND created_at < ?"},
+	{&RateCounter{}, "key", "expires_at < ?"},
+	{&SessionClient{}, "(ref, client_id)", "expires_at < ?"},
+}
+
+type purgedTable struct {
+	model any
+	key   string // the primary key, to delete a batch selected by a subquery
+	where string
+}
+
+// batch selects the keys of a batch of rows expired before cut.
+func (q purgedTable) batch(db *gorm.DB, cut time.Time) *gorm.DB {
+	return db.Model(q.model).Select(strings.Trim(q.key, "()")).Where(q.where, cut).Limit(purgeBatch)
+}
+
 // Purge deletes rows that expired before now minus grace: tokens, codes,
 // sessions, links and delivered mail, so the database does not grow without bound.
 func (s *Store) Purge(ctx context.Context, now time.Time, grace time.Duration) (int64, error) {
 	cut := now.Add(-grace).UTC()
 	var total int64
-	for _, q := range []struct {
-		model any
-		key   string // the primary key, to delete a batch selected by a subquery
-		where string
-	}{
-		{&OAuthRecord{}, "(kind, signature)", "expires_at < ?"},
-		{&OAuthCode{}, "id", "expires_at < ?"},
-		{&AuthSession{}, "id", "expires_at < ?"},
-		{&SSOSession{}, "id", "expires_at < ?"},
-		{&MagicLink{}, "id", "expires_at < ?"},
-		{&OutboxMail{}, "id", "(sent_at IS NOT NULL OR failed_at IS NOT NULL) AND created_at < ?"},
-		{&RateCounter{}, "key", "expires_at < ?"},
-		{&SessionClient{}, "(ref, client_id)", "expires_at < ?"},
-	} {
-		cols := strings.Trim(q.key, "()")
+	for _, q := range purged {
 		for ctx.Err() == nil {
-			batch := s.read(ctx).Model(q.model).Select(cols).Where(q.where, cut).Limit(purgeBatch)
+			batch := q.batch(s.read(ctx), cut)
 			res := s.db(ctx).Where(q.key+" IN (?)", batch).Delete(q.model)
 			if res.Error != nil {
 				return total, fmt.Errorf("purge %T: %w", q.model, res.Error)
