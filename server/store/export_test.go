@@ -32,6 +32,9 @@ func (s *Store) QueryPlan(ctx context.Context, sql string, args ...any) []string
 	return out
 }
 
+// PurgedTables is how many tables Purge deletes from.
+var PurgedTables = len(purged)
+
 // PurgePlans is SQLite's plan for each select Purge deletes a batch by,
 // by table.
 func (s *Store) PurgePlans(ctx context.Context) map[string]string {

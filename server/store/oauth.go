@@ -74,8 +74,8 @@ type OAuthRecord struct {
 // keyed at random, so the room a spent code leaves takes later codes.
 //
 // Its key is the rowid itself (codeID: 64 bits of the signature's hash,
-// the signature checked beside it), so the table is one B-tree: a text
-// key would add its index, written at the code's issue and again at its
+// the signature checked beside it), so the key needs no index of its own:
+// a text key would add one, written at the code's issue and again at its
 // redemption. Two codes with the same 64 bits fail the second's insert.
 type OAuthCode struct {
 	ID          int64  `gorm:"primaryKey;autoIncrement:false"`
@@ -358,9 +358,14 @@ func (s *Store) InvalidateAuthorizeCodeSession(ctx context.Context, code string)
 	// The used code keeps only what reuse detection needs (its grant and
 	// client, as a rotated refresh token does): the tokens were made from
 	// the request read before this.
-	if spent, err := s.spendCode(ctx, signatureKey(code)); err != nil {
+	key := signatureKey(code)
+	res, err := s.exec(ctx, spendWaitingCode, codeID(key), key)
+	if err != nil {
 		return fmt.Errorf("invalidate code: %w", err)
-	} else if spent {
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("invalidate code: %w", err)
+	} else if n == 1 {
 		return nil
 	}
 	// Not waiting: spent already, or written live to o_auth_records before
@@ -376,23 +381,11 @@ func (s *Store) InvalidateAuthorizeCodeSession(ctx context.Context, code string)
 
 // spendWaitingCode spends a waiting code where it waits: it drops the
 // request (about 1 KB) and whose it was, and keeps what reuse detection
-// reads (the grant, the client) until the code expires. A waiting code always has
-// data, so one statement decides between concurrent redemptions (on
-// PostgreSQL the loser waits for the winner's row lock, reads the row
-// again and updates nothing). The table is keyed by random 64-bit ids, so
-// the room a spent code leaves in its page takes later codes.
+// reads (the grant, the client) until the code expires. A waiting code
+// always has data, so one statement decides between concurrent
+// redemptions (on PostgreSQL the loser waits for the winner's row lock,
+// reads the row again and updates nothing).
 var spendWaitingCode = plain("UPDATE o_auth_codes SET data = '', subject = '', session_ref = '' WHERE id = ? AND signature = ? AND data <> ''")
-
-// spendCode spends the waiting code keyed key; false when none waits
-// under key, live.
-func (s *Store) spendCode(ctx context.Context, key string) (bool, error) {
-	res, err := s.exec(ctx, spendWaitingCode, codeID(key), key)
-	if err != nil {
-		return false, err
-	}
-	n, err := res.RowsAffected()
-	return n == 1, err
-}
 
 // CreateAccessTokenSession implements oauth2.AccessTokenStorage.
 func (s *Store) CreateAccessTokenSession(ctx context.Context, signature string, r fosite.Requester) error {
