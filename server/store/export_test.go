@@ -32,17 +32,21 @@ func (s *Store) QueryPlan(ctx context.Context, sql string, args ...any) []string
 	return out
 }
 
-// PurgedTables is how many tables Purge deletes from.
-var PurgedTables = len(purged)
+// PurgedTables is how many tables Purge and PurgeEvents delete from.
+var PurgedTables = len(purged) + 1
 
-// PurgePlans is SQLite's plan for each select Purge deletes a batch by,
-// by table.
+// PurgePlans is SQLite's plan for each select Purge and PurgeEvents delete
+// a batch by, by table.
 func (s *Store) PurgePlans(ctx context.Context) map[string]string {
 	plans := map[string]string{}
-	for _, q := range purged {
-		stmt := q.batch(s.read(ctx).Session(&gorm.Session{DryRun: true}), time.Now()).Find(&[]map[string]any{}).Statement
+	plan := func(batch func(*gorm.DB, time.Time) *gorm.DB) {
+		stmt := batch(s.read(ctx).Session(&gorm.Session{DryRun: true}), time.Now()).Find(&[]map[string]any{}).Statement
 		plans[stmt.Table] = strings.Join(s.QueryPlan(ctx, stmt.SQL.String(), stmt.Vars...), "; ")
 	}
+	for _, q := range purged {
+		plan(q.batch)
+	}
+	plan(eventsBatch)
 	return plans
 }
 

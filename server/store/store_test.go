@@ -785,14 +785,21 @@ func TestSpentCodesLeaveNoRoomEmptyInTheTokenTable(t *testing.T) {
 // without an index would read the whole table there, every few minutes,
 // while every write waited.
 func TestPurgeSelectsByIndex(t *testing.T) {
-	s := openSQLite(t, filepath.Join(t.TempDir(), "test.db"), store.Options{})
-	plans := s.PurgePlans(t.Context())
-	if len(plans) != store.PurgedTables {
-		t.Fatalf("plans of %d tables, want every purged table's: %v", len(plans), plans)
-	}
-	for table, plan := range plans {
-		if !strings.HasPrefix(plan, "SEARCH "+table+" USING ") {
-			t.Errorf("the purge selects %s's expired rows with: %s", table, plan)
-		}
+	for _, layout := range []string{"new", "former events table"} {
+		t.Run(layout, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "test.db")
+			if layout != "new" {
+				formerSchema(t, path, formerEventsTable...)
+			}
+			plans := openSQLite(t, path, store.Options{}).PurgePlans(t.Context())
+			if len(plans) != store.PurgedTables {
+				t.Fatalf("plans of %d tables, want every purged table's: %v", len(plans), plans)
+			}
+			for table, plan := range plans {
+				if !strings.HasPrefix(plan, "SEARCH "+table+" USING ") {
+					t.Errorf("the purge selects %s's expired rows with: %s", table, plan)
+				}
+			}
+		})
 	}
 }
