@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"time"
-
-	"gorm.io/gorm"
 )
 
 // Event is a login event (Kind EventLogin) or an admin event (Kind
@@ -118,27 +116,12 @@ func (s *Store) Events(ctx context.Context, f EventFilter) ([]Event, error) {
 
 // PurgeEvents deletes events older than before, in batches. Rows are
 // selected and deleted by (kind, occurred_at, id): the key they are kept
-// under on SQLite, an index range elsewhere.
+// under on SQLite, an index range elsewhere (TestPurgeSelectsByIndex).
 func (s *Store) PurgeEvents(ctx context.Context, before time.Time) (int64, error) {
-	var total int64
-	for ctx.Err() == nil {
-		res := s.db(ctx).Where("(kind, occurred_at, id) IN (?)", eventsBatch(s.read(ctx), before)).Delete(&Event{})
-		if res.Error != nil {
-			return total, fmt.Errorf("purge events: %w", res.Error)
-		}
-		total += res.RowsAffected
-		if res.RowsAffected < purgeBatch {
-			break
-		}
-	}
-	return total, ctx.Err()
+	return s.purge(ctx, purgedEvents, before.UTC())
 }
 
-// eventsBatch selects a batch of the events PurgeEvents deletes: a range of
-// the table's key on a new SQLite database, of idx_events_kind_time
-// elsewhere (TestPurgeSelectsByIndex), never a scan of 30 days of events
-// on the writer.
-func eventsBatch(db *gorm.DB, before time.Time) *gorm.DB {
-	return db.Model(&Event{}).Select("kind, occurred_at, id").
-		Where("kind IN ? AND occurred_at < ?", []string{EventLogin, EventAdmin}, before.UTC()).Limit(purgeBatch)
-}
+// purgedEvents is how PurgeEvents selects and deletes: never a scan of 30
+// days of events on the writer.
+var purgedEvents = purgedTable{&Event{}, "(kind, occurred_at, id)",
+	"kind IN ('" + EventLogin + "', '" + EventAdmin + "') AND occurred_at < ?"}

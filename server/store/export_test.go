@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -39,14 +40,10 @@ var PurgedTables = len(purged) + 1
 // a batch by, by table.
 func (s *Store) PurgePlans(ctx context.Context) map[string]string {
 	plans := map[string]string{}
-	plan := func(batch func(*gorm.DB, time.Time) *gorm.DB) {
-		stmt := batch(s.read(ctx).Session(&gorm.Session{DryRun: true}), time.Now()).Find(&[]map[string]any{}).Statement
+	for _, q := range append(slices.Clone(purged), purgedEvents) {
+		stmt := q.batch(s.read(ctx).Session(&gorm.Session{DryRun: true}), time.Now()).Find(&[]map[string]any{}).Statement
 		plans[stmt.Table] = strings.Join(s.QueryPlan(ctx, stmt.SQL.String(), stmt.Vars...), "; ")
 	}
-	for _, q := range purged {
-		plan(q.batch)
-	}
-	plan(eventsBatch)
 	return plans
 }
 

@@ -523,7 +523,7 @@ type purgedTable struct {
 	where string
 }
 
-// batch selects the keys of a batch of rows expired before cut.
+// batch selects the keys of a batch of the rows q deletes before cut.
 func (q purgedTable) batch(db *gorm.DB, cut time.Time) *gorm.DB {
 	return db.Model(q.model).Select(strings.Trim(q.key, "()")).Where(q.where, cut).Limit(purgeBatch)
 }
@@ -534,16 +534,26 @@ func (s *Store) Purge(ctx context.Context, now time.Time, grace time.Duration) (
 	cut := now.Add(-grace).UTC()
 	var total int64
 	for _, q := range purged {
-		for ctx.Err() == nil {
-			batch := q.batch(s.read(ctx), cut)
-			res := s.db(ctx).Where(q.key+" IN (?)", batch).Delete(q.model)
-			if res.Error != nil {
-				return total, fmt.Errorf("purge %T: %w", q.model, res.Error)
-			}
-			total += res.RowsAffected
-			if res.RowsAffected < purgeBatch {
-				break
-			}
+		n, err := s.purge(ctx, q, cut)
+		total += n
+		if err != nil {
+			return total, err
+		}
+	}
+	return total, nil
+}
+
+// purge deletes q's rows from before cut, a batch a statement.
+func (s *Store) purge(ctx context.Context, q purgedTable, cut time.Time) (int64, error) {
+	var total int64
+	for ctx.Err() == nil {
+		res := s.db(ctx).Where(q.key+" IN (?)", q.batch(s.read(ctx), cut)).Delete(q.model)
+		if res.Error != nil {
+			return total, fmt.Errorf("purge %T: %w", q.model, res.Error)
+		}
+		total += res.RowsAffected
+		if res.RowsAffected < purgeBatch {
+			break
 		}
 	}
 	return total, ctx.Err()
